@@ -1,0 +1,37 @@
+# `make demo` and `make test` set up .venv on their own (a fresh machine needs only python3).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.taomi-installed
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# pip prints a warning per package for local index folders this machine's pip.conf names but lacks.
+QUIET := 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
+
+.PHONY: demo test lint bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip $(QUIET)
+	# torch first and pinned: 2.13.0 is the CPU wheel on this disk; a looser spec pulls a multi-GB CUDA build.
+	$(PY) -m pip install -q "torch==2.13.0" $(QUIET)
+	$(PY) -m pip install -q -e ".[torch,test]" $(QUIET)
+	$(PY) -c "import taomi, duckdb, prefect, datasketch, torch"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/taomi demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/ingest_bench.py
+
+clean:
+	rm -rf $(VENV) demo-out taomi.duckdb .pytest_cache

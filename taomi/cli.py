@@ -1,0 +1,163 @@
+"""The `taomi` command line (Typer). Thin: parse, call the library, print (rich or --json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from taomi.output import emit, make_progress
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Taomi: corpus cleaning, scaling-law planning and hard-set evaluation.")
+console = Console()
+err = Console(stderr=True)
+
+
+class State:
+    db: str | None = None
+
+
+state = State()
+
+
+@app.callback()
+def main(db: str | None = typer.Option(None, "--db", envvar="TAOMI_DB",
+                                          help="DuckDB file (default ./taomi.duckdb, or $TAOMI_DB).")) -> None:
+    state.db = db
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command("demo-data")
+def demo_data(outdir: Path = typer.Argument(..., help="Folder to write corpus.jsonl, labels.jsonl, truth.json"),
+              docs: int = typer.Option(5000, "--docs", min=1), seed: int = typer.Option(0, "--seed"),
+              words: int = typer.Option(250, "--words", min=5, help="Mean words per document."),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Generate the deterministic sample corpus (with planted duplicates, label noise, broken lines)."""
+    from taomi.demo_data import DemoConfig, generate
+
+    with console.status(f"generating {docs:,} documents"):
+        summary = generate(outdir, DemoConfig(docs=docs, seed=seed, words_mean=words))
+    emit(summary, as_json, title="sample corpus")
+
+
+@app.command()
+def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or CSV(.gz) files"),
+           corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus name to ingest into."),
+           text_field: str = typer.Option("text", "--text-field"),
+           id_field: str = typer.Option("id", "--id-field"),
+           label_field: str = typer.Option("label", "--label-field", help="'' for none."),
+           annotator_field: str = typer.Option("annotator", "--annotator-field", help="'' for none."),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
+    from warehouse.db import session
+    from warehouse.ingest import IngestConfig, InputError, ingest_paths
+
+    try:
+        cfg = IngestConfig(corpus, text_field, id_field, label_field or None, annotator_field or None)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        with session(state.db) as con, make_progress(console, quiet=as_json) as progress:
+            def factory(p: Path):
+                task = progress.add_task(p.name, total=p.stat().st_size)
+                return lambda done: progress.update(task, completed=done)
+
+            results = ingest_paths(con, list(paths), cfg, factory)
+    except InputError as exc:
+        fail(str(exc))
+    kept = sum(r.rows_new for r in results)
+    quarantined = sum(r.rows_quarantined for r in results)
+    report = {"corpus": corpus, "rows_new": kept, "rows_quarantined": quarantined,
+              "files": [r.as_dict() for r in results]}
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        table = Table(title=f"ingest into '{corpus}'")
+        for col in ("file", "status", "read", "new", "already stored", "quarantined", "annotations"):
+            table.add_column(col, justify="left" if col in ("file", "status") else "right")
+        for r in results:
+            table.add_row(Path(r.path).name, r.status, f"{r.rows_read:,}", f"{r.rows_new:,}",
+                          f"{r.rows_existing:,}", f"{r.rows_quarantined:,}", f"{r.annotations_new:,}")
+        console.print(table)
+        for r in results:
+            for reason, n in r.reasons.items():
+                console.print(f"  quarantined {n:,} row(s) of {Path(r.path).name}: {reason}")
+        console.print(f"kept {kept:,} new rows, quarantined {quarantined:,} "
+                      f"(see `taomi quarantine {corpus}`)")
+    if all(r.status == "ingested" and r.rows_read > 0 and r.rows_quarantined == r.rows_read
+           for r in results) and results:
+        err.print("error: nothing could be read: every row was quarantined")
+        raise typer.Exit(1)
+
+
+@app.command()
+def corpora(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the corpora in the warehouse."""
+    from warehouse.corpora import list_corpora
+    from warehouse.db import session
+
+    with session(state.db) as con:
+        rows = list_corpora(con)
+    emit(rows, as_json, title="corpora")
+
+
+@app.command()
+def stats(corpus: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Statistics of one corpus: documents, lengths, exact duplicates, labels, quarantine."""
+    from warehouse.corpora import corpus_exists, corpus_stats
+    from warehouse.db import session
+
+    with session(state.db) as con:
+        if not corpus_exists(con, corpus):
+            fail(f"no corpus named '{corpus}' (see `taomi corpora`)")
+        out = corpus_stats(con, corpus)
+    emit(out, as_json, title=f"corpus '{corpus}'")
+
+
+@app.command()
+def quarantine(corpus: str, limit: int = typer.Option(50, "--limit", min=1),
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show quarantined rows: file, line, field and reason."""
+    from warehouse.corpora import quarantine_rows
+    from warehouse.db import session
+
+    with session(state.db) as con:
+        rows = quarantine_rows(con, corpus, limit)
+    emit(rows, as_json, title=f"quarantine of '{corpus}'")
+
+
+@app.command()
+def runs(limit: int = typer.Option(20, "--limit", min=1), as_json: bool = typer.Option(False, "--json")) -> None:
+    """The run log: every stage execution with its counts and status."""
+    from warehouse.db import session
+    from warehouse.runlog import list_runs
+
+    with session(state.db) as con:
+        rows = list_runs(con, limit)
+    emit(rows, as_json, title="runs")
+
+
+@app.command()
+def demo(workdir: Path = typer.Option(Path("demo-out"), "--workdir", help="Where the sample corpus goes."),
+         docs: int = typer.Option(5000, "--docs", min=10), seed: int = typer.Option(0, "--seed"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Run the main job on embedded defaults and print what a user came for."""
+    from taomi.demo import run_demo
+
+    db = state.db or str(workdir / "taomi.duckdb")
+    summary = run_demo(workdir, db, docs=docs, seed=seed, console=None if as_json else console)
+    if as_json:
+        print(json.dumps(summary, default=str))
+
+
+def run() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,219 @@
+"""Deterministic sample corpus for the demo, the tests and the benchmarks.
+
+Writes into OUTDIR:
+- `corpus.jsonl`: English-like documents (topic vocabulary + Zipfian common words, sentences,
+  punctuation, accents, CJK, emoji), planted exact duplicates (some differing only in case and
+  whitespace) and near-duplicates with controlled word-edit rates, a labelled subset whose given
+  `label` carries planted noise, and a few deliberately broken lines;
+- `labels.jsonl`: one row per (item, annotator, label), annotators of planted accuracy;
+- `truth.json`: the planted ground truth (duplicate groups, edit rates, true labels, noisy items,
+  annotator accuracies, broken lines).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TOPICS = ["sports", "science", "finance", "health", "travel", "cooking"]
+FUNCTION_WORDS = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their"]
+ACCENTED = ["café", "naïve", "résumé", "façade", "über", "niño", "São", "Zürich", "crème", "jalapeño"]
+CJK = ["数据", "模型", "训练", "语言", "東京", "研究", "학습", "データ"]
+EMOJI = ["🙂", "🚀", "📈", "🍜", "⚽", "🧪"]
+EDIT_RATES = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+ANNOTATOR_ACCURACY = {"ann_a": 0.95, "ann_b": 0.9, "ann_c": 0.85, "ann_d": 0.8, "ann_e": 0.6}
+BROKEN_LINES = [
+    b'{"id": "broken-1", "text": "an unterminated string}',
+    b'{"id": "broken-2", "body": "the text field is missing"}',
+    b'{"id": "broken-3", "text": 12345}',
+    b'{"id": "broken-4", "text": "   "}',
+    b'{"id": "broken-5", "text": "bad bytes \xff\xfe here"}',
+    b'["an", "array", "not", "an", "object"]',
+]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    docs: int = 5000
+    seed: int = 0
+    words_mean: int = 250
+    exact_dup_rate: float = 0.03
+    near_dup_rate: float = 0.05
+    labelled: int | None = None  # default: min(2000, docs // 5)
+    label_noise: float = 0.08
+    annotators_per_item: int = 3
+
+    def __post_init__(self) -> None:
+        if self.docs < 1:
+            raise ValueError("docs must be >= 1")
+        if self.words_mean < 5:
+            raise ValueError("words_mean must be >= 5")
+        if not 0 <= self.exact_dup_rate + self.near_dup_rate < 1:
+            raise ValueError("exact_dup_rate + near_dup_rate must be in [0, 1)")
+        if not 0 <= self.label_noise < 1:
+            raise ValueError("label_noise must be in [0, 1)")
+
+
+def _make_vocab(rng: np.random.Generator, n: int) -> list[str]:
+    onsets = ["b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z", "br", "cl", "dr", "fl", "gr", "pl", "pr", "sh", "st", "th", "tr"]
+    vowels = ["a", "e", "i", "o", "u", "ai", "ea", "ee", "oo", "ou"]
+    codas = ["", "", "n", "r", "s", "t", "l", "nd", "st", "ng", "rk"]
+    words: set[str] = set()
+    while len(words) < n:
+        k = int(rng.integers(1, 4))
+        w = "".join(onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))] for _ in range(k))
+        words.add(w + codas[rng.integers(len(codas))])
+    return sorted(words)
+
+
+class _Writer:
+    def __init__(self, cfg: DemoConfig):
+        self.cfg = cfg
+        self.rng = np.random.default_rng(cfg.seed)
+        vocab = _make_vocab(self.rng, 6000 + 250 * len(TOPICS))
+        self.rng.shuffle(vocab)
+        self.common = np.array(FUNCTION_WORDS + vocab[:6000], dtype=object)
+        ranks = np.arange(1, len(self.common) + 1)
+        self.common_cdf = np.cumsum(1 / ranks) / (1 / ranks).sum()
+        self.topic_words = [np.array(vocab[6000 + 250 * t: 6000 + 250 * (t + 1)], dtype=object)
+                            for t in range(len(TOPICS))]
+
+    def words(self, topic: int) -> list[str]:
+        n = max(5, int(self.rng.lognormal(np.log(self.cfg.words_mean), 0.35)))
+        from_topic = self.rng.random(n) < 0.25
+        out = self.common[np.minimum(np.searchsorted(self.common_cdf, self.rng.random(n)), len(self.common) - 1)]
+        k = int(from_topic.sum())
+        if k:
+            out[from_topic] = self.rng.choice(self.topic_words[topic], size=k)
+        out = out.tolist()
+        r = self.rng.random()
+        if r < 0.10:
+            out[int(self.rng.integers(n))] = ACCENTED[int(self.rng.integers(len(ACCENTED)))]
+        elif r < 0.14:
+            out[int(self.rng.integers(n))] = CJK[int(self.rng.integers(len(CJK)))]
+        elif r < 0.17:
+            out[int(self.rng.integers(n))] += EMOJI[int(self.rng.integers(len(EMOJI)))]
+        return out
+
+    def render(self, words: list[str]) -> str:
+        """Sentences of 6-20 words: capitalised, commas, full stops, the odd question mark."""
+        parts: list[str] = []
+        i = 0
+        while i < len(words):
+            k = int(self.rng.integers(6, 21))
+            sent = words[i:i + k]
+            sent[0] = sent[0][:1].upper() + sent[0][1:]
+            if len(sent) > 8:
+                c = int(self.rng.integers(3, len(sent) - 3))
+                sent[c] = sent[c] + ","
+            parts.append(" ".join(sent) + ("?" if self.rng.random() < 0.08 else "."))
+            i += k
+        return " ".join(parts)
+
+    def edit(self, words: list[str], rate: float, topic: int) -> list[str]:
+        """Substitute, delete or insert ~rate of the words (at least one edit)."""
+        out = list(words)
+        n_edits = max(1, round(rate * len(out)))
+        for _ in range(n_edits):
+            op = self.rng.random()
+            pos = int(self.rng.integers(len(out)))
+            new = str(self.rng.choice(self.topic_words[topic]))
+            if op < 0.6:
+                out[pos] = new
+            elif op < 0.8 and len(out) > 5:
+                del out[pos]
+            else:
+                out.insert(pos, new)
+        return out
+
+
+def generate(outdir: str | Path, cfg: DemoConfig = DemoConfig()) -> dict:
+    """Write the sample corpus; return a summary (paths and planted counts)."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    w = _Writer(cfg)
+    rng = w.rng
+    n_labelled = cfg.labelled if cfg.labelled is not None else min(2000, cfg.docs // 5)
+    base: list[tuple[str, int, list[str], str]] = []  # id, topic, words, text
+    records: list[dict] = []
+    exact_groups: dict[str, list[str]] = {}
+    near: list[dict] = []
+    for i in range(cfg.docs):
+        doc_id = f"doc-{i:07d}"
+        r = rng.random()
+        if base and r < cfg.exact_dup_rate:
+            src_id, topic, words, text = base[int(rng.integers(len(base)))]
+            if rng.random() < 0.3:  # same after normalisation: case and whitespace differ
+                text = text.upper() if rng.random() < 0.5 else text.replace(" ", "  ", 3)
+            exact_groups.setdefault(src_id, [src_id]).append(doc_id)
+        elif base and r < cfg.exact_dup_rate + cfg.near_dup_rate:
+            src_id, topic, words, _ = base[int(rng.integers(len(base)))]
+            rate = float(EDIT_RATES[int(rng.integers(len(EDIT_RATES)))])
+            text = w.render(w.edit(words, rate, topic))
+            near.append({"id": doc_id, "source": src_id, "edit_rate": rate})
+        else:
+            topic = int(rng.integers(len(TOPICS)))
+            words = w.words(topic)
+            text = w.render(words)
+            base.append((doc_id, topic, words, text))
+        records.append({"id": doc_id, "text": text, "topic": TOPICS[topic]})
+
+    # Labelled subset: the given label is the topic, flipped for a planted fraction.
+    order = rng.permutation(len(records))[:n_labelled]
+    true_labels: dict[str, str] = {}
+    noisy: list[str] = []
+    for idx in sorted(order.tolist()):
+        rec = records[idx]
+        true_labels[rec["id"]] = rec["topic"]
+        given = rec["topic"]
+        if rng.random() < cfg.label_noise:
+            given = str(rng.choice([t for t in TOPICS if t != rec["topic"]]))
+            noisy.append(rec["id"])
+        rec["label"] = given
+
+    ann_rows: list[dict] = []
+    texts = {records[i]["id"]: records[i]["text"] for i in order.tolist()}
+    names = list(ANNOTATOR_ACCURACY)
+    for doc_id, truth in true_labels.items():
+        for ann in rng.choice(names, size=cfg.annotators_per_item, replace=False).tolist():
+            label = truth
+            if rng.random() > ANNOTATOR_ACCURACY[ann]:
+                label = str(rng.choice([t for t in TOPICS if t != truth]))
+            ann_rows.append({"id": doc_id, "text": texts[doc_id], "annotator": ann, "label": label})
+
+    corpus_path = out / "corpus.jsonl"
+    broken_at = sorted(rng.choice(len(records), size=min(len(BROKEN_LINES), len(records)),
+                                  replace=False).tolist())
+    broken_lines: list[int] = []
+    with open(corpus_path, "wb") as fh:
+        line = 0
+        for i, rec in enumerate(records):
+            if broken_at and i == broken_at[0]:
+                fh.write(BROKEN_LINES[len(broken_lines)] + b"\n")
+                line += 1
+                broken_lines.append(line)
+                broken_at.pop(0)
+            fh.write(json.dumps(rec, ensure_ascii=False).encode() + b"\n")
+            line += 1
+    labels_path = out / "labels.jsonl"
+    with open(labels_path, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in ann_rows)
+    truth = {
+        "config": cfg.__dict__,
+        "exact_groups": list(exact_groups.values()),
+        "near_duplicates": near,
+        "true_labels": true_labels,
+        "noisy_labels": noisy,
+        "annotator_accuracy": ANNOTATOR_ACCURACY,
+        "broken_lines": broken_lines,
+    }
+    (out / "truth.json").write_text(json.dumps(truth, indent=1))
+    return {
+        "corpus": str(corpus_path), "labels": str(labels_path), "truth": str(out / "truth.json"),
+        "docs": len(records), "exact_duplicates": sum(len(g) - 1 for g in exact_groups.values()),
+        "near_duplicates": len(near), "labelled": len(true_labels), "noisy_labels": len(noisy),
+        "annotation_rows": len(ann_rows), "broken_lines": len(broken_lines),
+    }

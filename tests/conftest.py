@@ -1,0 +1,43 @@
+"""Shared fixtures: a small generated corpus (session-scoped) and a fresh database per test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from taomi.demo_data import DemoConfig, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory) -> dict:
+    """600 documents with planted duplicates, label noise and broken lines."""
+    out = tmp_path_factory.mktemp("sample")
+    summary = generate(out, DemoConfig(docs=600, seed=7, words_mean=80))
+    summary["truth_data"] = json.loads(Path(summary["truth"]).read_text())
+    return summary
+
+
+@pytest.fixture
+def db(tmp_path) -> str:
+    return str(tmp_path / "test.duckdb")
+
+
+@pytest.fixture
+def con(db):
+    from warehouse.db import connect
+
+    c = connect(db)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA

@@ -1,0 +1,66 @@
+"""Read-side queries about corpora: the list, per-corpus statistics, quarantine."""
+
+from __future__ import annotations
+
+import duckdb
+
+from warehouse.db import one
+
+
+def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def list_corpora(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    return _rows(con.execute("""
+        SELECT d.corpus, count(*) AS documents, sum(d.n_chars) AS chars,
+               (SELECT count(*) FROM quarantine q WHERE q.corpus = d.corpus) AS quarantined,
+               (SELECT count(*) FROM sources s WHERE s.corpus = d.corpus) AS files,
+               max(d.ingested_at) AS last_ingest
+        FROM documents d GROUP BY d.corpus ORDER BY d.corpus"""))
+
+
+def corpus_exists(con: duckdb.DuckDBPyConnection, corpus: str) -> bool:
+    return one(con, "SELECT 1 FROM documents WHERE corpus = ? LIMIT 1", [corpus]) is not None
+
+
+def corpus_stats(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
+    """Counts, length distribution, exact-duplicate count, labels and quarantine reasons."""
+    row = one(con, """
+        SELECT count(*), coalesce(sum(n_chars), 0), count(DISTINCT content_hash),
+               min(n_chars), quantile_cont(n_chars, 0.5), max(n_chars),
+               coalesce(avg(len(string_split(text, ' '))), 0)
+        FROM documents WHERE corpus = ?""", [corpus])
+    docs, chars, distinct, cmin, cmed, cmax, words = row
+    labels = con.execute("""
+        SELECT label, count(*) FROM annotations WHERE corpus = ? AND annotator IS NULL
+        GROUP BY label ORDER BY 2 DESC, 1""", [corpus]).fetchall()
+    ann = one(con, """
+        SELECT count(*), count(DISTINCT ext_id), count(DISTINCT annotator)
+        FROM annotations WHERE corpus = ? AND annotator IS NOT NULL""", [corpus])
+    reasons = con.execute("""
+        SELECT reason, count(*) FROM quarantine WHERE corpus = ? GROUP BY reason ORDER BY 2 DESC, 1""",
+                          [corpus]).fetchall()
+    files = _rows(con.execute("""
+        SELECT path, format, size_bytes, rows_read, rows_new, rows_quarantined, ingested_at
+        FROM sources WHERE corpus = ? ORDER BY ingested_at""", [corpus]))
+    return {
+        "corpus": corpus,
+        "documents": int(docs),
+        "chars": int(chars),
+        "mean_words": round(float(words), 1),
+        "chars_min": cmin, "chars_median": cmed, "chars_max": cmax,
+        "distinct_content_hashes": int(distinct),
+        "exact_duplicate_docs": int(docs) - int(distinct),
+        "given_labels": {k: int(v) for k, v in labels},
+        "annotations": {"rows": int(ann[0]), "items": int(ann[1]), "annotators": int(ann[2])},
+        "quarantined": {k: int(v) for k, v in reasons},
+        "files": files,
+    }
+
+
+def quarantine_rows(con: duckdb.DuckDBPyConnection, corpus: str, limit: int = 50) -> list[dict]:
+    return _rows(con.execute("""
+        SELECT path, line, field, reason, raw FROM quarantine WHERE corpus = ?
+        ORDER BY path, line LIMIT ?""", [corpus, limit]))

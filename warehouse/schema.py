@@ -1,0 +1,104 @@
+"""Versioned schema with forward-only migrations.
+
+Each migration is a list of statements applied in one transaction; `schema_version` records
+which ran. Later capabilities append migrations; an existing one is never edited.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from warehouse.db import one
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "corpus store, quarantine, run log",
+        [
+            """CREATE TABLE IF NOT EXISTS runs (
+                run_id VARCHAR PRIMARY KEY,
+                stage VARCHAR NOT NULL,
+                corpus VARCHAR,
+                inputs_hash VARCHAR NOT NULL,
+                config JSON,
+                counts_in BIGINT,
+                counts_out BIGINT,
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP,
+                status VARCHAR NOT NULL,
+                message VARCHAR,
+                details JSON)""",
+            """CREATE TABLE IF NOT EXISTS sources (
+                corpus VARCHAR NOT NULL,
+                path VARCHAR NOT NULL,
+                file_hash VARCHAR NOT NULL,
+                format VARCHAR NOT NULL,
+                size_bytes BIGINT NOT NULL,
+                rows_read BIGINT NOT NULL,
+                rows_new BIGINT NOT NULL,
+                rows_quarantined BIGINT NOT NULL,
+                config JSON,
+                ingested_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                PRIMARY KEY (corpus, file_hash))""",
+            """CREATE TABLE IF NOT EXISTS documents (
+                doc_id BIGINT NOT NULL,
+                corpus VARCHAR NOT NULL,
+                ext_id VARCHAR NOT NULL,
+                text VARCHAR NOT NULL,
+                content_hash VARCHAR NOT NULL,
+                n_chars INTEGER NOT NULL,
+                source_path VARCHAR NOT NULL,
+                source_line BIGINT NOT NULL,
+                ingested_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+            """CREATE TABLE IF NOT EXISTS annotations (
+                corpus VARCHAR NOT NULL,
+                ext_id VARCHAR NOT NULL,
+                annotator VARCHAR,
+                label VARCHAR NOT NULL,
+                source_path VARCHAR NOT NULL,
+                source_line BIGINT NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS quarantine (
+                corpus VARCHAR NOT NULL,
+                path VARCHAR NOT NULL,
+                line BIGINT NOT NULL,
+                field VARCHAR NOT NULL,
+                reason VARCHAR NOT NULL,
+                raw VARCHAR,
+                quarantined_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        ],
+    ),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+        "description VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
+    )
+    row = one(con, "SELECT coalesce(max(version), 0) FROM schema_version")
+    return int(row[0])
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply every migration newer than the file's version; return the resulting version."""
+    version = current_version(con)
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {version} is newer than this Taomi ({SCHEMA_VERSION}); upgrade Taomi"
+        )
+    for number, description, statements in MIGRATIONS:
+        if number <= version:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for sql in statements:
+                con.execute(sql)
+            con.execute("INSERT INTO schema_version (version, description) VALUES (?, ?)", [number, description]).fetchall()
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        version = number
+    return version
