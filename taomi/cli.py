@@ -12,7 +12,7 @@ from rich.table import Table
 
 from taomi.output import emit, make_progress
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Taomi: corpus cleaning, scaling-law planning and hard-set evaluation.")
 console = Console()
 err = Console(stderr=True)
@@ -144,6 +144,77 @@ def runs(limit: int = typer.Option(20, "--limit", min=1), as_json: bool = typer.
     with session(state.db) as con:
         rows = list_runs(con, limit)
     emit(rows, as_json, title="runs")
+
+
+def _dedup_config(threshold: float, num_perm: int, ngram: int, char_ngrams: bool, policy: str):
+    from dedup.config import DedupConfig
+
+    try:
+        return DedupConfig(threshold=threshold, num_perm=num_perm, ngram=ngram, char_ngrams=char_ngrams,
+                           policy=policy)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def dedup(corpus: str,
+          threshold: float = typer.Option(0.8, "--threshold", help="Jaccard threshold in (0, 1]."),
+          num_perm: int = typer.Option(128, "--num-perm"),
+          ngram: int = typer.Option(5, "--ngram", help="Shingle size (words, or characters with --char-ngrams)."),
+          char_ngrams: bool = typer.Option(False, "--char-ngrams", help="Character n-grams (CJK, short texts)."),
+          policy: str = typer.Option("first", "--policy", help="Which copy to keep: first | longest | quality."),
+          pairs_out: Path | None = typer.Option(None, "--pairs-out", help="Write every duplicate pair (.csv/.parquet)."),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Remove exact and near duplicates (MinHash + LSH, every candidate verified by exact Jaccard)."""
+    from flows.dedup_task import dedup_corpus
+
+    cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, policy)
+    if pairs_out is not None and pairs_out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        fail(f"{pairs_out}: --pairs-out must end in .csv or .parquet")
+    with make_progress(console, quiet=as_json) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(f"{stage} (docs)", total=total)
+            progress.update(tasks[stage], completed=done)
+
+        try:
+            report = dedup_corpus(state.db, corpus, cfg, on_progress, pairs_out)
+        except LookupError as exc:
+            fail(str(exc))
+    if as_json:
+        print(json.dumps(report, default=str))
+        return
+    if report.get("unchanged"):
+        console.print("[dim]same documents and config as the last run: nothing to do (stored results shown)[/]")
+    console.print(f"[bold]{report['docs_in']:,}[/] documents in -> [bold]{report['docs_out']:,}[/] kept: "
+                  f"{report['exact_dropped']:,} exact and {report['near_dropped']:,} near duplicates removed "
+                  f"(threshold {report['config']['threshold']}, {report['bands']} bands x {report['rows']} rows)")
+    console.print(f"candidates {report['candidate_pairs']:,} -> verified {report['verified_pairs']:,} pairs; "
+                  f"{report['clusters']:,} clusters; signatures computed {report['signatures_computed']:,}, "
+                  f"reused {report['signatures_reused']:,}")
+    emit(report["largest_clusters"], False, title="largest clusters", console=console)
+    console.print("time per stage: " + ", ".join(f"{k} {v:.2f} s" for k, v in report["seconds"].items()))
+    if report.get("pairs_out"):
+        console.print(f"wrote {report['pairs_written']:,} pairs to {report['pairs_out']}")
+
+
+@app.command("dedup-query")
+def dedup_query(corpus: str, text: str = typer.Option(..., "--text", help="The text to look up."),
+                threshold: float = typer.Option(0.8, "--threshold"),
+                num_perm: int = typer.Option(128, "--num-perm"), ngram: int = typer.Option(5, "--ngram"),
+                char_ngrams: bool = typer.Option(False, "--char-ngrams"),
+                limit: int = typer.Option(10, "--limit", min=1), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Which stored documents is this text a near-duplicate of? (MinHashLSH + exact verification)"""
+    from flows.dedup_task import query_near_duplicates
+
+    cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, "first")
+    try:
+        matches = query_near_duplicates(state.db, corpus, text, cfg, limit)
+    except (LookupError, ValueError) as exc:
+        fail(str(exc))
+    emit(matches, as_json, title=f"near duplicates in '{corpus}' (J >= {threshold})")
 
 
 @app.command()

@@ -67,6 +67,34 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 quarantined_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
         ],
     ),
+    (
+        2,
+        "deduplication: signatures, pairs, decisions",
+        [
+            """CREATE TABLE IF NOT EXISTS dedup_signatures (
+                corpus VARCHAR NOT NULL,
+                doc_id BIGINT NOT NULL,
+                sig_key VARCHAR NOT NULL,
+                n_shingles INTEGER NOT NULL,
+                sig BLOB NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS dedup_pairs (
+                corpus VARCHAR NOT NULL,
+                config_hash VARCHAR NOT NULL,
+                doc_a BIGINT NOT NULL,
+                doc_b BIGINT NOT NULL,
+                similarity DOUBLE NOT NULL,
+                kind VARCHAR NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS dedup_decisions (
+                corpus VARCHAR NOT NULL,
+                config_hash VARCHAR NOT NULL,
+                doc_id BIGINT NOT NULL,
+                keep BOOLEAN NOT NULL,
+                reason VARCHAR NOT NULL,
+                matched_doc BIGINT,
+                similarity DOUBLE,
+                cluster_id BIGINT)""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

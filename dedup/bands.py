@@ -1,0 +1,94 @@
+"""band: LSH bands x rows for a threshold, band keys, and candidate pairs by sorting keys.
+
+Recall-heavy by design: datasketch's `_optimal_param(0.8, 128)` picks 9x13, which finds only ~40%
+of pairs at J = 0.8; every candidate is verified by exact Jaccard later, so false positives cost
+only verification time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+U64 = np.uint64
+_ROW_MULT = np.array([(0xD6E8FEB86659FD93 * (2 * k + 1)) % (1 << 64) | 1 for k in range(1024)], dtype=U64)
+MAX_BUCKET_ALL_PAIRS = 64  # larger buckets: each member paired with its sorted neighbours only
+
+
+def collision_probability(j: float, bands: int, rows: int) -> float:
+    """P(a pair of Jaccard j shares at least one band) = 1 - (1 - j^r)^b (Leskovec et al., MMDS 3.4)."""
+    return 1.0 - (1.0 - j ** rows) ** bands
+
+
+def choose_bands(threshold: float, num_perm: int, recall_at_threshold: float = 0.995) -> tuple[int, int]:
+    """The most selective (bands, rows) whose candidate probability at `threshold` is >= target."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if collision_probability(threshold, bands, rows) >= recall_at_threshold:
+            return bands, rows
+    return num_perm, 1
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> U64(30))
+    x = x * U64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> U64(27))
+    x = x * U64(0x94D049BB133111EB)
+    return x ^ (x >> U64(31))
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n_docs, bands) uint64 keys, one per band of `rows` signature values."""
+    n = sigs.shape[0]
+    keys = np.empty((n, bands), dtype=U64)
+    for b in range(bands):
+        block = sigs[:, b * rows:(b + 1) * rows].astype(U64)
+        acc = np.full(n, U64(b), dtype=U64)
+        for r in range(rows):
+            acc = _splitmix(acc ^ (block[:, r] * _ROW_MULT[r]))
+        keys[:, b] = acc
+    return keys
+
+
+def _pairs_in_runs(order: np.ndarray, run_starts: np.ndarray, run_lens: np.ndarray) -> np.ndarray:
+    out = []
+    for size in np.unique(run_lens):
+        starts = run_starts[run_lens == size]
+        if size <= MAX_BUCKET_ALL_PAIRS:
+            i, j = np.triu_indices(size, 1)
+        else:  # a huge bucket (boilerplate): neighbours in sorted order, and the first member
+            i = np.concatenate((np.arange(size - 1), np.zeros(size - 2, dtype=np.int64)))
+            j = np.concatenate((np.arange(1, size), np.arange(2, size)))
+        a = order[starts[:, None] + i[None, :]].ravel()
+        b = order[starts[:, None] + j[None, :]].ravel()
+        out.append(np.stack((np.minimum(a, b), np.maximum(a, b)), axis=1))
+    return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
+
+
+def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Unique (i, j), i < j, row indices of documents sharing at least one band key.
+
+    `mask` excludes rows (documents without shingles share the all-max signature).
+    """
+    n = sigs.shape[0]
+    idx = np.arange(n) if mask is None else np.flatnonzero(mask)
+    if len(idx) < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    keys = band_keys(sigs[idx], bands, rows)
+    found = []
+    for b in range(bands):
+        k = keys[:, b]
+        order = np.argsort(k, kind="stable")
+        ks = k[order]
+        same = ks[1:] == ks[:-1]
+        if not same.any():
+            continue
+        edges = np.diff(np.concatenate(([0], same.astype(np.int8), [0])))
+        run_starts = np.flatnonzero(edges == 1)
+        run_lens = np.flatnonzero(edges == -1) - run_starts + 1
+        found.append(_pairs_in_runs(order, run_starts, run_lens))
+    if not found:
+        return np.empty((0, 2), dtype=np.int64)
+    pairs = np.concatenate(found)
+    code = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    local = np.stack((code // n, code % n), axis=1)
+    return idx[local]

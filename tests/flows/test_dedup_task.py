@@ -1,0 +1,186 @@
+"""Dedup over the warehouse: planted ground truth, survivors, no-op re-runs, incremental batches."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dedup.config import DedupConfig
+from flows.dedup_task import config_hash, dedup_corpus, query_near_duplicates
+from taomi.cli import app
+from taomi.demo_data import DemoConfig, generate
+from warehouse.db import connect, one
+from warehouse.ingest import IngestConfig, ingest_paths
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("planted")
+    summary = generate(out, DemoConfig(docs=2500, seed=11, words_mean=120))
+    db = str(out / "p.duckdb")
+    con = connect(db)
+    ingest_paths(con, [summary["corpus"]], IngestConfig("c"))
+    con.close()
+    report = dedup_corpus(db, "c", DedupConfig())
+    texts = {}
+    for line in Path(summary["corpus"]).read_bytes().split(b"\n"):
+        try:
+            rec = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("text"), str) and rec["text"].strip():
+            texts[rec["id"]] = rec["text"]
+    return {"db": db, "report": report, "truth": json.loads(Path(summary["truth"]).read_text()),
+            "texts": texts, "summary": summary}
+
+
+def ref_jaccard(a: str, b: str, n: int = 5) -> float:
+    """Independent reference: exact word-5-gram Jaccard after lower case and punctuation folding."""
+    def sh(t):
+        w = re.sub(r"[!-/:-@\[-`{-~]", " ", t.lower()).split()
+        return {" ".join(w[i:i + n]) for i in range(max(1, len(w) - n + 1))}
+    x, y = sh(a), sh(b)
+    return len(x & y) / len(x | y)
+
+
+def _decisions(db):
+    con = connect(db)
+    rows = con.execute("""SELECT d.ext_id, x.keep, m.ext_id FROM dedup_decisions x
+                          JOIN documents d ON d.doc_id = x.doc_id
+                          LEFT JOIN documents m ON m.doc_id = x.matched_doc""").fetchall()
+    ext = dict(con.execute("SELECT ext_id, doc_id FROM documents").fetchall())
+    con.close()
+    return {r[0]: (r[1], r[2]) for r in rows}, ext
+
+
+def test_pair_precision_and_recall_against_planted_truth(planted):
+    truth, texts = planted["truth"], planted["texts"]
+    groups: dict[str, set[str]] = {}
+    for g in truth["exact_groups"]:
+        groups.setdefault(g[0], set()).update(g)
+    for nd in truth["near_duplicates"]:
+        groups.setdefault(nd["source"], {nd["source"]}).add(nd["id"])
+    true_pairs = set()
+    for members in groups.values():
+        for a, b in itertools.combinations(sorted(members), 2):
+            if ref_jaccard(texts[a], texts[b]) >= 0.8:
+                true_pairs.add((a, b))
+    decisions, _ = _decisions(planted["db"])
+    # A found pair: both documents resolve to the same surviving document, or one was dropped
+    # as a (verified) duplicate of the other.
+    def root(x):
+        while x in decisions and not decisions[x][0]:
+            x = decisions[x][1]
+        return x
+    found = {(a, b) for members in groups.values() for a, b in itertools.combinations(sorted(members), 2)
+             if root(a) == root(b)}
+    con = connect(planted["db"])
+    near = con.execute("""SELECT da.ext_id, db.ext_id FROM dedup_pairs p JOIN documents da ON da.doc_id = p.doc_a
+                          JOIN documents db ON db.doc_id = p.doc_b WHERE p.kind = 'near'""").fetchall()
+    con.close()
+    assert near, "no near pairs found"
+    precision = sum(ref_jaccard(texts[a], texts[b]) >= 0.8 for a, b in near) / len(near)
+    recall = len(true_pairs & found) / len(true_pairs)
+    print(f"pairs: true {len(true_pairs)}, precision {precision:.4f}, recall {recall:.4f}")
+    assert precision >= 0.99
+    assert recall >= 0.98
+
+
+def test_exactly_one_survivor_and_no_unmatched_removal(planted):
+    decisions, _ = _decisions(planted["db"])
+    texts = planted["texts"]
+    for doc, (keep, matched) in decisions.items():
+        if not keep:
+            assert matched is not None and decisions.get(matched, (True,))[0], f"{doc} matched a dropped doc"
+            assert ref_jaccard(texts[doc], texts[matched]) >= 0.8 - 1e-9
+    truth = planted["truth"]
+    for g in truth["exact_groups"]:
+        survivors = [d for d in g if decisions.get(d, (True,))[0]]
+        assert len(survivors) == 1, g
+    random_docs = set(texts) - {d for g in truth["exact_groups"] for d in g} - {
+        n["id"] for n in truth["near_duplicates"]} - {n["source"] for n in truth["near_duplicates"]}
+    assert not [d for d in random_docs if not decisions.get(d, (True,))[0]]
+
+
+def test_rerun_is_noop_and_new_batch_signs_only_new_docs(planted, tmp_path):
+    again = dedup_corpus(planted["db"], "c", DedupConfig())
+    assert again["unchanged"] and again["docs_out"] == planted["report"]["docs_out"]
+    con = connect(planted["db"])
+    n_runs = one(con, "SELECT count(*) FROM runs WHERE stage = 'dedup' AND status = 'ok'")[0]
+    assert n_runs == 1
+    src = planted["texts"]["doc-0000001"]
+    batch = tmp_path / "batch2.jsonl"
+    batch.write_text(json.dumps({"id": "new-copy", "text": src}) + "\n"
+                     + json.dumps({"id": "new-unique", "text": "a brand new text " * 3}) + "\n")
+    ingest_paths(con, [batch], IngestConfig("c"))
+    con.close()
+    report = dedup_corpus(planted["db"], "c", DedupConfig())
+    assert report["signatures_computed"] == 2
+    assert report["exact_dropped"] == planted["report"]["exact_dropped"] + 1
+    decisions, _ = _decisions(planted["db"])
+    assert decisions["new-copy"] == (False, "doc-0000001")
+    assert "new-unique" not in decisions
+
+
+def test_query_finds_stored_near_duplicate(planted):
+    src = planted["texts"]["doc-0000002"]
+    words = src.split()
+    words[len(words) // 2] = "zzzqqq"
+    matches = query_near_duplicates(planted["db"], "c", " ".join(words), DedupConfig())
+    assert matches and matches[0]["id"] == "doc-0000002" and matches[0]["similarity"] >= 0.8
+    assert query_near_duplicates(planted["db"], "c", "nothing like anything stored here at all",
+                                 DedupConfig()) == []
+    with pytest.raises(ValueError, match="empty"):
+        query_near_duplicates(planted["db"], "c", "  ", DedupConfig())
+
+
+def test_bad_and_tiny_corpora(tmp_path):
+    f = tmp_path / "odd.jsonl"
+    rows = [{"id": "one", "text": "word"}, {"id": "short", "text": "only three words"},
+            {"id": "short2", "text": "Only three words!"}, {"id": "cjk", "text": "机器学习是人工智能的一个分支"},
+            {"id": "cjk2", "text": "机器学习是人工智能的一个分支"}, {"id": "emoji", "text": "🚀 🚀 🚀"}]
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    db = str(tmp_path / "o.duckdb")
+    con = connect(db)
+    ingest_paths(con, [f], IngestConfig("odd"))
+    con.close()
+    r = dedup_corpus(db, "odd", DedupConfig())
+    assert (r["exact_dropped"], r["near_dropped"], r["docs_out"]) == (1, 1, 4)  # "!" differs: near, J = 1
+    g = tmp_path / "single.jsonl"
+    g.write_text(json.dumps({"id": "x", "text": "just one document in this corpus"}) + "\n")
+    con = connect(db)
+    ingest_paths(con, [g], IngestConfig("single"))
+    con.close()
+    r = dedup_corpus(db, "single", DedupConfig())
+    assert (r["docs_in"], r["docs_out"], r["candidate_pairs"]) == (1, 1, 0)
+    with pytest.raises(LookupError, match="no corpus named 'nope'"):
+        dedup_corpus(db, "nope", DedupConfig())
+
+
+def test_cli_json_and_pairs_out(planted, tmp_path):
+    runner = CliRunner()
+    for ext in ("csv", "parquet"):
+        out = tmp_path / f"pairs.{ext}"
+        res = runner.invoke(app, ["--db", planted["db"], "dedup", "c", "--json", "--pairs-out", str(out)])
+        assert res.exit_code == 0, res.output
+        rep = json.loads(res.stdout)
+        for key in ("docs_in", "docs_out", "exact_dropped", "near_dropped", "clusters", "largest_clusters", "seconds"):
+            assert key in rep
+        df = pd.read_csv(out) if ext == "csv" else pd.read_parquet(out)
+        assert list(df.columns) == ["id_a", "id_b", "similarity", "kind"]
+        assert set(df["kind"]) == {"exact", "near"}
+        assert (df.loc[df.kind == "exact", "similarity"] == 1.0).all()
+        assert (df.loc[df.kind == "near", "similarity"] >= 0.8).all()
+    bad = runner.invoke(app, ["--db", planted["db"], "dedup", "c", "--threshold", "1.5"])
+    assert bad.exit_code == 2 and "threshold must be in (0, 1]" in bad.stderr
+
+
+def test_config_hash_ignores_batch_size():
+    assert config_hash(DedupConfig(batch_docs=10)) == config_hash(DedupConfig(batch_docs=99))
+    assert config_hash(DedupConfig(threshold=0.7)) != config_hash(DedupConfig())

@@ -1,0 +1,157 @@
+"""Storage for deduplication: signatures (resumable, per batch), pairs, decisions, exports.
+
+Signatures are stored as BLOBs of num_perm little-endian uint32 (datasketch's hashvalues).
+Results of a run replace the previous results of the same corpus and config in one transaction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from warehouse.db import one, transaction
+
+
+def corpus_fingerprint(con: duckdb.DuckDBPyConnection, corpus: str) -> tuple[int, str]:
+    """(document count, hash of the ordered (doc_id, content hash) list): the dedup inputs."""
+    n, fp = one(con, """SELECT count(*), coalesce(md5(string_agg(doc_id || ':' || content_hash, ',' ORDER BY doc_id)), '')
+                        FROM documents WHERE corpus = ?""", [corpus])
+    return int(n), fp
+
+
+def doc_table(con: duckdb.DuckDBPyConnection, corpus: str) -> dict[str, np.ndarray]:
+    """doc_id, content_hash (as uint64 of its first 16 hex digits), n_chars for every document."""
+    t = con.execute("""SELECT doc_id, ('0x' || left(content_hash, 16))::UBIGINT AS h, n_chars
+                       FROM documents WHERE corpus = ? ORDER BY doc_id""", [corpus]).fetchnumpy()
+    return {"doc_id": t["doc_id"].astype(np.int64), "hash": t["h"].astype(np.uint64),
+            "n_chars": t["n_chars"].astype(np.int64)}
+
+
+def missing_signature_ids(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str) -> np.ndarray:
+    t = con.execute("""SELECT d.doc_id FROM documents d WHERE d.corpus = ? AND NOT EXISTS (
+                           SELECT 1 FROM dedup_signatures s WHERE s.corpus = d.corpus AND s.doc_id = d.doc_id
+                           AND s.sig_key = ?) ORDER BY d.doc_id""", [corpus, sig_key]).fetchnumpy()
+    return t["doc_id"].astype(np.int64)
+
+
+def texts(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> list[str]:
+    """Texts of the given documents, in the given order."""
+    if len(doc_ids) == 0:
+        return []
+    con.register("wanted_ids", pa.table({"doc_id": pa.array(np.asarray(doc_ids, dtype=np.int64)),
+                                         "pos": pa.array(np.arange(len(doc_ids)))}))
+    try:
+        rows = con.execute("""SELECT d.text FROM wanted_ids w JOIN documents d
+                              ON d.doc_id = w.doc_id AND d.corpus = ? ORDER BY w.pos""", [corpus]).fetchall()
+    finally:
+        con.unregister("wanted_ids")
+    if len(rows) != len(doc_ids):
+        raise KeyError(f"{len(doc_ids) - len(rows)} requested documents are not in corpus '{corpus}'")
+    return [r[0] for r in rows]
+
+
+def write_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, doc_ids: np.ndarray,
+                     n_shingles: np.ndarray, sigs: np.ndarray) -> None:
+    """Append one batch (its own transaction: a crash keeps the batches already written)."""
+    width = sigs.shape[1] * 4
+    blob = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(doc_ids), [None, pa.py_buffer(np.ascontiguousarray(sigs, dtype="<u4").tobytes())])
+    table = pa.table({"doc_id": pa.array(doc_ids.astype(np.int64)),
+                      "n_shingles": pa.array(n_shingles.astype(np.int32)), "sig": blob})
+    con.register("sig_batch", table)
+    try:
+        with transaction(con):
+            con.execute("""INSERT INTO dedup_signatures SELECT ?, doc_id, ?, n_shingles, sig::BLOB
+                           FROM sig_batch""", [corpus, sig_key]).fetchall()
+    finally:
+        con.unregister("sig_batch")
+
+
+def load_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, num_perm: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(doc_ids, n_shingles, sigs (n, num_perm) uint32) of every stored signature, by doc id."""
+    t = con.sql(f"""SELECT doc_id, n_shingles, sig FROM dedup_signatures
+                    WHERE corpus = {_lit(corpus)} AND sig_key = {_lit(sig_key)} ORDER BY doc_id""").to_arrow_table()
+    ids = t.column("doc_id").to_numpy().astype(np.int64)
+    n_sh = t.column("n_shingles").to_numpy().astype(np.int64)
+    col = t.column("sig").combine_chunks()
+    data = col.buffers()[-1]
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32 if col.type == pa.binary() else np.int64,
+                            count=len(col) + 1, offset=col.offset * (4 if col.type == pa.binary() else 8))
+    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
+    sigs = raw.view("<u4").reshape(len(col), num_perm) if len(col) else np.empty((0, num_perm), np.uint32)
+    return ids, n_sh, sigs
+
+
+def _lit(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+def save_results(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, pairs: dict[str, np.ndarray],
+                 decisions: dict[str, np.ndarray]) -> None:
+    """Replace this corpus+config's pairs and decisions, atomically."""
+    con.register("new_pairs", pa.table({k: pa.array(v) for k, v in pairs.items()}))
+    con.register("new_decisions", pa.table({k: pa.array(v) for k, v in decisions.items()}))
+    try:
+        with transaction(con):
+            con.execute("DELETE FROM dedup_pairs WHERE corpus = ? AND config_hash = ?", [corpus, config_hash]).fetchall()
+            con.execute("DELETE FROM dedup_decisions WHERE corpus = ? AND config_hash = ?",
+                        [corpus, config_hash]).fetchall()
+            con.execute("""INSERT INTO dedup_pairs SELECT ?, ?, doc_a, doc_b, similarity, kind FROM new_pairs""",
+                        [corpus, config_hash]).fetchall()
+            con.execute("""INSERT INTO dedup_decisions SELECT ?, ?, doc_id, keep, reason,
+                           CASE WHEN matched_doc < 0 THEN NULL ELSE matched_doc END,
+                           CASE WHEN isnan(similarity) THEN NULL ELSE similarity END,
+                           CASE WHEN cluster_id < 0 THEN NULL ELSE cluster_id END FROM new_decisions""",
+                        [corpus, config_hash]).fetchall()
+    finally:
+        con.unregister("new_pairs")
+        con.unregister("new_decisions")
+
+
+def largest_clusters(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, limit: int = 5) -> list[dict]:
+    cur = con.execute("""
+        SELECT c.cluster_id, c.size, d.ext_id AS representative, left(d.text, 80) AS preview
+        FROM (SELECT cluster_id, count(*) AS size FROM dedup_decisions
+              WHERE corpus = ? AND config_hash = ? AND cluster_id IS NOT NULL GROUP BY cluster_id) c
+        JOIN dedup_decisions k ON k.corpus = ? AND k.config_hash = ? AND k.cluster_id = c.cluster_id AND k.keep
+        JOIN documents d ON d.doc_id = k.doc_id
+        QUALIFY row_number() OVER (PARTITION BY c.cluster_id ORDER BY k.doc_id) = 1
+        ORDER BY c.size DESC, c.cluster_id LIMIT ?""", [corpus, config_hash, corpus, config_hash, limit])
+    cols = [x[0] for x in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def export_pairs(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, path: Path) -> int:
+    """Write every duplicate pair (ids as ingested, similarity, kind) to CSV or Parquet."""
+    fmt = "PARQUET" if path.suffix.lower() in (".parquet", ".pq") else "CSV"
+    if fmt == "CSV" and path.suffix.lower() != ".csv":
+        raise ValueError(f"{path}: --pairs-out must end in .csv or .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"""COPY (
+        SELECT da.ext_id AS id_a, db.ext_id AS id_b, p.similarity, p.kind
+        FROM dedup_pairs p JOIN documents da ON da.doc_id = p.doc_a JOIN documents db ON db.doc_id = p.doc_b
+        WHERE p.corpus = {_lit(corpus)} AND p.config_hash = {_lit(config_hash)}
+        ORDER BY p.doc_a, p.doc_b) TO {_lit(str(path))} (FORMAT {fmt})""").fetchall()
+    return int(one(con, "SELECT count(*) FROM dedup_pairs WHERE corpus = ? AND config_hash = ?",
+                   [corpus, config_hash])[0])
+
+
+def kept_doc_ids(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str) -> np.ndarray:
+    t = con.execute("""SELECT d.doc_id FROM documents d WHERE d.corpus = ? AND NOT EXISTS (
+                           SELECT 1 FROM dedup_decisions x WHERE x.corpus = d.corpus AND x.config_hash = ?
+                           AND x.doc_id = d.doc_id AND NOT x.keep) ORDER BY d.doc_id""",
+                    [corpus, config_hash]).fetchnumpy()
+    return t["doc_id"].astype(np.int64)
+
+
+def ext_ids(con: duckdb.DuckDBPyConnection, doc_ids: list[int]) -> dict[int, str]:
+    """doc_id -> id as ingested."""
+    if not doc_ids:
+        return {}
+    rows = con.execute("SELECT doc_id, ext_id FROM documents WHERE doc_id IN (SELECT unnest(?))",
+                       [list(map(int, doc_ids))]).fetchall()
+    return dict(rows)
