@@ -7,8 +7,8 @@ candidate verified by exact Jaccard before it is reported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from datasketch import MinHashLSH

@@ -7,8 +7,8 @@ Pure: takes arrays and a `fetch_texts(doc_ids) -> list[str]` callable, returns a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

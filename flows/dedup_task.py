@@ -7,8 +7,8 @@ verify -> cluster -> decisions. A re-run with the same corpus contents and confi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -131,15 +131,15 @@ def _dedup(con, corpus: str, cfg: DedupConfig, chash: str, progress: Progress | 
         "bands": near.bands,
         "rows": near.rows,
         "docs_in": n_in,
-        "exact_dropped": int(len(ex_drop)),
+        "exact_dropped": len(ex_drop),
         "near_dropped": near_dropped,
-        "docs_out": n_in - int(len(ex_drop)) - near_dropped,
+        "docs_out": n_in - len(ex_drop) - near_dropped,
         "signatures_computed": int(new_sigs),
         "signatures_reused": int(len(ids) - new_sigs),
         "empty_docs": int((n_sh == 0).sum()),
         "candidate_pairs": near.candidates,
-        "verified_pairs": int(len(near.edges)),
-        "clusters": int(len(np.unique(dec.cluster_id))),
+        "verified_pairs": len(near.edges),
+        "clusters": len(np.unique(dec.cluster_id)),
         "largest_clusters": store.largest_clusters(con, corpus, chash),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }

@@ -84,7 +84,7 @@ def test_shingle_jaccard_matches_reference(sample):
 
 def test_short_and_empty_texts():
     cfg = DedupConfig(ngram=5)
-    h, o = shingle_batch(["", "   ", "one", "two words here", "a b c d e f"], cfg)
+    _h, o = shingle_batch(["", "   ", "one", "two words here", "a b c d e f"], cfg)
     assert list(np.diff(o)) == [0, 0, 1, 1, 2]
     sets = shingle_sets(["two words here", "Two, words  here!"], cfg)
     assert jaccard(*sets) == 1.0
