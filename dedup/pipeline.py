@@ -33,10 +33,17 @@ class NearResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+KERNEL_DOCS = 2000  # texts per shingle+sign step: keeps the working arrays cache-sized (fastest here)
+
+
 def signatures_for(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(n_shingles per text, signatures (n, num_perm) uint32) for one batch of texts."""
-    hashes, offsets = shingle_batch(texts, cfg)
-    return np.diff(offsets), sign(hashes, offsets, cfg.num_perm, cfg.seed)
+    """(n_shingles per text, signatures (n, num_perm) uint32) for a batch of texts."""
+    n_sh, sigs = [], []
+    for lo in range(0, max(len(texts), 1), KERNEL_DOCS):
+        hashes, offsets = shingle_batch(texts[lo:lo + KERNEL_DOCS], cfg)
+        n_sh.append(np.diff(offsets))
+        sigs.append(sign(hashes, offsets, cfg.num_perm, cfg.seed))
+    return np.concatenate(n_sh), np.concatenate(sigs)
 
 
 def band_params(cfg: DedupConfig) -> tuple[int, int]:

@@ -42,7 +42,21 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0,
             f"{r.annotations_new:,} annotations, {r.rows_quarantined} quarantined "
             + (f"({', '.join(f'{k}: {v}' for k, v in r.reasons.items())})" if r.reasons else ""))
     if console:
-        emit({k: v for k, v in stats.items() if k != "files"}, False, title="corpus 'demo'", console=console)
+        emit({k: v for k, v in stats.items() if k not in ("files", "given_labels")}, False,
+             title="corpus 'demo'", console=console)
+
+    from dedup.config import DedupConfig
+    from flows.dedup_task import dedup_corpus
+
+    dd = dedup_corpus(db, "demo", DedupConfig())
+    summary["dedup"] = dd
+    planted = data["exact_duplicates"] + data["near_duplicates"]
+    say(f"[bold]3. dedup[/]: {dd['docs_in']:,} documents -> {dd['docs_out']:,} kept; removed "
+        f"{dd['exact_dropped']:,} exact and {dd['near_dropped']:,} near duplicates (J >= 0.8, "
+        f"{dd['bands']}x{dd['rows']} bands, {dd['candidate_pairs']:,} candidates, every one verified); "
+        f"the generator planted {planted:,} copies, some edited below J = 0.8 on purpose")
+    if console and dd["largest_clusters"]:
+        emit(dd["largest_clusters"][:3], False, title="largest duplicate clusters", console=console)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     say(f"database: {db}  ({summary['seconds']} s)")
     return summary
