@@ -19,13 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from datasketch import MinHash  # noqa: E402
+import numpy as np
+from datasketch import MinHash
 
-from dedup.config import DedupConfig  # noqa: E402
-from dedup.pipeline import near_duplicates, signatures_for  # noqa: E402
-from dedup.shingle import shingle_sets  # noqa: E402
-from taomi.demo_data import DemoConfig, generate  # noqa: E402
+from dedup.config import DedupConfig
+from dedup.pipeline import near_duplicates, signatures_for
+from dedup.shingle import shingle_sets
+from taomi.demo_data import DemoConfig, generate
 
 
 def peak_rss_mb() -> float:
@@ -108,8 +108,8 @@ def kernels(args) -> None:
         ("datasketch MinHash.bulk (shingles given)", bulk_only, f"{args.bulk_docs:,}-doc subsample"),
         ("datasketch MinHash.bulk + Python shingling", bulk_with, f"{args.bulk_docs:,}-doc subsample"),
         ("taomi signatures (shingle + sign)", ours, f"all {n:,} docs, batches of {args.batch:,}"),
-        ("taomi end to end (+ bands, exact verification, clusters)", e2e, f"{res.candidates:,} candidates, "
-         f"{len(res.edges):,} verified pairs"),
+        ("taomi end to end (+ bands, exact verification, clusters)", e2e, (f"{res.candidates:,} candidates, "
+         f"{len(res.edges):,} verified pairs")),
     ]
     print(f"\n{'path':58} {'docs/s':>10} {'MB/s':>7}  note")
     for name, rate, note in rows:
@@ -150,7 +150,7 @@ def warehouse(args) -> None:
         "print(json.dumps({k: r[k] for k in ('docs_in','docs_out','exact_dropped','near_dropped','candidate_pairs',"
         "'verified_pairs','signatures_computed','seconds','wall_s','peak_rss_mb','unchanged')}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], env={**os.environ})
     if out.returncode:
         print(out.stderr)

@@ -171,7 +171,7 @@ def dedup(corpus: str,
     cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, policy)
     if pairs_out is not None and pairs_out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"{pairs_out}: --pairs-out must end in .csv or .parquet")
-    with make_progress(console, quiet=as_json) as progress:
+    with make_progress(console, quiet=as_json, units="count") as progress:
         tasks: dict[str, int] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -215,6 +215,78 @@ def dedup_query(corpus: str, text: str = typer.Option(..., "--text", help="The t
     except (LookupError, ValueError) as exc:
         fail(str(exc))
     emit(matches, as_json, title=f"near duplicates in '{corpus}' (J >= {threshold})")
+
+
+@app.command()
+def fit(path: Path = typer.Argument(..., help="Observations: CSV, Parquet or JSON with N, D (or C), loss[, U]"),
+        law: str = typer.Option("chinchilla", "--law", help="chinchilla | kaplan | data-constrained"),
+        method: str = typer.Option("huber", "--method", help="huber (Hoffmann) | likelihood (Epoch AI)"),
+        bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Bootstrap resamples for CIs (e.g. 1000)."),
+        name: str | None = typer.Option(None, "--name", help="Store the fit under this name (default: file stem)."),
+        drop_outliers: int = typer.Option(0, "--drop-outliers", min=0, help="Drop the k highest-loss points."),
+        fix: list[str] = typer.Option([], "--fix", help="Pin a parameter, e.g. --fix alpha=0.34 (repeatable)."),
+        seed: int = typer.Option(0, "--seed"),
+        plots: Path | None = typer.Option(None, "--plots", help="Folder for fit/residual/isoFLOP PNGs."),
+        as_json: bool = typer.Option(False, "--json")) -> None:
+    """Fit a scaling law L(N, D) to observations; store it for `taomi plan --fit NAME`."""
+    from flows.scaling_task import fit_file
+    from scaling.observations import ObservationError
+
+    fixed: dict[str, float] = {}
+    for item in fix:
+        key, _, value = item.partition("=")
+        try:
+            fixed[key.strip()] = float(value)
+        except ValueError:
+            fail(f"--fix expects NAME=NUMBER, got {item!r}")
+    with make_progress(console, quiet=as_json or not bootstrap, units="count") as progress:
+        task = progress.add_task("bootstrap refits", total=bootstrap) if bootstrap else None
+        try:
+            report = fit_file(state.db, path, law=law, method=method, bootstrap=bootstrap, name=name,
+                              drop_outliers=drop_outliers, fixed=fixed, seed=seed, plots_dir=plots,
+                              progress=(lambda k, n: progress.update(task, completed=k)) if task is not None else None)
+        except (ObservationError, ValueError) as exc:
+            fail(str(exc))
+    if as_json:
+        print(json.dumps(report, default=str))
+        return
+    table = Table(title=f"{report['law']} fit '{report['name']}' on {report['n_points']} points"
+                  + (" (stored result)" if report["cached"] else ""))
+    for col in ("parameter", "estimate", "95% CI", ""):
+        table.add_column(col)
+    for k, v in report["params"].items():
+        ci = report["ci"].get(k)
+        flag = "poorly determined" if k in report["poorly_determined"] else ""
+        table.add_row(k, f"{v:.6g}", f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "", flag)
+    if "allocation" in report:
+        for k in ("a", "b"):
+            ci = report["ci"].get(k)
+            table.add_row(f"{k} (N_opt ~ C^a, D_opt ~ C^b)" if k == "a" else k, f"{report['allocation'][k]:.4f}",
+                          f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "", "")
+    console.print(table)
+    console.print(f"objective {report['objective']:.8e}; {report.get('n_at_best')} of the polished starts reached it; "
+                  f"converged: {report.get('converged')}")
+    for p in report.get("plots", []):
+        console.print(f"plot: {p}")
+
+
+@app.command()
+def fits(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Stored fits (latest per name)."""
+    from warehouse.db import session
+    from warehouse.scaling_store import list_fits
+
+    with session(state.db) as con:
+        rows = list_fits(con)
+    emit(rows, as_json, title="fits")
+
+
+@app.command()
+def laws(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Published laws that ship with Taomi, with their sources."""
+    from scaling.laws import PUBLISHED
+
+    emit([p.as_dict() for p in PUBLISHED.values()], as_json, title="published laws")
 
 
 @app.command()

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
@@ -63,8 +64,9 @@ def emit(data: Any, as_json: bool, title: str | None = None, console: Console | 
         console.print(table_of(rows, key))
 
 
-def make_progress(console: Console, quiet: bool = False) -> Progress:
-    """A byte-progress bar (hidden with --json so stdout stays machine-readable)."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+def make_progress(console: Console, quiet: bool = False, units: str = "bytes") -> Progress:
+    """A progress bar in bytes or counts (hidden with --json so stdout stays machine-readable)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    DownloadColumn() if units == "bytes" else MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet,
                     transient=False)

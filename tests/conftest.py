@@ -36,7 +36,7 @@ def con(db):
     c.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip("../shared/data is absent")

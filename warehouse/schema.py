@@ -95,6 +95,36 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 cluster_id BIGINT)""",
         ],
     ),
+    (
+        3,
+        "scaling: observations and fits",
+        [
+            """CREATE TABLE IF NOT EXISTS scaling_observations (
+                inputs_hash VARCHAR NOT NULL,
+                source VARCHAR NOT NULL,
+                row_no INTEGER NOT NULL,
+                N DOUBLE NOT NULL,
+                D DOUBLE NOT NULL,
+                loss DOUBLE NOT NULL,
+                U DOUBLE,
+                weight DOUBLE,
+                run VARCHAR)""",
+            """CREATE TABLE IF NOT EXISTS scaling_fits (
+                name VARCHAR NOT NULL,
+                law VARCHAR NOT NULL,
+                inputs_hash VARCHAR NOT NULL,
+                config JSON NOT NULL,
+                params JSON NOT NULL,
+                ci JSON,
+                poorly_determined JSON,
+                objective DOUBLE NOT NULL,
+                n_points INTEGER NOT NULL,
+                n_at_best INTEGER,
+                converged BOOLEAN,
+                seconds DOUBLE,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
