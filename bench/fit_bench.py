@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.optimize import minimize  # noqa: E402
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
 
-from scaling.fit import ChinchillaFitter, FitConfig, hoffmann_grid, huber  # noqa: E402
-from scaling.observations import from_frame  # noqa: E402
+from scaling.fit import ChinchillaFitter, FitConfig, hoffmann_grid, huber
+from scaling.observations import from_frame
 
 
 def plain_loop(x, y, logl, delta=1e-3):

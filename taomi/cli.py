@@ -302,5 +302,8 @@ def demo(workdir: Path = typer.Option(Path("demo-out"), "--workdir", help="Where
         print(json.dumps(summary, default=str))
 
 
+from taomi import cli_plan  # noqa: F401  (registers plan, estimate, gpus, serve)
+
+
 def run() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

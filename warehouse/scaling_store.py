@@ -32,14 +32,16 @@ def save_observations(con: duckdb.DuckDBPyConnection, inputs_hash: str, source: 
 def save_fit(con: duckdb.DuckDBPyConnection, row: dict) -> None:
     with transaction(con):
         con.execute("""INSERT INTO scaling_fits (name, law, inputs_hash, config, params, ci, poorly_determined,
-                       objective, n_points, n_at_best, converged, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       objective, n_points, n_at_best, converged, seconds, samples)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [row["name"], row["law"], row["inputs_hash"], json.dumps(row["config"]), json.dumps(row["params"]),
                      json.dumps(row.get("ci")), json.dumps(row.get("poorly_determined")), row["objective"],
-                     row["n_points"], row.get("n_at_best"), row.get("converged"), row.get("seconds")]).fetchall()
+                     row["n_points"], row.get("n_at_best"), row.get("converged"), row.get("seconds"),
+                     json.dumps(row.get("samples")) if row.get("samples") is not None else None]).fetchall()
 
 
 def _decode(r: dict) -> dict:
-    for k in ("config", "params", "ci", "poorly_determined"):
+    for k in ("config", "params", "ci", "poorly_determined", "samples"):
         if isinstance(r.get(k), str):
             r[k] = json.loads(r[k])
     return r
@@ -65,7 +67,7 @@ def find_fit(con: duckdb.DuckDBPyConnection, inputs_hash: str, config: dict) -> 
 
 
 def list_fits(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    cur = con.execute("""SELECT name, law, params, ci, objective, n_points, created_at FROM scaling_fits
+    cur = con.execute("""SELECT name, law, params, ci, poorly_determined, objective, n_points, created_at FROM scaling_fits
                          QUALIFY row_number() OVER (PARTITION BY name ORDER BY created_at DESC) = 1
                          ORDER BY created_at DESC""")
     cols = [d[0] for d in cur.description]

@@ -125,6 +125,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
         ],
     ),
+    (
+        4,
+        "scaling: bootstrap samples kept with a fit (plans get CIs)",
+        ["ALTER TABLE scaling_fits ADD COLUMN IF NOT EXISTS samples JSON"],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,199 @@
+"""`taomi plan`, `taomi estimate time|memory`, `taomi serve`: budget planning from the shell."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from taomi.cli import app, console, fail, state
+from taomi.output import emit
+
+estimate = typer.Typer(no_args_is_help=True, help="Calculators: training time and memory.")
+app.add_typer(estimate, name="estimate")
+
+
+def _g(x: float) -> str:
+    if x is None:
+        return ""
+    if abs(x) >= 1e4 or (abs(x) < 1e-2 and x != 0):
+        return f"{x:.3e}"
+    return f"{x:,.4g}"
+
+
+def _bytes(x: float) -> str:
+    return f"{x / 2 ** 30:,.2f} GiB"
+
+
+def _open_ro():
+    from warehouse.db import connect, db_path
+
+    path = db_path(state.db)
+    return connect(path, read_only=True) if path.exists() else None
+
+
+@app.command()
+def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budget in FLOPs, e.g. 5.76e23."),
+         gpus: int | None = typer.Option(None, "--gpus", min=1),
+         gpu: str | None = typer.Option(None, "--gpu", help="GPU type, e.g. h100-sxm (see `taomi gpus`)."),
+         days: float | None = typer.Option(None, "--days"),
+         mfu: float | None = typer.Option(None, "--mfu", help="Model FLOPs utilisation in (0, 1]."),
+         peak_tflops: float | None = typer.Option(None, "--peak-tflops", help="Peak bf16 TFLOP/s of an unlisted GPU."),
+         law: str | None = typer.Option(None, "--law", help="Published law (see `taomi laws`)."),
+         fit: str | None = typer.Option(None, "--fit", help="A stored fit (see `taomi fits`)."),
+         unique_tokens: float | None = typer.Option(None, "--unique-tokens", help="Unique tokens available (repetition)."),
+         target_loss: float | None = typer.Option(None, "--target-loss", help="Inverse: least compute reaching this loss."),
+         experiments: bool = typer.Option(False, "--experiments", help="Suggest isoFLOP runs to do next."),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Compute-optimal model size and tokens for a budget, with GPU-days and training memory."""
+    from flows.plan_task import budget, make_plan, resolve_law
+    from scaling import plan as P
+
+    if law and fit:
+        fail("give --law or --fit, not both")
+    con = _open_ro() if (fit or (gpu and mfu is None)) else None
+    try:
+        lw, samples, desc = resolve_law(con, law, fit)
+        if target_loss is not None:
+            out = {"law": desc, **P.flops_for_loss(lw, target_loss)}
+        else:
+            bud = budget(flops, gpus, gpu, days, mfu, peak_tflops, con)
+            if unique_tokens and lw.kind != "data-constrained":
+                from scaling.laws import DataConstrainedLaw
+
+                if lw.kind == "chinchilla":
+                    lw = DataConstrainedLaw(base=lw, name=lw.name + "+repetition")
+                    desc += " with Muennighoff et al. 2023 repetition decay (R_D* 15.4)"
+            out = make_plan(lw, samples, desc, bud, unique_tokens)
+            if experiments:
+                out["experiments"] = P.suggested_experiments(lw, bud["flops"])
+    except (KeyError, LookupError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    finally:
+        if con is not None:
+            con.close()
+    if as_json:
+        print(json.dumps(out, default=str))
+        return
+    t = Table(title=f"compute-optimal plan ({out['law']})", show_header=True)
+    for c in ("quantity", "value", "95% CI"):
+        t.add_column(c)
+    ci = out.get("ci", {})
+    rows = [("compute (FLOPs)", "flops"), ("parameters N", "params"), ("tokens D", "tokens"),
+            ("tokens per parameter", "tokens_per_param"), ("predicted loss", "loss"),
+            ("wall-clock days", "days"), ("GPU-days", "gpu_days")]
+    for label, k in rows:
+        if k in out:
+            c = ci.get(k)
+            t.add_row(label, _g(out[k]), f"[{_g(c[0])}, {_g(c[1])}]" if c else "")
+    if "mfu" in out:
+        t.add_row("MFU used", f"{out['mfu']:.2f}", out["mfu_source"])
+    if "memory" in out:
+        m = out["memory"]
+        t.add_row("training state (weights+grads+optimizer)", _bytes(m["training_state_bytes"]),
+                  f"{m['bytes_per_param']} B/param, {m['optimizer']}")
+        if "min_gpus_for_state_zero3" in m:
+            t.add_row("GPUs needed just to hold it (ZeRO-3)", str(m["min_gpus_for_state_zero3"]), "")
+    console.print(t)
+    if "isoflop_profile" in out:
+        emit([{"N x": r["factor"], "params": _g(r["params"]), "tokens": _g(r["tokens"]), "loss": f"{r['loss']:.4f}",
+               "vs optimum": f"+{r['loss_increase']:.4f}"} for r in out["isoflop_profile"]], False,
+             title="isoFLOP profile at this budget", console=console)
+    if "marginal" in out:
+        m = out["marginal"]
+        console.print(f"marginal loss per e-fold: parameters {m['dloss_dlog_params']:.4f}, tokens "
+                      f"{m['dloss_dlog_tokens']:.4f} (at the optimum they balance)")
+    if "repetition" in out:
+        r = out["repetition"]
+        console.print(f"with {_g(r['unique_tokens'])} unique tokens: optimum {_g(r['constrained']['params'])} params on "
+                      f"{_g(r['constrained']['tokens'])} tokens = {r['constrained']['epochs']:.1f} epochs; repeating "
+                      f"is worth it up to ~{r['epochs_worth_it']:.1f} epochs (a repeated token still worth >= "
+                      f"{r['value_floor']:.0%} of a fresh one)")
+    if out.get("experiments"):
+        emit([{"flops": _g(e["flops"]), "params": _g(e["params"]), "tokens": _g(e["tokens"])}
+              for e in out["experiments"]], False, title="suggested isoFLOP experiments (Chinchilla approach 2)",
+             console=console)
+
+
+@estimate.command("time")
+def estimate_time(params: float = typer.Option(..., "--params"), tokens: float = typer.Option(..., "--tokens"),
+                  gpus: int = typer.Option(..., "--gpus", min=1), gpu: str | None = typer.Option(None, "--gpu"),
+                  mfu: float = typer.Option(..., "--mfu"), recompute: str = typer.Option("none", "--recompute"),
+                  peak_tflops: float | None = typer.Option(None, "--peak-tflops"),
+                  as_json: bool = typer.Option(False, "--json")) -> None:
+    """Training time = FLOPs / (GPUs x peak x MFU), FLOPs = 6ND (8ND with full recomputation)."""
+    from scaling.compute import train_time, training_flops
+    from scaling.hardware import get_gpu
+
+    try:
+        peak = peak_tflops if peak_tflops is not None else get_gpu(gpu or "").peak_tflops_bf16
+        out = train_time(training_flops(params, tokens, recompute), gpus, peak, mfu)
+    except (KeyError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    out.update(params=params, tokens=tokens, gpus=gpus, gpu=gpu, peak_tflops=peak, mfu=mfu, recompute=recompute)
+    if as_json:
+        print(json.dumps(out))
+        return
+    emit({k: (_g(v) if isinstance(v, float) else v) for k, v in out.items()}, False, title="training time",
+         console=console)
+
+
+@estimate.command("memory")
+def estimate_memory(layers: int = typer.Option(..., "--layers"), hidden: int = typer.Option(..., "--hidden"),
+                    heads: int = typer.Option(..., "--heads"), kv_heads: int | None = typer.Option(None, "--kv-heads"),
+                    seq: int = typer.Option(..., "--seq"), batch: int = typer.Option(1, "--batch"),
+                    recompute: str = typer.Option("none", "--recompute", help="none | selective | full"),
+                    tp: int = typer.Option(1, "--tp", help="Tensor (+ sequence) parallel degree."),
+                    generate: int = typer.Option(0, "--generate", help="Tokens generated (KV cache)."),
+                    prompt: int | None = typer.Option(None, "--prompt", help="Prompt tokens (default --seq)."),
+                    params: float | None = typer.Option(None, "--params", help="Parameter count (default 12·L·h²)."),
+                    vocab: int = typer.Option(0, "--vocab"), precision: str = typer.Option("bf16", "--precision"),
+                    kv_precision: str | None = typer.Option(None, "--kv-precision", help="e.g. int8 or fp8"),
+                    optimizer: str = typer.Option("adam", "--optimizer", help="adam | adam8bit | sgd-momentum | sgd"),
+                    zero: int = typer.Option(0, "--zero", help="ZeRO stage 0-3."), dp: int = typer.Option(1, "--dp"),
+                    paged: int = typer.Option(0, "--paged-block", help="Paged KV block size (vLLM: 16)."),
+                    inference: bool = typer.Option(False, "--inference", help="Weights + KV cache only."),
+                    as_json: bool = typer.Option(False, "--json")) -> None:
+    """Per-GPU memory: weights, gradients, optimizer state, activations, KV cache."""
+    from scaling.compute import MemoryQuery, memory
+
+    try:
+        out = memory(MemoryQuery(layers=layers, hidden=hidden, heads=heads, seq=seq, batch=batch, kv_heads=kv_heads,
+                                 params=params, vocab=vocab, precision=precision, optimizer=optimizer, zero=zero,
+                                 dp=dp, recompute=recompute, tp=tp, generate=generate, prompt=prompt,
+                                 kv_precision=kv_precision, paged_block=paged, train=not inference))
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(out))
+        return
+    t = Table(title="memory per GPU")
+    t.add_column("part")
+    t.add_column("bytes", justify="right")
+    t.add_column("GiB", justify="right")
+    for k in ("weights_bytes", "gradient_bytes", "optimizer_bytes", "activation_bytes", "kv_cache_bytes", "total_bytes"):
+        t.add_row(k.replace("_bytes", ""), f"{out[k]:,.0f}", f"{out[k] / 2 ** 30:,.2f}")
+    console.print(t)
+    console.print(f"parameters {out['params']:.4g}; activations per layer {out['activation_bytes_per_layer']:,.0f} B")
+
+
+@app.command()
+def gpus(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The GPU peak table (dense bf16) used for time estimates."""
+    from scaling.hardware import GPUS
+
+    emit([{"gpu": g.name, "peak_tflops_bf16": g.peak_tflops_bf16, "memory_gb": g.memory_gb, "source": g.source}
+          for g in GPUS.values()], as_json, title="GPUs")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
+          port: int = typer.Option(8000, "--port", min=1, max=65535)) -> None:
+    """Serve planning queries over HTTP (FastAPI; docs at /docs)."""
+    import uvicorn
+
+    from taomi.service import create_app
+
+    uvicorn.run(create_app(state.db), host=host, port=port, log_level="warning")
+
