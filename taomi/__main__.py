@@ -1,0 +1,5 @@
+"""`python -m taomi` runs the command line."""
+
+from taomi.cli import run
+
+run()

@@ -1,0 +1,223 @@
+"""The HTTP service (FastAPI): planning queries, validated, never a 500 for bad input.
+
+DuckDB lets one process hold the file read-write and then refuses every other open, read-only
+included. So the service never keeps a connection: it opens read-only for a moment (short wait),
+caches what it read (fits, calibrations) for a few seconds, and when a pipeline run holds the
+lock it answers from the cache, saying the figures may be stale; with nothing cached it answers
+503 with Retry-After rather than blocking the writer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from taomi import __version__
+
+CACHE_S = float(os.environ.get("TAOMI_CACHE_S", "5"))  # seconds a read of fits/calibrations is reused
+LOCK_WAIT_S = 0.2
+
+Pos = Annotated[float, Field(gt=0, le=1e35, allow_inf_nan=False)]
+Frac = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=1, le=10_000_000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PlanRequest(Strict):
+    flops: Pos | None = Field(None, description="Compute budget in FLOPs")
+    gpus: Count | None = None
+    gpu: Name | None = Field(None, description="GPU type, e.g. h100-sxm")
+    days: Annotated[float, Field(gt=0, le=36500, allow_inf_nan=False)] | None = None
+    mfu: Frac | None = None
+    peak_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
+    law: Name | None = None
+    fit: Name | None = None
+    unique_tokens: Pos | None = None
+    target_loss: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] | None = None
+
+
+class TimeRequest(Strict):
+    params: Pos
+    tokens: Pos
+    gpus: Count
+    gpu: Name | None = None
+    peak_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
+    mfu: Frac
+    recompute: Annotated[str, Field(pattern="^(none|selective|full)$")] = "none"
+
+
+class MemoryRequest(Strict):
+    layers: Annotated[int, Field(ge=1, le=10_000)]
+    hidden: Annotated[int, Field(ge=1, le=1_000_000)]
+    heads: Annotated[int, Field(ge=1, le=10_000)]
+    kv_heads: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    seq: Annotated[int, Field(ge=1, le=100_000_000)]
+    batch: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    recompute: Annotated[str, Field(pattern="^(none|selective|full)$")] = "none"
+    tp: Annotated[int, Field(ge=1, le=4096)] = 1
+    generate: Annotated[int, Field(ge=0, le=100_000_000)] = 0
+    prompt: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
+    params: Pos | None = None
+    vocab: Annotated[int, Field(ge=0, le=100_000_000)] = 0
+    precision: Annotated[str, Field(pattern="^(fp32|tf32|bf16|fp16|fp8|int8|int4)$")] = "bf16"
+    kv_precision: Annotated[str, Field(pattern="^(fp32|tf32|bf16|fp16|fp8|int8|int4)$")] | None = None
+    optimizer: Annotated[str, Field(pattern="^(adam|adamw|adam8bit|sgd-momentum|sgd)$")] = "adam"
+    zero: Annotated[int, Field(ge=0, le=3)] = 0
+    dp: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    paged_block: Annotated[int, Field(ge=0, le=4096)] = 0
+    inference: bool = False
+
+
+def _safe(value: Any) -> Any:
+    """Make a value JSON-safe for an error body (NaN/inf and odd objects become strings)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)[:200]
+
+
+class WarehouseReader:
+    """Short read-only opens with a small cache; never holds the DuckDB lock."""
+
+    def __init__(self, db: str | None):
+        self.db = db
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, key: str, fn):
+        """(value, stale): fresh when the file could be opened, else the cached value."""
+        from warehouse.db import WarehouseBusy, connect, db_path
+
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit and now - hit[0] < CACHE_S:
+            return hit[1], False
+        path = db_path(self.db)
+        if not path.exists():
+            return fn(None), False
+        try:
+            con = connect(path, read_only=True, wait_s=LOCK_WAIT_S)
+        except WarehouseBusy:
+            if hit:
+                return hit[1], True
+            raise
+        try:
+            value = fn(con)
+        finally:
+            con.close()
+        with self._lock:
+            self._cache[key] = (now, value)
+        return value, False
+
+
+def create_app(db: str | None = None) -> FastAPI:
+    from flows.plan_task import budget, make_plan, resolve_law
+    from scaling import plan as P
+    from scaling.compute import MemoryQuery, memory, train_time, training_flops
+    from scaling.hardware import get_gpu
+    from scaling.laws import PUBLISHED, DataConstrainedLaw
+    from warehouse.db import WarehouseBusy
+    from warehouse.scaling_store import list_fits
+
+    app = FastAPI(title="Taomi", version=__version__,
+                  description="Compute-optimal planning, training time and memory estimates.")
+    reader = WarehouseReader(db)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError):
+        errors = [{"field": "body" if e.get("type") == "json_invalid"
+                   else ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+                   "message": e.get("msg", "invalid"), "type": e.get("type"), "input": _safe(e.get("input"))}
+                  for e in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": errors})
+
+    @app.exception_handler(WarehouseBusy)
+    async def on_busy(request: Request, exc: WarehouseBusy):
+        return JSONResponse(status_code=503, headers={"Retry-After": "2"},
+                            content={"detail": "the database is held by a pipeline run; retry shortly"})
+
+    def bad(message: str, status: int = 422) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"detail": [{"field": "body", "message": message}]})
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/laws")
+    def laws() -> list[dict]:
+        return [p.as_dict() for p in PUBLISHED.values()]
+
+    @app.get("/fits")
+    def fits():
+        rows, stale = reader.read("fits", lambda con: list_fits(con) if con is not None else [])
+        body = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items() if k != "samples"}
+                for r in rows]
+        return JSONResponse({"fits": body, "stale": stale},
+                            headers={"X-Taomi-Stale": str(stale).lower()})
+
+    @app.post("/plan")
+    def plan(req: PlanRequest):
+        if req.law and req.fit:
+            return bad("give law or fit, not both")
+        try:
+            if req.fit:
+                (law, samples, desc), stale = reader.read(f"fit:{req.fit}", lambda con: resolve_law(con, None, req.fit))
+            else:
+                (law, samples, desc), stale = resolve_law(None, req.law, None), False
+            if req.target_loss is not None:
+                return {"law": desc, "stale": stale, **P.flops_for_loss(law, req.target_loss)}
+            mfu = req.mfu
+            if mfu is None and req.gpu and req.flops is None:
+                from flows.plan_task import _mfu
+
+                (mfu, _src), stale2 = reader.read(f"mfu:{req.gpu}", lambda con: _mfu(None, req.gpu, con))
+                stale = stale or stale2
+            bud = budget(req.flops, req.gpus, req.gpu, req.days, mfu, req.peak_tflops, None)
+            if req.unique_tokens and law.kind == "chinchilla":
+                law = DataConstrainedLaw(base=law, name=law.name + "+repetition")
+            out = make_plan(law, samples, desc, bud, req.unique_tokens)
+            out["stale"] = stale
+            return out
+        except KeyError as exc:  # unknown law or GPU name (KeyError is a LookupError: catch it first)
+            return bad(str(exc).strip("'\""))
+        except LookupError as exc:
+            return bad(str(exc).strip("'\""), 404)
+        except (ValueError, OverflowError, ZeroDivisionError) as exc:
+            return bad(str(exc).strip("'\""))
+
+    @app.post("/estimate/time")
+    def est_time(req: TimeRequest):
+        try:
+            peak = req.peak_tflops if req.peak_tflops is not None else get_gpu(req.gpu or "").peak_tflops_bf16
+            return train_time(training_flops(req.params, req.tokens, req.recompute), req.gpus, peak, req.mfu)
+        except (KeyError, ValueError, OverflowError) as exc:
+            return bad(str(exc).strip("'\""))
+
+    @app.post("/estimate/memory")
+    def est_memory(req: MemoryRequest):
+        try:
+            q = req.model_dump()
+            q["train"] = not q.pop("inference")
+            q["paged_block"] = q.pop("paged_block")
+            out = memory(MemoryQuery(**q))
+        except (ValueError, OverflowError) as exc:
+            return bad(str(exc))
+        if not all(math.isfinite(v) for v in out.values()):
+            return bad("inputs overflow the memory estimate")
+        return out
+
+    return app
