@@ -57,6 +57,34 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0,
         f"the generator planted {planted:,} copies, some edited below J = 0.8 on purpose")
     if console and dd["largest_clusters"]:
         emit(dd["largest_clusters"][:3], False, title="largest duplicate clusters", console=console)
+
+    from flows.plan_task import budget, make_plan, resolve_law
+    from flows.scaling_task import fit_file
+    from warehouse.db import connect
+
+    fit = fit_file(db, data["scaling_runs"], bootstrap=200, name="demo-runs", plots_dir=workdir / "plots")
+    summary["fit"] = fit
+    p, ci = fit["params"], fit["ci"]
+    say(f"[bold]4. scaling law[/] fitted to {fit['n_points']} small runs ({workdir / 'data' / 'scaling_runs.csv'}): "
+        f"L = {p['E']:.3f} + {p['A']:.0f}/N^{p['alpha']:.3f} + {p['B']:.0f}/D^{p['beta']:.3f}; "
+        f"alpha 95% CI [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], beta [{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}]"
+        + (f"; poorly determined: {', '.join(fit['poorly_determined'])}" if fit["poorly_determined"] else ""))
+    con = connect(db, read_only=True)
+    try:
+        law, samples, desc = resolve_law(con, fit="demo-runs")
+        bud = budget(None, 64, "h100-sxm", 14, None, None, con)
+    finally:
+        con.close()
+    pl = make_plan(law, samples, desc, bud)
+    summary["plan"] = pl
+    pci = pl.get("ci", {})
+    say(f"[bold]5. plan[/] for 64 x H100-SXM for 14 days at MFU {pl['mfu']:.2f} ({pl['mfu_source']}): "
+        f"{pl['flops']:.3g} FLOPs -> N* = {pl['params'] / 1e9:.2f}B params "
+        f"[{pci['params'][0] / 1e9:.2f}B, {pci['params'][1] / 1e9:.2f}B], D* = {pl['tokens'] / 1e9:.0f}B tokens "
+        f"({pl['tokens_per_param']:.1f} per param), predicted loss {pl['loss']:.3f}; {pl['gpu_days']:.0f} GPU-days; "
+        f"training state {pl['memory']['training_state_bytes'] / 2**30:.0f} GiB "
+        f"(>= {pl['memory']['min_gpus_for_state_zero3']} GPUs just to hold it with ZeRO-3)")
+    say(f"plots: {', '.join(fit.get('plots', []))}")
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     say(f"database: {db}  ({summary['seconds']} s)")
     return summary

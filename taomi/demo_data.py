@@ -130,6 +130,25 @@ class _Writer:
         return out
 
 
+def scaling_observations(path: str | Path, seed: int = 0, noise: float = 0.01) -> dict:
+    """Write a small isoFLOP-style sweep (N, D, loss) drawn from a known Chinchilla-form law with
+    multiplicative noise: what a team's own small-scale runs look like. Returns the true law."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    true = {"E": 1.85, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}
+    rows = []
+    for c in np.geomspace(1e18, 1e21, 7):
+        for n in np.geomspace(2e7, 2e9, 9):
+            d = c / (6 * n)
+            if not 1e8 <= d <= 1e12:
+                continue
+            loss = true["E"] + true["A"] / n ** true["alpha"] + true["B"] / d ** true["beta"]
+            rows.append({"N": n, "D": d, "loss": loss * float(np.exp(rng.normal(0, noise))), "run": f"c{c:.0e}-n{n:.0e}"})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return {"path": str(path), "points": len(rows), "true_law": true}
+
+
 def generate(outdir: str | Path, cfg: DemoConfig = DemoConfig()) -> dict:
     """Write the sample corpus; return a summary (paths and planted counts)."""
     out = Path(outdir)
@@ -210,10 +229,13 @@ def generate(outdir: str | Path, cfg: DemoConfig = DemoConfig()) -> dict:
         "annotator_accuracy": ANNOTATOR_ACCURACY,
         "broken_lines": broken_lines,
     }
+    obs = scaling_observations(out / "scaling_runs.csv", seed=cfg.seed)
+    truth["scaling_law"] = obs["true_law"]
     (out / "truth.json").write_text(json.dumps(truth, indent=1))
     return {
         "corpus": str(corpus_path), "labels": str(labels_path), "truth": str(out / "truth.json"),
         "docs": len(records), "exact_duplicates": sum(len(g) - 1 for g in exact_groups.values()),
         "near_duplicates": len(near), "labelled": len(true_labels), "noisy_labels": len(noisy),
         "annotation_rows": len(ann_rows), "broken_lines": len(broken_lines),
+        "scaling_runs": obs["path"], "scaling_points": obs["points"],
     }

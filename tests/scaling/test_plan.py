@@ -8,8 +8,16 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling import plan as P
-from scaling.compute import (MemoryQuery, activation_bytes_per_layer, flops_per_token, kv_cache_bytes, memory,
-                             moe_params, train_time, training_flops)
+from scaling.compute import (
+    MemoryQuery,
+    activation_bytes_per_layer,
+    flops_per_token,
+    kv_cache_bytes,
+    memory,
+    moe_params,
+    train_time,
+    training_flops,
+)
 from scaling.hardware import get_gpu
 from scaling.laws import ChinchillaLaw, get_law
 from taomi.cli import app
@@ -91,7 +99,7 @@ def test_kv_cache_gpt3_and_gqa_and_paging():
 
 
 def test_memory_zero_sharding_and_moe():
-    q = dict(layers=24, hidden=2048, heads=16, seq=2048, batch=4, params=1e9)
+    q = {"layers": 24, "hidden": 2048, "heads": 16, "seq": 2048, "batch": 4, "params": 1e9}
     z0 = memory(MemoryQuery(**q))
     assert z0["weights_bytes"] == 2e9 and z0["gradient_bytes"] == 2e9 and z0["optimizer_bytes"] == 12e9
     z3 = memory(MemoryQuery(**q, zero=3, dp=8))

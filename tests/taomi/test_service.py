@@ -3,7 +3,6 @@ queries while another process holds the database read-write."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
