@@ -58,6 +58,26 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0,
     if console and dd["largest_clusters"]:
         emit(dd["largest_clusters"][:3], False, title="largest duplicate clusters", console=console)
 
+    from curation.curriculum import CurriculumConfig
+    from flows.curriculum_task import build_curriculum, export_shards
+    from flows.labels_task import check_labels
+
+    lab = check_labels(db, "demo", n_boot=200, truth=data["truth"])
+    summary["labels"] = {k: lab[k] for k in ("agreement", "truth_check", "notes")} | {
+        "conflicts": len(lab["conflicts"]), "suspects": len(lab["suspects"])}
+    a, tc = lab["agreement"], lab["truth_check"]
+    say(f"[bold]4. labels[/]: Krippendorff's alpha {a['krippendorff_alpha']:.3f} over {a['items']} items and "
+        f"{len(a['annotators'])} annotators (< 0.667: not reliable; >= 0.8 reliable); Dawid-Skene accuracy "
+        + ", ".join(f"{k} {v:.2f}" for k, v in a["annotator_accuracy_dawid_skene"].items())
+        + f"; {len(lab['conflicts'])} duplicate groups with conflicting labels; {len(lab['suspects'])} suspect labels "
+        f"(precision {tc['precision']:.2f}, recall {tc['recall']:.2f} against the planted noise)")
+    cur = build_curriculum(db, "demo", CurriculumConfig(), workdir / "plots" / "curriculum.png")
+    exp = export_shards(db, "demo", workdir / "shards", "parquet", 1000)
+    summary["curriculum"], summary["export"] = cur, exp
+    say(f"[bold]5. curriculum[/]: {cur['documents']:,} kept documents ordered easy-to-hard with sqrt pacing "
+        f"(mean difficulty {cur['difficulty_first_10pct']:.2f} in the first 10% vs {cur['difficulty_last_10pct']:.2f} "
+        f"in the last); exported {exp['shards']} shards ({exp['bytes'] / 1e6:.1f} MB) + manifest to {exp['outdir']}")
+
     from flows.plan_task import budget, make_plan, resolve_law
     from flows.scaling_task import fit_file
     from warehouse.db import connect
@@ -65,7 +85,7 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0,
     fit = fit_file(db, data["scaling_runs"], bootstrap=200, name="demo-runs", plots_dir=workdir / "plots")
     summary["fit"] = fit
     p, ci = fit["params"], fit["ci"]
-    say(f"[bold]4. scaling law[/] fitted to {fit['n_points']} small runs ({workdir / 'data' / 'scaling_runs.csv'}): "
+    say(f"[bold]6. scaling law[/] fitted to {fit['n_points']} small runs ({workdir / 'data' / 'scaling_runs.csv'}): "
         f"L = {p['E']:.3f} + {p['A']:.0f}/N^{p['alpha']:.3f} + {p['B']:.0f}/D^{p['beta']:.3f}; "
         f"alpha 95% CI [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], beta [{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}]"
         + (f"; poorly determined: {', '.join(fit['poorly_determined'])}" if fit["poorly_determined"] else ""))
@@ -78,7 +98,7 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0,
     pl = make_plan(law, samples, desc, bud)
     summary["plan"] = pl
     pci = pl.get("ci", {})
-    say(f"[bold]5. plan[/] for 64 x H100-SXM for 14 days at MFU {pl['mfu']:.2f} ({pl['mfu_source']}): "
+    say(f"[bold]7. plan[/] for 64 x H100-SXM for 14 days at MFU {pl['mfu']:.2f} ({pl['mfu_source']}): "
         f"{pl['flops']:.3g} FLOPs -> N* = {pl['params'] / 1e9:.2f}B params "
         f"[{pci['params'][0] / 1e9:.2f}B, {pci['params'][1] / 1e9:.2f}B], D* = {pl['tokens'] / 1e9:.0f}B tokens "
         f"({pl['tokens_per_param']:.1f} per param), predicted loss {pl['loss']:.3f}; {pl['gpu_days']:.0f} GPU-days; "

@@ -130,6 +130,29 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "scaling: bootstrap samples kept with a fit (plans get CIs)",
         ["ALTER TABLE scaling_fits ADD COLUMN IF NOT EXISTS samples JSON"],
     ),
+    (
+        5,
+        "curation: label agreement, consensus, suspects, conflicts; curriculum order",
+        [
+            """CREATE TABLE IF NOT EXISTS label_agreement (
+                corpus VARCHAR NOT NULL, report JSON NOT NULL,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+            """CREATE TABLE IF NOT EXISTS label_consensus (
+                corpus VARCHAR NOT NULL, ext_id VARCHAR NOT NULL, n_ratings INTEGER NOT NULL,
+                majority VARCHAR, majority_confidence DOUBLE, majority_tie BOOLEAN,
+                dawid_skene VARCHAR, ds_confidence DOUBLE)""",
+            """CREATE TABLE IF NOT EXISTS label_suspects (
+                corpus VARCHAR NOT NULL, ext_id VARCHAR NOT NULL, given VARCHAR NOT NULL,
+                suggested VARCHAR NOT NULL, score DOUBLE NOT NULL, rank INTEGER NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS label_conflicts (
+                corpus VARCHAR NOT NULL, group_id BIGINT NOT NULL, kind VARCHAR NOT NULL,
+                ext_ids JSON NOT NULL, labels JSON NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS curriculum (
+                corpus VARCHAR NOT NULL, doc_id BIGINT NOT NULL, position BIGINT NOT NULL,
+                pacing_step INTEGER NOT NULL, difficulty DOUBLE NOT NULL, percentile DOUBLE NOT NULL,
+                scores JSON, order_kind VARCHAR NOT NULL, config_hash VARCHAR NOT NULL)""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,112 @@
+"""`taomi labels`, `taomi curriculum`, `taomi export`: label checks, ordering, training shards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from taomi.cli import app, console, fail, state
+from taomi.output import emit
+
+
+@app.command()
+def labels(corpus: str, truth: Path | None = typer.Option(None, "--truth", help="Planted truth (demo data) to score suspects."),
+           bootstrap: int = typer.Option(500, "--bootstrap", min=0, help="Resamples for the alpha CI."),
+           top: int = typer.Option(20, "--top", min=1), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Label consistency: conflicts among duplicates, agreement, consensus, suspect labels."""
+    from flows.labels_task import check_labels
+
+    with console.status("checking labels (agreement, consensus, out-of-fold classifier)", spinner="dots") \
+            if not as_json else _null():
+        try:
+            r = check_labels(state.db, corpus, n_boot=bootstrap, truth=truth, top=top)
+        except LookupError as exc:
+            fail(str(exc))
+    if as_json:
+        print(json.dumps(r, default=str))
+        return
+    for n in r["notes"]:
+        console.print(f"[yellow]note:[/] {n}")
+    a = r["agreement"]
+    if a:
+        ci = a["krippendorff_alpha_ci"]
+        console.print(f"[bold]agreement[/] over {a['items']:,} items, {len(a['annotators'])} annotators: "
+                      f"Krippendorff's alpha {a['krippendorff_alpha']:.3f}"
+                      + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+                      + (f", Fleiss' kappa {a['fleiss_kappa']:.3f}" if a["fleiss_kappa"] is not None else ""))
+        console.print(f"  how to read: {a['how_to_read']}")
+        emit([{"a": p["a"], "b": p["b"], "n": p["n"], "kappa": round(p["kappa"], 3),
+               "95% CI": f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]"} for p in a["cohen_kappa"]], False,
+             title="Cohen's kappa per annotator pair", console=console)
+        emit([{"annotator": x["annotator"], "agreement with consensus": round(x["agreement"], 3),
+               "kappa": round(x["kappa"], 3),
+               "estimated accuracy (Dawid-Skene)": a["annotator_accuracy_dawid_skene"].get(x["annotator"])}
+              for x in a["annotator_vs_consensus"]], False, title="annotators vs consensus", console=console)
+        console.print("per-class agreement: " + ", ".join(f"{k} {v:.2f}" for k, v in a["per_class"].items() if v is not None))
+    c = r["consensus"]
+    console.print(f"[bold]consensus[/]: {c['items']:,} items; majority vote and Dawid-Skene differ on "
+                  f"{c['majority_vs_dawid_skene_differ']}; {c['ties']} majority ties")
+    console.print(f"[bold]conflicts[/]: {len(r['conflicts'])} duplicate groups carry different labels")
+    for x in r["conflicts"][:top]:
+        console.print(f"  {x['kind']}: " + ", ".join(f"{i}={lab}" for i, lab in zip(x["ids"], x["labels"])))
+    console.print(f"[bold]suspect labels[/]: {len(r['suspects'])} (lowest self-confidence first)")
+    emit(r["suspects"][:top], False, title="suspects", console=console)
+    if "truth_check" in r:
+        t = r["truth_check"]
+        console.print(f"against planted noise: precision {t['precision']:.3f}, recall {t['recall']:.3f} "
+                      f"({t['true_positives']} of {t['planted']} planted, {t['flagged']} flagged)")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+@app.command()
+def curriculum(corpus: str, pacing: str = typer.Option("sqrt", "--pacing", help="linear | sqrt | step | exponential"),
+               order: str = typer.Option("curriculum", "--order", help="curriculum | random (the baseline)"),
+               steps: int = typer.Option(100, "--steps", min=1), c0: float = typer.Option(0.1, "--c0"),
+               seed: int = typer.Option(0, "--seed"),
+               weight: list[str] = typer.Option([], "--weight", help="Scorer weight, e.g. --weight length=2"),
+               plot: Path | None = typer.Option(None, "--plot", help="PNG of difficulty and pacing."),
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Order kept documents easy-and-common first (difficulty scorers + pacing)."""
+    from curation.curriculum import DEFAULT_WEIGHTS, CurriculumConfig
+    from flows.curriculum_task import build_curriculum
+
+    weights = dict(DEFAULT_WEIGHTS)
+    for w in weight:
+        k, _, v = w.partition("=")
+        try:
+            weights[k.strip()] = float(v)
+        except ValueError:
+            fail(f"--weight expects NAME=NUMBER, got {w!r}")
+    try:
+        cfg = CurriculumConfig(pacing=pacing, order=order, steps=steps, c0=c0, seed=seed,
+                               weights=tuple(weights.items()))
+        r = build_curriculum(state.db, corpus, cfg, plot)
+    except (ValueError, LookupError) as exc:
+        fail(str(exc))
+    emit(r, as_json, title=f"curriculum of '{corpus}'", console=console)
+
+
+@app.command()
+def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--format", help="parquet | jsonl"),
+           shard_size: int = typer.Option(100_000, "--shard-size", min=1),
+           order: str = typer.Option("curriculum", "--order", help="curriculum | random"),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Write training shards in order, with a manifest (rows, bytes, sha256, score range, pacing step)."""
+    from curation.curriculum import CurriculumConfig
+    from flows.curriculum_task import export_shards
+
+    try:
+        r = export_shards(state.db, corpus, outdir, fmt, shard_size, order, CurriculumConfig(order=order)
+                          if order in ("curriculum", "random") else None)
+    except (ValueError, LookupError) as exc:
+        fail(str(exc))
+    emit(r, as_json, title="export", console=console)
