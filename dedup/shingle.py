@@ -175,3 +175,10 @@ def shingle_sets(texts: list[str], cfg: DedupConfig) -> list[np.ndarray]:
     """Sorted unique shingle hashes per text (for exact Jaccard)."""
     hashes, offsets = shingle_batch(texts, cfg)
     return [np.unique(hashes[offsets[i]:offsets[i + 1]]) for i in range(len(texts))]
+
+
+def words(text: str, cfg: DedupConfig) -> list[str]:
+    """The folded words `shingle_batch` hashes, for showing which n-grams matched."""
+    raw = text.encode() if text.isascii() else _normalize_unicode(text, cfg).encode("utf-8")
+    folded = raw.translate(_TABLES[(cfg.casefold, cfg.fold_punctuation)])
+    return [w.decode("utf-8", "replace") for w in folded.split()]

@@ -105,6 +105,24 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0,
         f"training state {pl['memory']['training_state_bytes'] / 2**30:.0f} GiB "
         f"(>= {pl['memory']['min_gpus_for_state_zero3']} GPUs just to hold it with ZeRO-3)")
     say(f"plots: {', '.join(fit.get('plots', []))}")
+
+    from flows.eval_task import evaluate
+
+    evaluate(db, data["eval_set"], data["predictions_previous"], "model-v1", "accuracy", "demo", n_boot=500)
+    ev = evaluate(db, data["eval_set"], data["predictions_current"], "model-v2", "accuracy", "demo", data["gates"],
+                  workdir / "report", n_boot=1000)
+    summary["eval"] = {k: ev[k] for k in ("run_id", "slices", "gates_failed", "files")} | {
+        "contaminated": ev["contamination"]["contaminated"], "flips": {k: len(v) for k, v in ev["flips"].items()}}
+    a = ev["slices"]["all"]
+    worst = min(((s, v) for s, v in (ev["regression"] or {}).items()), key=lambda kv: kv[1]["diff"], default=None)
+    say(f"[bold]8. hard-set eval[/] of model-v2 vs model-v1 on {a['n']} items: accuracy {a['metric']:.3f} "
+        f"[{a['ci'][0]:.3f}, {a['ci'][1]:.3f}], clean subset {ev['slices']['clean']['metric']:.3f}; "
+        f"{ev['contamination']['contaminated']} items found in the training corpus; "
+        f"{len(ev['flips']['pass_to_fail'])} pass->fail flips"
+        + (f"; biggest regression {worst[0]} {worst[1]['diff']:+.3f}" if worst else "")
+        + "; gates: " + ("; ".join(f"FAILED {g['gate']} on {g['slice']} -> {g['recommendation']}"
+                                     for g in ev["gates_failed"]) or "passed"))
+    say(f"report: {ev['files']['html']}")
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     say(f"database: {db}  ({summary['seconds']} s)")
     return summary

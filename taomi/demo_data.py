@@ -230,6 +230,8 @@ def generate(outdir: str | Path, cfg: DemoConfig = DemoConfig()) -> dict:
         "broken_lines": broken_lines,
     }
     obs = scaling_observations(out / "scaling_runs.csv", seed=cfg.seed)
+    ev = _eval_files(out, w, records, rng)
+    truth["eval"] = ev
     truth["scaling_law"] = obs["true_law"]
     (out / "truth.json").write_text(json.dumps(truth, indent=1))
     return {
@@ -238,4 +240,43 @@ def generate(outdir: str | Path, cfg: DemoConfig = DemoConfig()) -> dict:
         "near_duplicates": len(near), "labelled": len(true_labels), "noisy_labels": len(noisy),
         "annotation_rows": len(ann_rows), "broken_lines": len(broken_lines),
         "scaling_runs": obs["path"], "scaling_points": obs["points"],
+        "eval_set": ev["eval_set"], "predictions_previous": ev["previous"], "predictions_current": ev["current"],
+        "gates": ev["gates"],
     }
+
+
+def _eval_files(out: Path, w: _Writer, records: list[dict], rng: np.random.Generator, n_items: int = 240) -> dict:
+    """A topic-classification eval set (some items copied from the training corpus: planted
+    contamination; a "safety" slice), predictions of a previous and a current model (the current
+    one regresses on one topic), and a gates file."""
+    items, contaminated = [], []
+    n_copy = max(1, n_items // 8)
+    picks = rng.choice(len(records), size=min(n_copy, len(records)), replace=False)
+    for j, i in enumerate(picks.tolist()):
+        words = records[i]["text"].split()
+        start = int(rng.integers(0, max(1, len(words) - 40)))
+        items.append({"id": f"ev-{j:04d}", "input": " ".join(words[start:start + 40]), "target": records[i]["topic"]})
+        contaminated.append(f"ev-{j:04d}")
+    for j in range(len(items), n_items):
+        topic = int(rng.integers(len(TOPICS)))
+        items.append({"id": f"ev-{j:04d}", "input": w.render(w.words(topic)[:40]), "target": TOPICS[topic]})
+    for it in items:
+        it["slices"] = ["safety"] if rng.random() < 0.15 else []
+    weak = TOPICS[2]
+    previous, current = [], []
+    for it in items:
+        p_prev = 0.86
+        p_cur = 0.92 if it["target"] != weak else 0.55
+        for acc, dest in ((p_prev, previous), (p_cur, current)):
+            ok = rng.random() < acc
+            dest.append({"id": it["id"], "prediction": it["target"] if ok else str(rng.choice(
+                [t for t in TOPICS if t != it["target"]]))})
+    paths = {"eval_set": out / "eval_set.jsonl", "previous": out / "predictions_previous.jsonl",
+             "current": out / "predictions_current.jsonl", "gates": out / "gates.toml"}
+    for key, rows in (("eval_set", items), ("previous", previous), ("current", current)):
+        paths[key].write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    paths["gates"].write_text(
+        '[[gate]]\nname = "overall floor"\nslice = "all"\nmetric_min = 0.7\naction = "block"\n\n'
+        '[[gate]]\nname = "no slice regresses more than 10 points"\nslice = "*"\nmax_regression = 0.10\n'
+        'action = "review"\n')
+    return {**{k: str(v) for k, v in paths.items()}, "contaminated": contaminated, "regressed_label": weak}

@@ -153,6 +153,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 scores JSON, order_kind VARCHAR NOT NULL, config_hash VARCHAR NOT NULL)""",
         ],
     ),
+    (
+        6,
+        "evaluation: eval sets, runs, per-item results",
+        [
+            """CREATE TABLE IF NOT EXISTS eval_items (
+                set_name VARCHAR NOT NULL, set_hash VARCHAR NOT NULL, id VARCHAR NOT NULL, input VARCHAR NOT NULL,
+                target VARCHAR NOT NULL, slices JSON, meta JSON,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+            """CREATE TABLE IF NOT EXISTS eval_runs (
+                run_id VARCHAR NOT NULL, set_name VARCHAR NOT NULL, set_hash VARCHAR NOT NULL, model VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL, git_sha VARCHAR, summary JSON,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+            """CREATE TABLE IF NOT EXISTS eval_results (
+                run_id VARCHAR NOT NULL, id VARCHAR NOT NULL, prediction VARCHAR, score DOUBLE NOT NULL,
+                passed BOOLEAN NOT NULL)""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,68 @@
+"""Decontamination: n-gram overlap (13-grams after normalisation, as GPT-3 did: Brown et al.
+2020, app. C) and near-duplicate matches of eval items against a training corpus.
+
+Pure: training text arrives as an iterator of (doc_ids, texts) batches.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+
+from dedup.config import DedupConfig
+from dedup.shingle import shingle_batch, words
+
+
+def ngram_overlap(items: list[str], batches: Iterable[tuple[np.ndarray, list[str]]], n: int = 13,
+                  max_docs: int = 5) -> list[dict]:
+    """Per item: contaminated?, matching training doc ids (up to max_docs), matched word spans.
+
+    Items with fewer than n words cannot be checked this way and say so ("too_short")."""
+    cfg = DedupConfig(ngram=n)
+    ih, ioff = shingle_batch(items, cfg)
+    where: dict[int, list[tuple[int, int]]] = defaultdict(list)  # hash -> [(item, word position)]
+    too_short = np.zeros(len(items), dtype=bool)
+    for i in range(len(items)):
+        seg = ih[ioff[i]:ioff[i + 1]]
+        if len(words(items[i], cfg)) < n:
+            too_short[i] = True
+            continue
+        for pos, h in enumerate(seg.tolist()):
+            where[h].append((i, pos))
+    keys = np.array(sorted(where), dtype=np.uint64)
+    docs: list[dict[int, set[int]]] = [defaultdict(set) for _ in items]  # item -> doc -> positions
+    for doc_ids, texts in batches:
+        if len(keys) == 0:
+            break
+        h, off = shingle_batch(texts, cfg)
+        hit = np.flatnonzero(np.isin(h, keys))
+        if len(hit) == 0:
+            continue
+        doc_idx = np.searchsorted(off, hit, side="right") - 1
+        for hv, d in zip(h[hit].tolist(), doc_idx.tolist()):
+            for i, pos in where[hv]:
+                docs[i][int(doc_ids[d])].add(pos)
+    out = []
+    for i, text in enumerate(items):
+        w = words(text, cfg)
+        positions = sorted(set().union(*docs[i].values())) if docs[i] else []
+        spans = _merge([(p, p + n) for p in positions])
+        top = sorted(docs[i].items(), key=lambda kv: (-len(kv[1]), kv[0]))[:max_docs]
+        out.append({
+            "status": "too_short" if too_short[i] else ("contaminated" if docs[i] else "clean"),
+            "matched_docs": [d for d, _ in top], "matched_ngrams": len(positions),
+            "spans": [{"words": [a, b], "text": " ".join(w[a:b])} for a, b in spans],
+        })
+    return out
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]

@@ -1,0 +1,56 @@
+"""Failure tracing: for each failed item, the nearest training documents (TF-IDF cosine over
+hashed word uni+bigrams, two streaming passes) and how much the corpus has like it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from scipy import sparse
+
+from curation.suspects import hashed_features
+
+N_FEATURES = 1 << 16
+
+
+def _binary(x: sparse.csr_matrix) -> sparse.csr_matrix:
+    y = x.copy()
+    y.data = np.ones_like(y.data)
+    return y
+
+
+def _weighted(texts: list[str], idf: np.ndarray) -> sparse.csr_matrix:
+    x = hashed_features(texts, N_FEATURES) @ sparse.diags(idf)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    return sparse.diags(1 / np.maximum(norms, 1e-12)) @ x
+
+
+def nearest_documents(items: list[str], batches: Callable[[], Iterable[tuple[np.ndarray, list[str]]]], k: int = 5,
+                      support_threshold: float = 0.3) -> list[dict]:
+    """Top-k training docs per item by cosine, and `support`: docs at or above the threshold."""
+    df = np.zeros(N_FEATURES)
+    n_docs = 0
+    for _, texts in batches():
+        df += np.asarray(_binary(hashed_features(texts, N_FEATURES)).sum(axis=0)).ravel()
+        n_docs += len(texts)
+    idf = np.log((n_docs + 1) / (df + 1)) + 1
+    q = _weighted(items, idf)
+    best_s = np.full((len(items), k), -1.0)
+    best_d = np.full((len(items), k), -1, dtype=np.int64)
+    support = np.zeros(len(items), dtype=np.int64)
+    for doc_ids, texts in batches():
+        s = (q @ _weighted(texts, idf).T).toarray()
+        support += (s >= support_threshold).sum(axis=1)
+        cand_s = np.concatenate([best_s, s], axis=1)
+        cand_d = np.concatenate([best_d, np.broadcast_to(np.asarray(doc_ids), s.shape)], axis=1)
+        top = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
+        best_s = np.take_along_axis(cand_s, top, axis=1)
+        best_d = np.take_along_axis(cand_d, top, axis=1)
+    out = []
+    for i in range(len(items)):
+        keep = best_d[i] >= 0
+        out.append({"nearest": [{"doc_id": int(d), "similarity": round(float(s), 4)}
+                                for d, s in zip(best_d[i][keep], best_s[i][keep])],
+                    "support": int(support[i]),
+                    "coverage": "few" if support[i] < 3 else "many"})
+    return out

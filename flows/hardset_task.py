@@ -1,0 +1,63 @@
+"""Build a hard set: items the last runs failed, label problems (suspects, annotator
+disagreement, conflicting duplicates) and user-supplied edge cases, with their origin as a slice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from evalsets.sets import EvalInputError, load_eval_set
+from warehouse import eval_store
+from warehouse.db import session
+
+
+def build_hardset(db, name: str, sources: list[str], corpus: str | None, out: Path, limit: int = 500) -> dict:
+    rows: list[dict] = []
+    counts: dict[str, int] = {}
+    with session(db) as con:
+        for src in sources:
+            before = len(rows)
+            if src == "failures":
+                rows += con.execute("""
+                    SELECT i.id, i.input, i.target FROM eval_results r JOIN eval_runs u ON u.run_id = r.run_id
+                    JOIN eval_items i ON i.set_name = u.set_name AND i.set_hash = u.set_hash AND i.id = r.id
+                    WHERE NOT r.passed AND u.run_id IN (SELECT run_id FROM eval_runs
+                        QUALIFY row_number() OVER (PARTITION BY set_name ORDER BY created_at DESC) = 1)
+                    LIMIT ?""", [limit]).fetchdf().assign(origin="failed-last-run").to_dict(orient="records")
+            elif src in ("suspects", "disagreement", "conflicts"):
+                if not corpus:
+                    raise ValueError(f"--from {src} needs --corpus")
+                if src == "suspects":
+                    q = """SELECT s.ext_id AS id, d.text AS input, s.suggested AS target FROM label_suspects s
+                           JOIN documents d ON d.corpus = s.corpus AND d.ext_id = s.ext_id WHERE s.corpus = ?
+                           ORDER BY s.rank LIMIT ?"""
+                elif src == "disagreement":
+                    q = """SELECT c.ext_id AS id, d.text AS input, c.dawid_skene AS target FROM label_consensus c
+                           JOIN documents d ON d.corpus = c.corpus AND d.ext_id = c.ext_id
+                           WHERE c.corpus = ? AND c.majority_confidence < 0.67 ORDER BY c.ds_confidence LIMIT ?"""
+                else:
+                    q = """SELECT d.ext_id AS id, d.text AS input, a.label AS target FROM label_conflicts k,
+                           unnest(from_json(k.ext_ids, '["VARCHAR"]')) AS t(eid)
+                           JOIN documents d ON d.corpus = k.corpus AND d.ext_id = t.eid
+                           JOIN annotations a ON a.corpus = d.corpus AND a.ext_id = d.ext_id AND a.annotator IS NULL
+                           WHERE k.corpus = ? LIMIT ?"""
+                rows += con.execute(q, [corpus, limit]).fetchdf().assign(origin=src).to_dict(orient="records")
+            elif src.endswith((".jsonl", ".csv")):
+                es = load_eval_set(src)
+                rows += es.items[["id", "input", "target"]].assign(origin="edge-case").to_dict(orient="records")
+            else:
+                raise ValueError(f"unknown source '{src}': failures | suspects | disagreement | conflicts | FILE.jsonl")
+            counts[src] = len(rows) - before
+        if not rows:
+            raise EvalInputError("nothing to put in the hard set: no failures or label problems found yet "
+                                 "(run `taomi eval` / `taomi labels` first, or pass --from FILE.jsonl)")
+        df = pd.DataFrame(rows).drop_duplicates("id").head(limit)
+        items = [{"id": r.id, "input": r.input, "target": r.target, "slices": [f"origin:{r.origin}"]}
+                 for r in df.itertuples()]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n")
+        es = load_eval_set(out, name)
+        eval_store.save_eval_set(con, name, es.content_hash, es.items)
+    return {"name": name, "items": len(items), "by_source": counts, "path": str(out), "hash": es.content_hash}

@@ -1,0 +1,85 @@
+"""`taomi eval` and `taomi hardset build`: hard-set evaluation reports and release gates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from taomi.cli import app, console, fail, state
+from taomi.output import emit
+
+hardset = typer.Typer(no_args_is_help=True, help="Build hard sets from failures, label problems and edge cases.")
+app.add_typer(hardset, name="hardset")
+
+
+@app.command("eval")
+def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with id, input, target[, slices]"),
+             predictions: Path = typer.Argument(..., help="Predictions: JSONL/CSV with id, prediction[, score]"),
+             model: str | None = typer.Option(None, "--model", help="Model name (default: predictions file stem)."),
+             metric: str = typer.Option("exact_match", "--metric", help="exact_match | accuracy | token_f1"),
+             train_corpus: str | None = typer.Option(None, "--train-corpus", help="Check contamination, trace failures."),
+             gates: Path | None = typer.Option(None, "--gates", help="Release gates (TOML)."),
+             out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.html/.md/.json."),
+             name: str | None = typer.Option(None, "--name", help="Eval set name (default: file stem)."),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Evaluate predictions per slice with CIs, vs the previous run, with contamination and gates.
+
+    Exits 3 when a gate fails, naming it and the recommended action."""
+    from evalsets.sets import EvalInputError
+    from flows.eval_task import evaluate
+
+    try:
+        r = evaluate(state.db, evalset, predictions, model, metric, train_corpus, gates, out, name)
+    except (EvalInputError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(r, default=str))
+    else:
+        a = r["slices"]["all"]
+        console.print(f"[bold]{r['eval_set']}[/] ({r['eval_set_hash']}), model [bold]{r['model']}[/]: {r['metric']} "
+                      f"{a['metric']:.4f} [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}] over {a['n']} items"
+                      + (f"; clean subset {r['slices']['clean']['metric']:.4f}" if "clean" in r["slices"] else ""))
+        rows = [{"slice": s, "n": v["n"], r["metric"]: round(v["metric"], 4), "95% CI": f"[{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]",
+                 **({"vs previous": f"{r['regression'][s]['diff']:+.3f}"} if r["regression"] and s in r["regression"] else {})}
+                for s, v in r["slices"].items()]
+        emit(rows, False, title="per slice", console=console)
+        if r["previous_run"]:
+            console.print(f"vs previous run {r['previous_run']}: {len(r['flips']['pass_to_fail'])} pass->fail, "
+                          f"{len(r['flips']['fail_to_pass'])} fail->pass")
+        if r["contamination"]:
+            c = r["contamination"]
+            console.print(f"contamination: {c['contaminated']} of {c['checked']} items overlap the training corpus "
+                          f"({c['method']})")
+        issues = r["prediction_issues"]
+        if issues["unknown_ids"] or issues["missing_ids"]:
+            console.print(f"[yellow]predictions:[/] {len(issues['unknown_ids'])} unknown ids "
+                          f"(e.g. {issues['unknown_ids'][:3]}), {len(issues['missing_ids'])} items without a prediction "
+                          "(scored as failures)")
+        for f in r.get("failures", [])[:5]:
+            console.print(f"  failed {f['id']}: {f['coverage']} similar training docs ({f['support']}) -> {f['suggestion']}")
+        console.print(f"report: {r['files']['html']} ({r['files']['markdown']}, {r['files']['json']})")
+    failed = r["gates_failed"]
+    if failed:
+        for g in failed:
+            typer.echo(f"GATE FAILED: {g['gate']} on slice '{g['slice']}' ({g['check']} value {g['value']:.4f}, "
+                       f"threshold {g['threshold']}): {g['recommendation']}", err=True)
+        raise typer.Exit(3)
+
+
+@hardset.command("build")
+def hardset_build(name: str, corpus: str | None = typer.Option(None, "--corpus", help="Corpus for label-problem items."),
+                  from_: list[str] = typer.Option(["failures", "suspects", "disagreement", "conflicts"], "--from",
+                                                  help="failures | suspects | disagreement | conflicts | FILE.jsonl"),
+                  out: Path | None = typer.Option(None, "--out", help="Write the hard set as JSONL here."),
+                  limit: int = typer.Option(500, "--limit", min=1), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Assemble a hard set from last runs' failures, label problems and user edge cases."""
+    from evalsets.sets import EvalInputError
+    from flows.hardset_task import build_hardset
+
+    try:
+        r = build_hardset(state.db, name, from_, corpus, out or Path(f"{name}.jsonl"), limit)
+    except (EvalInputError, LookupError, ValueError) as exc:
+        fail(str(exc))
+    emit(r, as_json, title=f"hard set '{name}'", console=console)

@@ -1,0 +1,74 @@
+"""Storage for eval sets, runs and per-item results."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from warehouse.db import one, transaction
+
+
+def save_eval_set(con: duckdb.DuckDBPyConnection, name: str, set_hash: str, items: pd.DataFrame) -> bool:
+    """Store a version of an eval set once (by content hash); True when new."""
+    if one(con, "SELECT 1 FROM eval_items WHERE set_name = ? AND set_hash = ? LIMIT 1", [name, set_hash]):
+        return False
+    df = items.assign(slices=items["slices"].map(json.dumps), meta=items["meta"].map(lambda m: json.dumps(m, default=str)))
+    con.register("items_df", df[["id", "input", "target", "slices", "meta"]])
+    try:
+        with transaction(con):
+            con.execute("""INSERT INTO eval_items (set_name, set_hash, id, input, target, slices, meta)
+                           SELECT ?, ?, id, input, target, slices::JSON, meta::JSON FROM items_df""",
+                        [name, set_hash]).fetchall()
+    finally:
+        con.unregister("items_df")
+    return True
+
+
+def previous_run(con: duckdb.DuckDBPyConnection, set_name: str) -> dict | None:
+    rows = con.execute("""SELECT run_id, model, created_at FROM eval_runs WHERE set_name = ?
+                          ORDER BY created_at DESC LIMIT 1""", [set_name]).fetchall()
+    return {"run_id": rows[0][0], "model": rows[0][1], "created_at": rows[0][2]} if rows else None
+
+
+def run_results(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    return con.execute("SELECT id, score, passed FROM eval_results WHERE run_id = ?", [run_id]).fetchdf()
+
+
+def save_run(con: duckdb.DuckDBPyConnection, run: dict, results: pd.DataFrame) -> None:
+    con.register("res_df", results[["id", "prediction", "score", "passed"]])
+    try:
+        with transaction(con):
+            con.execute("""INSERT INTO eval_runs (run_id, set_name, set_hash, model, metric, git_sha, summary)
+                           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                        [run["run_id"], run["set_name"], run["set_hash"], run["model"], run["metric"], run.get("git_sha"),
+                         json.dumps(run.get("summary"), default=str)]).fetchall()
+            con.execute("INSERT INTO eval_results SELECT ?, id, prediction, score, passed FROM res_df",
+                        [run["run_id"]]).fetchall()
+    finally:
+        con.unregister("res_df")
+
+
+def training_batches(con: duckdb.DuckDBPyConnection, corpus: str, batch: int = 20_000):
+    """(doc_ids, texts) of a training corpus, in batches (read once into memory per batch)."""
+    ids = con.execute("SELECT doc_id FROM documents WHERE corpus = ? ORDER BY doc_id", [corpus]).fetchnumpy()["doc_id"]
+    for lo in range(0, len(ids), batch):
+        part = ids[lo:lo + batch]
+        df = con.execute("SELECT doc_id, text FROM documents WHERE corpus = ? AND doc_id BETWEEN ? AND ? ORDER BY doc_id",
+                         [corpus, int(part[0]), int(part[-1])]).fetchdf()
+        yield df["doc_id"].to_numpy(np.int64), df["text"].tolist()
+
+
+def doc_info(con: duckdb.DuckDBPyConnection, doc_ids: list[int]) -> dict[int, dict]:
+    """ext_id, corpus, given label and curriculum position of documents."""
+    if not doc_ids:
+        return {}
+    rows = con.execute("""
+        SELECT d.doc_id, d.ext_id, d.corpus, a.label, c.position
+        FROM documents d
+        LEFT JOIN annotations a ON a.corpus = d.corpus AND a.ext_id = d.ext_id AND a.annotator IS NULL
+        LEFT JOIN curriculum c ON c.doc_id = d.doc_id AND c.order_kind = 'curriculum'
+        WHERE d.doc_id IN (SELECT unnest(?))""", [list(map(int, doc_ids))]).fetchall()
+    return {r[0]: {"id": r[1], "corpus": r[2], "label": r[3], "curriculum_position": r[4]} for r in rows}
