@@ -197,3 +197,68 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Bind address (lo
 
     uvicorn.run(create_app(state.db), host=host, port=port, log_level="warning")
 
+
+
+@app.command()
+def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 124m | 350m"),
+              steps: int = typer.Option(20, "--steps", min=1), compile_model: bool = typer.Option(False, "--compile"),
+              device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+              batch: int = typer.Option(8, "--batch", min=1),
+              corpus: str | None = typer.Option(None, "--corpus", help="Train on this corpus (default: sample text)."),
+              sweep: bool = typer.Option(False, "--sweep", help="Micro scaling sweep on the corpus, then fit it."),
+              extrapolate: bool = typer.Option(False, "--extrapolate", help="Length extrapolation check (2x-8x)."),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Measure tokens/s and MFU with a real torch training step; plans use it for this GPU."""
+    try:
+        from scaling.calibrate import require_torch
+
+        require_torch()
+    except RuntimeError as exc:
+        fail(str(exc))
+    from flows.calibrate_task import run_calibration, run_extrapolation, run_sweep
+
+    try:
+        if sweep:
+            from taomi.output import make_progress
+
+            with make_progress(console, quiet=as_json, units="count") as progress:
+                task = progress.add_task("sweep runs", total=9)
+                out = run_sweep(state.db, corpus, progress=lambda k, n: progress.update(task, completed=k, total=n))
+        elif extrapolate:
+            out = run_extrapolation(state.db, corpus)
+        else:
+            with console.status(f"calibrating {size} on {device}", spinner="dots") if not as_json else _NullCtx():
+                out = run_calibration(state.db, corpus, size, steps, device, compile_model, batch)
+    except (ValueError, LookupError, RuntimeError) as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(out, default=str))
+        return
+    if sweep:
+        emit(out["observations"], False, title="micro sweep (held-out loss)", console=console)
+        f = out["fit"]
+        if "error" in f:
+            console.print(f"[yellow]fit:[/] {f['error']}")
+        else:
+            p = f["params"]
+            console.print(f"fitted: L = {p['E']:.3f} + {p['A']:.3g}/N^{p['alpha']:.3f} + {p['B']:.3g}/D^{p['beta']:.3f} "
+                          f"(stored as fit '{f['name']}'; poorly determined: {', '.join(f['poorly_determined']) or 'none'})")
+        return
+    if extrapolate:
+        emit(out["table"], False, title=f"held-out loss vs context (trained at {out['train_context']})", console=console)
+        console.print(out["verdict"])
+        return
+    console.print(f"{out['device_name']} · torch {out['torch_version']} · {out['size']} ({out['params']:,} params)")
+    console.print(f"{out['tokens_per_s']:,.0f} tokens/s, {out['flops_per_s'] / 1e12:.3f} TFLOP/s achieved "
+                  f"({out['flops_formula']})")
+    console.print(f"MFU {out['mfu']:.1%} of {out['peak_flops'] / 1e12:.1f} TFLOP/s ({out['peak_source']})")
+    console.print(f"loss {out['loss_first']:.3f} -> {out['loss_last']:.3f}; stored: `taomi plan --gpu "
+                  f"{out['gpu']}` now uses this MFU")
+
+
+class _NullCtx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

@@ -170,6 +170,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 passed BOOLEAN NOT NULL)""",
         ],
     ),
+    (
+        7,
+        "throughput calibrations",
+        [
+            """CREATE TABLE IF NOT EXISTS calibrations (
+                gpu VARCHAR, device_name VARCHAR NOT NULL, torch_version VARCHAR NOT NULL, size VARCHAR NOT NULL,
+                config JSON NOT NULL, params BIGINT NOT NULL, flops_per_token DOUBLE NOT NULL,
+                tokens_per_s DOUBLE NOT NULL, flops_per_s DOUBLE NOT NULL, peak_flops DOUBLE NOT NULL,
+                peak_source VARCHAR NOT NULL, mfu DOUBLE NOT NULL,
+                created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

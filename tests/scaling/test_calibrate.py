@@ -1,0 +1,94 @@
+"""Calibration on the CPU: the model learns, the FLOP count matches torch's counter, rows are
+stored and plans use them, and everything else works without torch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from taomi.cli import app
+
+torch = pytest.importorskip("torch")
+
+from scaling.calibrate import byte_tokens, calibrate, length_extrapolation, micro_sweep, table_gpu
+from scaling.model import SIZES, TinyLM, flops_per_token
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tokens(sample):
+    texts = [json.loads(x)["text"] for x in Path(sample["labels"]).read_text(encoding="utf-8").splitlines()]
+    return byte_tokens(texts * 4)
+
+
+def test_model_trains_on_real_text(tokens):
+    r = calibrate(tokens, "tiny", steps=30, warmup=2)
+    assert r["loss_last"] < r["loss_first"] - 1.0
+    assert r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1.5
+    assert "measured" in r["peak_source"] and r["gpu"] == "cpu"
+
+
+def test_flop_formula_matches_torch_counter():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for size in ("tiny", "small"):
+        cfg = SIZES[size]
+        m = TinyLM(cfg)
+        x = torch.randint(0, cfg.vocab, (2, cfg.seq))
+        # the default (flash) CPU kernel reports 0 FLOPs for attention; the math kernel the full T^2
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
+            _, loss = m(x, x)
+            loss.backward()
+        counted = fc.get_total_flops() / (2 * cfg.seq)
+        assert flops_per_token(cfg, m.num_params(), cfg.seq) == pytest.approx(counted, rel=0.02)
+        assert flops_per_token(cfg, m.num_params(), cfg.seq, causal_halved=True) < counted
+
+
+def test_device_names_map_to_the_table():
+    assert table_gpu("NVIDIA H100 80GB HBM3") == "h100-sxm"
+    assert table_gpu("NVIDIA H100 PCIe") == "h100-pcie"
+    assert table_gpu("NVIDIA H200") == "h200"
+    assert table_gpu("NVIDIA A100-SXM4-40GB", 40) == "a100-40gb"
+    assert table_gpu("Some Future Accelerator") is None
+
+
+def test_calibration_stored_and_used_by_plans(tmp_path, sample):
+    from warehouse.calibration_store import list_calibrations, save_calibration
+    from warehouse.db import connect
+
+    db = str(tmp_path / "c.duckdb")
+    res = runner.invoke(app, ["--db", db, "calibrate", "--steps", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    con = connect(db)
+    rows = list_calibrations(con)
+    assert rows[0]["tokens_per_s"] == pytest.approx(out["tokens_per_s"])
+    save_calibration(con, {**out, "gpu": "h100-sxm", "device_name": "NVIDIA H100 80GB HBM3", "mfu": 0.43})
+    con.close()
+    plan = json.loads(runner.invoke(app, ["--db", db, "plan", "--gpus", "8", "--gpu", "h100-sxm", "--days", "1",
+                                          "--json"]).stdout)
+    assert plan["mfu"] == 0.43 and "calibration" in plan["mfu_source"]
+
+
+def test_sweep_and_extrapolation_small(tokens):
+    rows = micro_sweep(tokens, sizes=((1, 32), (2, 64)), budgets=(2e4, 6e4), seq=32)
+    assert len(rows) == 4 and all(r["loss"] > 0 for r in rows)
+    big = {r["run"]: r["loss"] for r in rows}
+    assert big["L2-h64-D60000"] < big["L1-h32-D20000"]
+    e = length_extrapolation(tokens, seq=32, factors=(2, 4), train_tokens=40_000)
+    assert [t["factor"] for t in e["table"]] == [1, 2, 4] and isinstance(e["graceful"], bool)
+
+
+def test_without_torch_calibrate_explains_and_the_rest_works(monkeypatch, db):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    res = runner.invoke(app, ["--db", db, "calibrate"])
+    assert res.exit_code == 2 and "pip install 'taomi[torch]'" in res.stderr
+    assert runner.invoke(app, ["plan", "--flops", "1e21", "--json"]).exit_code == 0
+    assert np.isfinite(json.loads(runner.invoke(app, ["plan", "--flops", "1e21", "--json"]).stdout)["params"])
