@@ -163,3 +163,34 @@ def query_near_duplicates(db: str | Path | None, corpus: str, text: str, cfg: De
         ext = store.ext_ids(con, [m.doc_id for m in matches])
     return [{"doc_id": m.doc_id, "id": ext[m.doc_id], "similarity": round(m.similarity, 4),
              "estimated": round(m.estimated, 4)} for m in matches]
+
+
+def signature_shards(db, corpus: str, cfg: DedupConfig, shard_docs: int = 100_000) -> list[tuple[int, int]]:
+    """doc-id ranges of about `shard_docs` documents that still lack signatures under this config."""
+    with session(db) as con:
+        missing = store.missing_signature_ids(con, corpus, cfg.signature_key())
+    return [(int(missing[lo]), int(missing[min(lo + shard_docs, len(missing)) - 1]))
+            for lo in range(0, len(missing), shard_docs)]
+
+
+def sign_shard(db, corpus: str, cfg: DedupConfig, lo: int, hi: int) -> int:
+    """Compute and store the missing signatures of documents lo..hi (one unit of scale-out work).
+
+    The database is opened only to read a batch of texts and to write its signatures, so shards
+    on other workers can take the single-writer lock in between."""
+    key = cfg.signature_key()
+    with session(db) as con:
+        ids = store.missing_signature_ids(con, corpus, key)
+    ids = ids[(ids >= lo) & (ids <= hi)]
+    for b in range(0, len(ids), cfg.batch_docs):
+        part = ids[b:b + cfg.batch_docs]
+        with session(db) as con:
+            texts = store.texts(con, corpus, part)
+        n_sh, sigs = signatures_for(texts, cfg)
+        with session(db) as con:
+            # another run may have signed these meanwhile: write only what is still missing
+            still = set(store.missing_signature_ids(con, corpus, key).tolist())
+            keep = np.array([d in still for d in part.tolist()], dtype=bool)
+            if keep.any():
+                store.write_signatures(con, corpus, key, part[keep], n_sh[keep], sigs[keep])
+    return len(ids)

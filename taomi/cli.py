@@ -304,7 +304,7 @@ def demo(workdir: Path = typer.Option(Path("demo-out"), "--workdir", help="Where
         print(json.dumps(summary, default=str))
 
 
-from taomi import cli_curation, cli_eval, cli_plan  # noqa: F401  (register their commands on `app`)
+from taomi import cli_curation, cli_eval, cli_flows, cli_plan  # noqa: F401  (register commands on `app`)
 
 
 def run() -> None:  # pragma: no cover - console entry point

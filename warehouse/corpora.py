@@ -64,3 +64,16 @@ def quarantine_rows(con: duckdb.DuckDBPyConnection, corpus: str, limit: int = 50
     return _rows(con.execute("""
         SELECT path, line, field, reason, raw FROM quarantine WHERE corpus = ?
         ORDER BY path, line LIMIT ?""", [corpus, limit]))
+
+
+def state_fingerprint(con: duckdb.DuckDBPyConnection, corpus: str | None = None) -> str:
+    """What a cached stage result depends on in the warehouse: the corpus's documents, files and
+    the latest successful run of each stage. Changes whenever any of them changes."""
+    docs = con.execute("""SELECT count(*), coalesce(max(doc_id), 0), coalesce(bit_xor(hash(content_hash)), 0)
+                          FROM documents WHERE corpus IS NOT DISTINCT FROM coalesce(?, corpus)""", [corpus]).fetchall()
+    files = con.execute("SELECT coalesce(string_agg(file_hash, ',' ORDER BY file_hash), '') FROM sources "
+                        "WHERE corpus = coalesce(?, corpus)", [corpus]).fetchall()
+    runs = con.execute("""SELECT coalesce(string_agg(stage || ':' || run_id, ',' ORDER BY stage), '') FROM (
+                              SELECT stage, arg_max(run_id, finished_at) AS run_id FROM runs
+                              WHERE status = 'ok' AND corpus IS NOT DISTINCT FROM ? GROUP BY stage)""", [corpus]).fetchall()
+    return f"{docs[0]}|{files[0][0]}|{runs[0][0]}"

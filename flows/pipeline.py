@@ -1,0 +1,316 @@
+"""Prefect flows: composition only. Each task is a thin wrapper around a flows/*_task function
+(which opens the warehouse, calls the domain and writes back); tasks pass paths, names and small
+dicts, never DataFrames or connections.
+
+Retries with backoff cover transient I/O (a locked database, a busy disk). Task caching is keyed
+on the task's inputs AND the warehouse state they read (documents, files, latest stage runs), so
+a cache hit can never skip work on data that changed. Every stage writes its run-log row and a
+Prefect artifact (markdown summary, table) so the Prefect UI shows the reports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.config import load_config, normalize
+from warehouse.runlog import stable_hash
+
+RETRY = {"retries": 2, "retry_delay_seconds": [2, 8]}
+
+
+def _state(db: str, corpus: str | None) -> str:
+    from warehouse.corpora import state_fingerprint
+    from warehouse.db import db_path, session
+
+    if not db_path(db).exists():
+        return "no-database"
+    with session(db) as con:
+        return state_fingerprint(con, corpus)
+
+
+def content_key(context, parameters: dict[str, Any]) -> str:
+    """Cache key: task name + its inputs + the warehouse state those inputs read."""
+    db, corpus = parameters.get("db"), parameters.get("corpus")
+    files = [Path(p).stat().st_mtime_ns for p in parameters.get("paths", []) if Path(p).exists()]
+    return stable_hash(context.task.name, parameters, files, _state(db, corpus) if db else None)
+
+
+def _artifact(key: str, title: str, lines: list[str], table: list[dict] | None = None) -> None:
+    key = "".join(c if c.isalnum() else "-" for c in key.lower()).strip("-")[:100]
+    create_markdown_artifact(markdown=f"# {title}\n\n" + "\n".join(f"- {x}" for x in lines), key=key,
+                             description=title)
+    if table:
+        create_table_artifact(table=table, key=f"{key}-table", description=title)
+
+
+# ---- tasks ----------------------------------------------------------------------------------
+
+@task(name="ingest", cache_key_fn=content_key, persist_result=True, **RETRY)
+def ingest_t(db: str, corpus: str, paths: list[str], fields: dict) -> dict:
+    from warehouse.db import session
+    from warehouse.ingest import IngestConfig, ingest_paths
+
+    with session(db) as con:
+        res = [r.as_dict() for r in ingest_paths(con, paths, IngestConfig(corpus, **fields))]
+    _artifact(f"ingest-{corpus}", f"ingest into {corpus}",
+              [f"{Path(r['path']).name}: {r['status']}, {r['rows_new']} new, {r['rows_quarantined']} quarantined"
+               for r in res])
+    return {"files": res}
+
+
+@task(name="sign-shard", **RETRY)
+def sign_shard_t(db: str, corpus: str, dedup: dict, lo: int, hi: int) -> int:
+    from dedup.config import DedupConfig
+    from flows.dedup_task import sign_shard
+
+    return sign_shard(db, corpus, DedupConfig(**dedup), lo, hi)
+
+
+@task(name="signature-shards", **RETRY)
+def shards_t(db: str, corpus: str, dedup: dict, shard_docs: int) -> list[tuple[int, int]]:
+    from dedup.config import DedupConfig
+    from flows.dedup_task import signature_shards
+
+    return signature_shards(db, corpus, DedupConfig(**dedup), shard_docs)
+
+
+@task(name="dedup", cache_key_fn=content_key, persist_result=True, **RETRY)
+def dedup_t(db: str, corpus: str, dedup: dict) -> dict:
+    from dedup.config import DedupConfig
+    from flows.dedup_task import dedup_corpus
+
+    r = dedup_corpus(db, corpus, DedupConfig(**dedup))
+    _artifact(f"dedup-{corpus}", f"dedup of {corpus}",
+              [f"{r['docs_in']} documents in, {r['docs_out']} kept", (f"{r['exact_dropped']} exact, "
+               f"{r['near_dropped']} near duplicates removed ({r['bands']}x{r['rows']} bands)"),
+               f"{r['candidate_pairs']} candidates, {r['verified_pairs']} verified"],
+              [{k: str(v) for k, v in c.items()} for c in r["largest_clusters"]])
+    return r
+
+
+@task(name="labels", cache_key_fn=content_key, persist_result=True, **RETRY)
+def labels_t(db: str, corpus: str, truth: str | None = None) -> dict:
+    from flows.labels_task import NoLabels, check_labels
+
+    try:
+        r = check_labels(db, corpus, n_boot=200, truth=truth)
+    except NoLabels as exc:
+        get_run_logger().info(str(exc))
+        return {"skipped": str(exc)}
+    a = r["agreement"] or {}
+    _artifact(f"labels-{corpus}", f"labels of {corpus}",
+              [f"Krippendorff's alpha {a.get('krippendorff_alpha')}", f"{len(r['conflicts'])} conflicting duplicate groups",
+               f"{len(r['suspects'])} suspect labels", *r["notes"]], r["suspects"][:50])
+    return {k: r[k] for k in ("agreement", "conflicts", "suspects", "notes") if k in r} | (
+        {"truth_check": r["truth_check"]} if "truth_check" in r else {})
+
+
+@task(name="curriculum", cache_key_fn=content_key, persist_result=True, **RETRY)
+def curriculum_t(db: str, corpus: str, curriculum: dict, plot: str | None = None) -> dict:
+    from curation.curriculum import CurriculumConfig
+    from flows.curriculum_task import build_curriculum
+
+    c = dict(curriculum)
+    if "weights" in c:
+        c["weights"] = tuple(c["weights"].items())
+    r = build_curriculum(db, corpus, CurriculumConfig(**c), plot)
+    _artifact(f"curriculum-{corpus}", f"curriculum of {corpus}",
+              [f"{r['documents']} documents, {r['pacing']} pacing",
+               f"difficulty first 10% {r['difficulty_first_10pct']:.3f}, last 10% {r['difficulty_last_10pct']:.3f}"])
+    return r
+
+
+@task(name="export", **RETRY)
+def export_t(db: str, corpus: str, export: dict) -> dict:
+    from flows.curriculum_task import export_shards
+
+    r = export_shards(db, corpus, export["outdir"], export.get("format", "parquet"), export.get("shard_size", 100_000),
+                      export.get("order", "curriculum"))
+    _artifact(f"export-{corpus}", f"export of {corpus}", [f"{r['shards']} shards, {r['bytes']} bytes in {r['outdir']}"])
+    return r
+
+
+@task(name="fit", cache_key_fn=content_key, persist_result=True, **RETRY)
+def fit_t(db: str, observations: str, bootstrap: int, name: str, plots: str | None = None) -> dict:
+    from flows.scaling_task import fit_file
+
+    r = fit_file(db, observations, bootstrap=bootstrap, name=name, plots_dir=plots)
+    _artifact(f"fit-{name}", f"fit {name}", [f"{k} = {v:.6g}" for k, v in r["params"].items()],
+              [{"param": k, "lo": v[0], "hi": v[1]} for k, v in r["ci"].items()])
+    return r
+
+
+@task(name="plan", **RETRY)
+def plan_t(db: str, fit_name: str, budget: dict) -> dict:
+    from flows.plan_task import budget as make_budget
+    from flows.plan_task import make_plan, resolve_law
+    from warehouse.db import connect
+
+    con = connect(db, read_only=True)
+    try:
+        law, samples, desc = resolve_law(con, fit=fit_name)
+        bud = make_budget(budget.get("flops"), budget.get("gpus"), budget.get("gpu"), budget.get("days"),
+                          budget.get("mfu"), budget.get("peak_tflops"), con)
+    finally:
+        con.close()
+    p = make_plan(law, samples, desc, bud)
+    _artifact(f"plan-{fit_name}-{stable_hash(budget)[:8]}", "compute-optimal plan",
+              [f"budget {p['flops']:.3g} FLOPs", f"N* {p['params']:.4g}, D* {p['tokens']:.4g}, loss {p['loss']:.4f}",
+               *([f"{p['gpu_days']:.0f} GPU-days, MFU {p['mfu']} ({p['mfu_source']})"] if "gpu_days" in p else [])])
+    return p
+
+
+@task(name="calibrate", **RETRY)
+def calibrate_t(db: str, calibrate: dict, corpus: str | None) -> dict:
+    from flows.calibrate_task import run_calibration
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        msg = "skipped: torch is not installed (pip install 'taomi[torch]')"
+        get_run_logger().info(msg)
+        return {"skipped": msg}
+    r = run_calibration(db, corpus, calibrate.get("size", "tiny"), calibrate.get("steps", 20),
+                        calibrate.get("device", "auto"))
+    _artifact("calibration", "throughput calibration",
+              [f"{r['device_name']}: {r['tokens_per_s']:.0f} tokens/s, MFU {r['mfu']:.1%} ({r['peak_source']})"])
+    return r
+
+
+@task(name="evaluate", **RETRY)
+def evaluate_t(db: str, ev: dict) -> dict:
+    from flows.eval_task import evaluate
+
+    r = evaluate(db, ev["eval_set"], ev["predictions"], ev.get("model"), ev.get("metric", "exact_match"),
+                 ev.get("train_corpus"), ev.get("gates"), ev.get("out"), ev.get("name"), ev.get("n_boot", 2000))
+    a = r["slices"]["all"]
+    _artifact(f"eval-{r['eval_set']}", f"eval {r['eval_set']} ({r['model']})",
+              [f"{r['metric']} {a['metric']:.4f} [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}]",
+               f"gates failed: {len(r['gates_failed'])}", f"report: {r.get('files', {}).get('html')}"],
+              [{"slice": s, "n": v["n"], "metric": v["metric"]} for s, v in r["slices"].items()])
+    return r
+
+
+# ---- flows ----------------------------------------------------------------------------------
+
+def _cfg(config: str | dict) -> dict:
+    return normalize(config, Path(".")) if isinstance(config, dict) else load_config(config)
+
+
+@flow(name="curate", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def curate_flow(config: str | dict) -> dict:
+    cfg = _cfg(config)
+    db = cfg["db"]
+    out: dict[str, Any] = {}
+    dd = {k: v for k, v in cfg["dedup"].items() if k != "shard_docs"}
+    shard_docs = int(cfg["dedup"].get("shard_docs", 100_000))
+    for c in cfg["corpus"]:
+        name = c["name"]
+        fields = {k: c[k] for k in ("text_field", "id_field", "label_field", "annotator_field") if k in c}
+        ing = ingest_t(db, name, c["paths"], fields)  # a direct call runs the task and returns its result
+        shards = shards_t(db, name, dd, shard_docs)
+        signed = sign_shard_t.map(unmapped(db), unmapped(name), unmapped(dd), [s[0] for s in shards],
+                                  [s[1] for s in shards])
+        signed.wait()  # signature shards run in parallel on the task runner
+        dup = dedup_t(db, name, dd)
+        lab = labels_t(db, name, c.get("truth"))
+        cur = curriculum_t(db, name, cfg["curriculum"], c.get("plot"))
+        res = {"ingest": ing, "signed": sum(f.result() for f in signed), "dedup": dup, "labels": lab,
+               "curriculum": cur}
+        if cfg["export"]:
+            res["export"] = export_t(db, name, cfg["export"])
+        out[name] = res
+    return out
+
+
+@flow(name="scaling", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def scaling_flow(config: str | dict) -> dict:
+    cfg = _cfg(config)
+    sc = cfg["scaling"]
+    if not sc:
+        return {"skipped": "no [scaling] section"}
+    name = sc.get("name", Path(sc["observations"]).stem)
+    fit = fit_t(cfg["db"], sc["observations"], int(sc.get("bootstrap", 200)), name, sc.get("plots"))
+    plans = [plan_t(cfg["db"], name, b) for b in sc.get("budgets", [])]
+    return {"fit": fit, "plans": plans}
+
+
+@flow(name="calibrate")
+def calibrate_flow(config: str | dict) -> dict:
+    cfg = _cfg(config)
+    cal = cfg["calibrate"]
+    if not cal.get("enabled", False):
+        return {"skipped": "calibration not enabled in the config ([calibrate] enabled = true)"}
+    corpus = cal.get("corpus") or (cfg["corpus"][0]["name"] if cfg["corpus"] else None)
+    return calibrate_t(cfg["db"], cal, corpus)
+
+
+@flow(name="evaluate")
+def evaluate_flow(config: str | dict) -> list[dict]:
+    cfg = _cfg(config)
+    results = []
+    for ev in cfg["eval"]:
+        results.append(evaluate_t(cfg["db"], ev))
+    return results
+
+
+@flow(name="all")
+def all_flow(config: str | dict, runner: str = "threads", dask_address: str | None = None, workers: int = 2) -> dict:
+    """curate -> calibrate -> scaling -> evaluate, from one config."""
+    cfg = _cfg(config)
+    tr = task_runner(runner, dask_address, workers)
+    return {"curate": curate_flow.with_options(task_runner=tr)(cfg), "calibrate": calibrate_flow(cfg),
+            "scaling": scaling_flow.with_options(task_runner=task_runner(runner, dask_address, workers))(cfg),
+            "evaluate": evaluate_flow(cfg)}
+
+
+FLOWS = {"curate": curate_flow, "scaling": scaling_flow, "calibrate": calibrate_flow, "evaluate": evaluate_flow,
+         "all": all_flow}
+
+
+def task_runner(kind: str, dask_address: str | None = None, workers: int = 2):
+    """threads | processes | dask (an existing scheduler's address, else a local cluster)."""
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if kind == "processes":
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner(max_workers=workers)
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                              "dashboard_address": None})
+    raise ValueError(f"unknown task runner '{kind}'; choose threads, processes or dask")
+
+
+def run_flow(name: str, config: str | dict, runner: str = "threads", dask_address: str | None = None,
+             workers: int = 2) -> Any:
+    if name not in FLOWS:
+        raise ValueError(f"unknown flow '{name}'; choose one of {', '.join(FLOWS)}")
+    if name == "all":
+        return all_flow(config, runner, dask_address, workers)
+    f = FLOWS[name]
+    if name in ("curate", "scaling"):
+        f = f.with_options(task_runner=task_runner(runner, dask_address, workers))
+    return f(config)
+
+
+def summary_json(result: Any) -> str:
+    return json.dumps(result, default=str)
+
+
+def deployment(name: str, config: str, cron: str, deployment_name: str = "taomi-nightly"):
+    """A Prefect deployment of a flow on a cron schedule (for `serve`)."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    CronSchedule(cron=cron)  # validates the expression: a bad one raises here, not at 03:00
+    return FLOWS[name].to_deployment(name=deployment_name, cron=cron, parameters={"config": config})

@@ -1,0 +1,59 @@
+"""`taomi run` and `taomi schedule`: Prefect flows once, or served on a cron schedule."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from taomi.cli import app, console, fail
+
+
+def quiet_prefect() -> None:
+    """No telemetry (there is no internet here) and no INFO chatter on the console."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@app.command("run")
+def run_cmd(flow: str = typer.Argument("all", help="curate | scaling | calibrate | evaluate | all"),
+            config: Path = typer.Option(..., "--config", help="Pipeline config (TOML)."),
+            task_runner: str = typer.Option("threads", "--task-runner", help="threads | processes | dask"),
+            dask_address: str | None = typer.Option(None, "--dask-address", help="Existing Dask scheduler."),
+            workers: int = typer.Option(2, "--workers", min=1),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Run a pipeline flow once (Prefect; ephemeral API unless PREFECT_API_URL points at a server)."""
+    quiet_prefect()
+    from flows.config import ConfigError
+    from flows.pipeline import run_flow
+
+    try:
+        result = run_flow(flow, str(config), task_runner, dask_address, workers)
+    except (ConfigError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(result, default=str))
+    else:
+        console.print_json(json.dumps(result, default=str)[:20000])
+
+
+@app.command()
+def schedule(config: Path = typer.Option(..., "--config", help="Pipeline config (TOML)."),
+             cron: str = typer.Option("0 3 * * *", "--cron", help="Cron expression (default 03:00 daily)."),
+             flow: str = typer.Option("all", "--flow"), name: str = typer.Option("taomi-nightly", "--name")) -> None:
+    """Serve a flow on a cron schedule (Prefect `serve`; blocks until stopped)."""
+    quiet_prefect()
+    from flows.pipeline import FLOWS, deployment
+
+    if flow not in FLOWS:
+        fail(f"unknown flow '{flow}'; choose one of {', '.join(FLOWS)}")
+    if not config.exists():
+        fail(f"{config}: no such file")
+    from prefect import serve
+
+    dep = deployment(flow, str(config.resolve()), cron, name)
+    console.print(f"serving flow '{flow}' as deployment '{name}' on cron '{cron}' (Ctrl-C stops)")
+    serve(dep)

@@ -1,0 +1,178 @@
+"""Prefect flows: one session-scoped harness; an end-to-end `all` run, re-run caching, a real
+Dask LocalCluster, SIGKILL mid near-dedup then resume, and a cron schedule."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from taomi.demo_data import DemoConfig, generate
+
+ROOT = Path(__file__).resolve().parents[2]
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture(scope="session")
+def harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+def write_config(tmp: Path, s: dict, shard_docs: int = 100_000, calibrate: bool = False) -> Path:
+    cfg = tmp / "pipeline.toml"
+    cfg.write_text(f"""
+db = "p.duckdb"
+[[corpus]]
+name = "c"
+paths = ["{s['corpus']}", "{s['labels']}"]
+[dedup]
+shard_docs = {shard_docs}
+[export]
+outdir = "shards"
+shard_size = 200
+[scaling]
+observations = "{s['scaling_runs']}"
+bootstrap = 20
+budgets = [{{flops = 1e22}}, {{gpus = 8, gpu = "h100-sxm", days = 3}}]
+[calibrate]
+enabled = {str(calibrate).lower()}
+steps = 2
+[[eval]]
+eval_set = "{s['eval_set']}"
+predictions = "{s['predictions_current']}"
+metric = "accuracy"
+train_corpus = "c"
+gates = "{s['gates']}"
+out = "report"
+n_boot = 200
+""")
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipe")
+    return out, generate(out / "data", DemoConfig(docs=600, seed=2, words_mean=80))
+
+
+def test_all_flow_end_to_end_and_rerun(harness, small):
+    from flows.pipeline import run_flow
+    from warehouse.db import connect
+
+    out, s = small
+    cfg = write_config(out, s, calibrate=True)
+    r = run_flow("all", str(cfg))
+    cur = r["curate"]["c"]
+    assert cur["dedup"]["docs_in"] == 600 and cur["dedup"]["docs_out"] < 600
+    assert cur["signed"] == 600 and cur["export"]["shards"] >= 1
+    assert r["scaling"]["fit"]["n_points"] > 10 and len(r["scaling"]["plans"]) == 2
+    assert r["evaluate"][0]["files"]["html"].endswith("report.html")
+    assert "mfu" in r["calibrate"]
+    con = connect(out / "p.duckdb", read_only=True)
+    stages = {x[0] for x in con.execute("SELECT DISTINCT stage FROM runs WHERE status = 'ok'").fetchall()}
+    before = con.execute("SELECT count(*) FROM documents").fetchall()[0][0]
+    con.close()
+    assert stages >= {"ingest", "dedup", "labels", "curriculum", "fit"}
+    again = run_flow("curate", str(cfg))
+    assert again["c"]["dedup"]["docs_out"] == cur["dedup"]["docs_out"] and again["c"]["signed"] == 0
+    con = connect(out / "p.duckdb", read_only=True)
+    assert con.execute("SELECT count(*) FROM documents").fetchall()[0][0] == before
+    con.close()
+
+
+def test_dask_local_cluster_matches_threads(harness, tmp_path, small):
+    from flows.pipeline import run_flow
+
+    _, s = small
+    cfg = write_config(tmp_path, s, shard_docs=150)
+    r = run_flow("curate", str(cfg), runner="dask", workers=2)
+    assert r["c"]["signed"] == 600
+    t = tmp_path / "threads"
+    t.mkdir()
+    r2 = run_flow("curate", str(write_config(t, s, shard_docs=150)), runner="threads")
+    assert r["c"]["dedup"]["docs_out"] == r2["c"]["dedup"]["docs_out"]
+    assert r["c"]["dedup"]["verified_pairs"] == r2["c"]["dedup"]["verified_pairs"]
+
+
+KILL = """
+import sys, time
+from pathlib import Path
+import warehouse.dedup_store as store
+from dedup.config import DedupConfig
+from flows.dedup_task import sign_shard
+real = store.write_signatures
+calls = {"n": 0}
+def slow(*a, **k):
+    real(*a, **k)
+    calls["n"] += 1
+    if calls["n"] == 2:
+        Path(sys.argv[2]).write_text("mid-dedup")
+        time.sleep(120)
+store.write_signatures = slow
+sign_shard(sys.argv[1], "c", DedupConfig(batch_docs=100), 0, 10**12)
+"""
+
+
+def _tables(db):
+    from warehouse.db import connect
+
+    con = connect(db, read_only=True)
+    out = {t: con.execute(q).fetchall() for t, q in {
+        "decisions": "SELECT doc_id, keep, reason, matched_doc, round(similarity, 9), cluster_id FROM dedup_decisions ORDER BY ALL",
+        "pairs": "SELECT doc_a, doc_b, round(similarity, 9), kind FROM dedup_pairs ORDER BY ALL",
+        "signatures": "SELECT doc_id, sig_key, n_shingles, md5(sig::VARCHAR) FROM dedup_signatures ORDER BY ALL",
+    }.items()}
+    con.close()
+    return out
+
+
+def test_sigkill_mid_near_dedup_then_resume_gives_identical_tables(tmp_path, small):
+    from dedup.config import DedupConfig
+    from flows.dedup_task import dedup_corpus
+    from warehouse.db import connect
+    from warehouse.ingest import IngestConfig, ingest_paths
+
+    _, s = small
+    dbs = {}
+    for name in ("killed", "clean"):
+        dbs[name] = str(tmp_path / f"{name}.duckdb")
+        con = connect(dbs[name])
+        ingest_paths(con, [s["corpus"]], IngestConfig("c"))
+        con.close()
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, "-c", KILL, dbs["killed"], str(marker)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    con = connect(dbs["killed"], read_only=True)
+    partial = con.execute("SELECT count(*) FROM dedup_signatures").fetchall()[0][0]
+    con.close()
+    assert partial == 200  # two committed batches of 100 survived the kill, nothing half-written
+    resumed = dedup_corpus(dbs["killed"], "c", DedupConfig(batch_docs=100))
+    assert resumed["signatures_computed"] == 400 and resumed["signatures_reused"] == 200
+    dedup_corpus(dbs["clean"], "c", DedupConfig(batch_docs=100))
+    assert _tables(dbs["killed"]) == _tables(dbs["clean"])
+
+
+def test_cron_schedule_registers(harness, small, tmp_path):
+    from flows.pipeline import deployment
+
+    _, s = small
+    dep = deployment("all", str(write_config(tmp_path, s)), "0 3 * * *")
+    assert dep.schedules[0].schedule.cron == "0 3 * * *"
+    assert dep.parameters["config"].endswith("pipeline.toml")
+    with pytest.raises(ValueError):
+        deployment("all", "x.toml", "not a cron")
