@@ -166,7 +166,7 @@ def _lines_table(first: int, block: bytes) -> tuple[pa.Table, list[tuple]]:
     arr = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(block))
     try:
         arr.validate(full=True)
-        return pa.table({"line_no": nos, "raw": arr}), []
+        return _batched(pa.table({"line_no": nos, "raw": arr})), []
     except pa.ArrowInvalid:
         pass
     keep = np.ones(len(ends), dtype=bool)
@@ -179,7 +179,13 @@ def _lines_table(first: int, block: bytes) -> tuple[pa.Table, list[tuple]]:
             keep[i] = False
             bad.append((int(nos[i]), None, None, None, None, None, f"(byte {exc.start})", "invalid UTF-8",
                         line[:RAW_KEEP_CHARS].decode("utf-8", "replace").rstrip("\r\n")))
-    return pa.table({"line_no": nos, "raw": arr}).filter(pa.array(keep)), bad
+    return _batched(pa.table({"line_no": nos, "raw": arr}).filter(pa.array(keep))), bad
+
+
+def _batched(table: pa.Table, rows: int = 2048) -> pa.Table:
+    """Several record batches (zero-copy slices): DuckDB scans Arrow batches in parallel, one
+    batch per thread, so a single 64 MB batch would leave the other cores idle."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=rows), schema=table.schema)
 
 
 def _jsonl_sql(f: Fields) -> str:
