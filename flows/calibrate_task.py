@@ -12,6 +12,7 @@ import pandas as pd
 from warehouse.calibration_store import save_calibration
 from warehouse.db import session
 from warehouse.eval_store import training_batches
+from warehouse.runlog import finish_run, stable_hash, start_run
 
 
 def corpus_tokens(db, corpus: str | None, limit_bytes: int = 8 << 20):
@@ -44,7 +45,9 @@ def run_calibration(db, corpus: str | None = None, size: str = "tiny", steps: in
     r = calibrate(corpus_tokens(db, corpus), size=size, steps=steps, device=device, compile_model=compile_model,
                   batch=batch)
     with session(db) as con:
+        run = start_run(con, "calibrate", stable_hash(r["device_name"], r["config"]), r["config"], corpus)
         save_calibration(con, r)
+        finish_run(con, run, counts_out=steps, details={"tokens_per_s": r["tokens_per_s"], "mfu": r["mfu"]})
     return r
 
 

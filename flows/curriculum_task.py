@@ -107,6 +107,9 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
     out = Path(outdir)
     with session(db) as con:
         rows = store.curriculum_rows(con, corpus, order)
+        run = start_run(con, "export", stable_hash(corpus, order, len(rows)),
+                        {"format": fmt, "shard_size": shard_size, "order": order, "outdir": str(out)}, corpus,
+                        counts_in=len(rows))
     if rows.empty:
         build_curriculum(db, corpus, cfg or CurriculumConfig(order=order))
         with session(db) as con:
@@ -149,5 +152,8 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"outdir": str(out), **{k: v for k, v in manifest.items() if k != "shards"}, "shards": len(shards),
-            "bytes": sum(s["bytes"] for s in shards)}
+    result = {"outdir": str(out), **{k: v for k, v in manifest.items() if k != "shards"}, "shards": len(shards),
+              "bytes": sum(s["bytes"] for s in shards)}
+    with session(db) as con:
+        finish_run(con, run, counts_out=len(rows), details=result)
+    return result

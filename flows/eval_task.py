@@ -19,6 +19,7 @@ from evalsets.stats import paired, summarize
 from evalsets.tracing import nearest_documents
 from warehouse import eval_store as store
 from warehouse.db import session
+from warehouse.runlog import finish_run, stable_hash, start_run
 
 
 def _git_sha() -> str | None:
@@ -135,10 +136,15 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str
             "gates_failed": [g for g in gate_results if not g["passed"]],
             "prediction_issues": {"unknown_ids": unknown, "missing_ids": missing},
         }
+        log = start_run(con, "evaluate", stable_hash(es.content_hash, preds["id"].tolist()[:1000], len(preds)),
+                        {"metric": metric, "model": report["model"], "train_corpus": train_corpus}, train_corpus,
+                        counts_in=len(merged))
         store.save_run(con, {"run_id": run_id, "set_name": es.name, "set_hash": es.content_hash,
                              "model": report["model"], "metric": metric, "git_sha": report["git_sha"],
                              "summary": {"all": slices["all"], "gates_failed": len(report["gates_failed"])}},
                        merged.assign(prediction=merged["prediction"].astype(object)))
+        finish_run(con, log, counts_out=int(merged["passed"].sum()),
+                   details={"eval_run": run_id, "gates_failed": len(report["gates_failed"])})
     if outdir:
         report["files"] = write_report(report, outdir)
     return report

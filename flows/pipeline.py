@@ -160,6 +160,12 @@ def plan_t(db: str, fit_name: str, budget: dict) -> dict:
     finally:
         con.close()
     p = make_plan(law, samples, desc, bud)
+    from warehouse.db import session
+    from warehouse.runlog import finish_run, start_run
+
+    with session(db) as con:
+        run = start_run(con, "plan", stable_hash(fit_name, budget), budget)
+        finish_run(con, run, details={"params": p["params"], "tokens": p["tokens"], "flops": p["flops"]})
     _artifact(f"plan-{fit_name}-{stable_hash(budget)[:8]}", "compute-optimal plan",
               [f"budget {p['flops']:.3g} FLOPs", f"N* {p['params']:.4g}, D* {p['tokens']:.4g}, loss {p['loss']:.4f}",
                *([f"{p['gpu_days']:.0f} GPU-days, MFU {p['mfu']} ({p['mfu_source']})"] if "gpu_days" in p else [])])

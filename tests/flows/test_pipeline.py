@@ -81,7 +81,7 @@ def test_all_flow_end_to_end_and_rerun(harness, small):
     stages = {x[0] for x in con.execute("SELECT DISTINCT stage FROM runs WHERE status = 'ok'").fetchall()}
     before = con.execute("SELECT count(*) FROM documents").fetchall()[0][0]
     con.close()
-    assert stages >= {"ingest", "dedup", "labels", "curriculum", "fit"}
+    assert stages >= {"ingest", "dedup", "labels", "curriculum", "export", "fit", "plan", "calibrate", "evaluate"}
     again = run_flow("curate", str(cfg))
     assert again["c"]["dedup"]["docs_out"] == cur["dedup"]["docs_out"] and again["c"]["signed"] == 0
     con = connect(out / "p.duckdb", read_only=True)
