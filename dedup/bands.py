@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dedup.shingle import _splitmix
+
 U64 = np.uint64
 _ROW_MULT = np.array([(0xD6E8FEB86659FD93 * (2 * k + 1)) % (1 << 64) | 1 for k in range(1024)], dtype=U64)
 MAX_BUCKET_ALL_PAIRS = 64  # larger buckets: each member paired with its sorted neighbours only
@@ -26,14 +28,6 @@ def choose_bands(threshold: float, num_perm: int, recall_at_threshold: float = 0
         if collision_probability(threshold, bands, rows) >= recall_at_threshold:
             return bands, rows
     return num_perm, 1
-
-
-def _splitmix(x: np.ndarray) -> np.ndarray:
-    x = x ^ (x >> U64(30))
-    x = x * U64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> U64(27))
-    x = x * U64(0x94D049BB133111EB)
-    return x ^ (x >> U64(31))
 
 
 def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:

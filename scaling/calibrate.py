@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -105,7 +106,7 @@ def calibrate(tokens: np.ndarray, size: str = "tiny", steps: int = 20, warmup: i
     step_fn = torch.compile(model) if compile_model else model
     rng = np.random.default_rng(seed)
     it = _batches(tokens.astype(np.int64) % cfg.vocab, cfg.seq, batch, rng)
-    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device == "cuda" else _Null()
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
     losses = []
 
     def one_step():
@@ -155,14 +156,6 @@ def calibrate(tokens: np.ndarray, size: str = "tiny", steps: int = 20, warmup: i
         "mfu": achieved / peak, "loss_first": losses[0], "loss_last": float(np.mean(losses[-3:])),
         "seconds": elapsed,
     }
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def train_eval(tokens: np.ndarray, cfg, train_tokens: int, batch: int = 8, seed: int = 0, lr: float = 3e-3,

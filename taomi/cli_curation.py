@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
@@ -19,7 +20,7 @@ def labels(corpus: str, truth: Path | None = typer.Option(None, "--truth", help=
     from flows.labels_task import check_labels
 
     with console.status("checking labels (agreement, consensus, out-of-fold classifier)", spinner="dots") \
-            if not as_json else _null():
+            if not as_json else nullcontext():
         try:
             r = check_labels(state.db, corpus, n_boot=bootstrap, truth=truth, top=top)
         except LookupError as exc:
@@ -57,14 +58,6 @@ def labels(corpus: str, truth: Path | None = typer.Option(None, "--truth", help=
         t = r["truth_check"]
         console.print(f"against planted noise: precision {t['precision']:.3f}, recall {t['recall']:.3f} "
                       f"({t['true_positives']} of {t['planted']} planted, {t['flagged']} flagged)")
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 
 import typer
 from rich.table import Table
@@ -227,7 +228,7 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
         elif extrapolate:
             out = run_extrapolation(state.db, corpus)
         else:
-            with console.status(f"calibrating {size} on {device}", spinner="dots") if not as_json else _NullCtx():
+            with console.status(f"calibrating {size} on {device}", spinner="dots") if not as_json else nullcontext():
                 out = run_calibration(state.db, corpus, size, steps, device, compile_model, batch)
     except (ValueError, LookupError, RuntimeError) as exc:
         fail(str(exc))
@@ -254,11 +255,3 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
     console.print(f"MFU {out['mfu']:.1%} of {out['peak_flops'] / 1e12:.1f} TFLOP/s ({out['peak_source']})")
     console.print(f"loss {out['loss_first']:.3f} -> {out['loss_last']:.3f}; stored: `taomi plan --gpu "
                   f"{out['gpu']}` now uses this MFU")
-
-
-class _NullCtx:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
