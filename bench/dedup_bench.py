@@ -77,22 +77,26 @@ def kernels(args) -> None:
     upd = len(sub) / (time.perf_counter() - t)
 
     sub = texts[:args.bulk_docs]
-    t = time.perf_counter()
-    sh = [py_shingles(x) for x in sub]
-    t_sh = time.perf_counter() - t
-    t = time.perf_counter()
-    MinHash.bulk(sh, num_perm=128, seed=1)
-    t_bulk = time.perf_counter() - t
+    t_sh = t_bulk = float("inf")
+    for _ in range(args.repeats):  # best of N on both sides: this shared 2-core host is noisy
+        t = time.perf_counter()
+        sh = [py_shingles(x) for x in sub]
+        t_sh = min(t_sh, time.perf_counter() - t)
+        t = time.perf_counter()
+        MinHash.bulk(sh, num_perm=128, seed=1)
+        t_bulk = min(t_bulk, time.perf_counter() - t)
     bulk_only = len(sub) / t_bulk
     bulk_with = len(sub) / (t_bulk + t_sh)
 
-    t = time.perf_counter()
-    sigs, nsh = [], []
-    for lo in range(0, n, args.batch):
-        a, s = signatures_for(texts[lo:lo + args.batch], cfg)
-        nsh.append(a)
-        sigs.append(s)
-    t_sig = time.perf_counter() - t
+    t_sig = float("inf")
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        sigs, nsh = [], []
+        for lo in range(0, n, args.batch):
+            a, s = signatures_for(texts[lo:lo + args.batch], cfg)
+            nsh.append(a)
+            sigs.append(s)
+        t_sig = min(t_sig, time.perf_counter() - t)
     ours = n / t_sig
     sigs = np.concatenate(sigs)
     nsh = np.concatenate(nsh)
@@ -169,6 +173,7 @@ def main() -> None:
     ap.add_argument("--update-docs", type=int, default=300)
     ap.add_argument("--bulk-docs", type=int, default=5_000)
     ap.add_argument("--batch", type=int, default=4_000)
+    ap.add_argument("--repeats", type=int, default=2, help="best of N for bulk and ours")
     ap.add_argument("--warehouse", action="store_true", help="run the DuckDB-backed stage in a subprocess")
     args = ap.parse_args()
     (warehouse if args.warehouse else kernels)(args)

@@ -51,7 +51,7 @@ def sign(hashes: np.ndarray, offsets: np.ndarray, num_perm: int = 128, seed: int
     out = np.full((num_perm, n_docs), MAX32, dtype=U32)
     if n_docs == 0 or len(hashes) == 0:
         return np.ascontiguousarray(out.T)
-    hv = fmix32((hashes & np.uint64(0xFFFFFFFF)).astype(U32))
+    hv = fmix32(hashes.astype(U32))  # uint64 -> uint32 keeps the low 32 bits
     doc_of = np.repeat(np.arange(n_docs), np.diff(offsets))
     block = max(1024, _BLOCK_BYTES // (4 * num_perm))
     buf = np.empty((num_perm, block), dtype=U32)
