@@ -255,3 +255,26 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
     console.print(f"MFU {out['mfu']:.1%} of {out['peak_flops'] / 1e12:.1f} TFLOP/s ({out['peak_source']})")
     console.print(f"loss {out['loss_first']:.3f} -> {out['loss_last']:.3f}; stored: `taomi plan --gpu "
                   f"{out['gpu']}` now uses this MFU")
+
+
+@estimate.command("moe")
+def estimate_moe(dense_params: float = typer.Option(..., "--dense-params", help="Parameters outside the experts."),
+                 expert_params: float = typer.Option(..., "--expert-params", help="Parameters of one expert."),
+                 experts: int = typer.Option(..., "--experts", min=1), top_k: int = typer.Option(..., "--top-k", min=1),
+                 tokens: float = typer.Option(..., "--tokens"), precision: str = typer.Option("bf16", "--precision"),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """Mixture of experts: FLOPs follow the active parameters, memory the total."""
+    from scaling.compute import BYTES, OPTIMIZER_BYTES, moe_params, training_flops
+
+    try:
+        p = moe_params(dense_params, expert_params, experts, top_k)
+        if precision not in BYTES:
+            raise ValueError(f"precision must be one of {', '.join(BYTES)}")
+        out = {**p, "experts": experts, "top_k": top_k, "tokens": tokens,
+               "training_flops": training_flops(p["active_params"], tokens),
+               "dense_equivalent_flops": training_flops(p["total_params"], tokens),
+               "weights_bytes": p["total_params"] * BYTES[precision],
+               "training_state_bytes": p["total_params"] * (2 * BYTES[precision] + OPTIMIZER_BYTES["adam"])}
+    except ValueError as exc:
+        fail(str(exc))
+    emit(out, as_json, title="mixture of experts", console=console)

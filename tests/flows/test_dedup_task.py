@@ -184,3 +184,27 @@ def test_cli_json_and_pairs_out(planted, tmp_path):
 def test_config_hash_ignores_batch_size():
     assert config_hash(DedupConfig(batch_docs=10)) == config_hash(DedupConfig(batch_docs=99))
     assert config_hash(DedupConfig(threshold=0.7)) != config_hash(DedupConfig())
+
+
+@pytest.mark.parametrize("policy", ["longest", "quality"])
+def test_keep_policies(tmp_path, policy):
+    base = "the river bends past the old mill where the miller grinds grain for the village every single day"
+    rows = [{"id": "short", "text": base}, {"id": "long", "text": base + " and night"},
+            {"id": "noisy", "text": base + " !!!! ####"}]
+    f = tmp_path / "p.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    db = str(tmp_path / "p.duckdb")
+    con = connect(db)
+    ingest_paths(con, [f], IngestConfig("p"))
+    con.close()
+    dedup_corpus(db, "p", DedupConfig(policy=policy, threshold=0.7))
+    decisions, _ = _decisions(db)
+    from dedup.quality import quality_score
+
+    kept = {d for d, (k, _) in decisions.items() if k}
+    if policy == "longest":
+        expected = max(rows, key=lambda r: len(r["text"]))["id"]
+    else:
+        expected = max(rows, key=lambda r: quality_score(r["text"]))["id"]
+        assert quality_score(rows[2]["text"]) < quality_score(rows[0]["text"])  # punctuation junk scores lower
+    assert kept == {expected} and len(decisions) == 3

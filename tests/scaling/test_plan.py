@@ -166,3 +166,13 @@ def test_plan_ci_from_bootstrapped_fit(tmp_path):
     p = P.plan(lw, 1e22, samples)
     assert p["ci"]["params"][0] < p["params"] < p["ci"]["params"][1]
     assert law_from_fit({"law": "chinchilla", "name": "x", "params": lw.params()})[0] == lw.__class__(**lw.params(), name="x")
+
+
+def test_cli_moe():
+    out = json.loads(runner.invoke(app, ["estimate", "moe", "--dense-params", "1e9", "--expert-params", "5e8",
+                                         "--experts", "8", "--top-k", "2", "--tokens", "1e11", "--json"]).stdout)
+    assert out["total_params"] == 5e9 and out["active_params"] == 2e9
+    assert out["training_flops"] == 6 * 2e9 * 1e11 and out["weights_bytes"] == 5e9 * 2
+    bad = runner.invoke(app, ["estimate", "moe", "--dense-params", "1e9", "--expert-params", "5e8", "--experts", "2",
+                              "--top-k", "4", "--tokens", "1e11"])
+    assert bad.exit_code == 2 and "top_k cannot exceed experts" in bad.stderr
