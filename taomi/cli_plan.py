@@ -45,6 +45,8 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
          fit: str | None = typer.Option(None, "--fit", help="A stored fit (see `taomi fits`)."),
          unique_tokens: float | None = typer.Option(None, "--unique-tokens", help="Unique tokens available (repetition)."),
          target_loss: float | None = typer.Option(None, "--target-loss", help="Inverse: least compute reaching this loss."),
+         params: float | None = typer.Option(None, "--params", help="Inverse: compute-optimal tokens for this model size."),
+         tokens: float | None = typer.Option(None, "--tokens", help="Inverse: compute-optimal model size for these tokens."),
          experiments: bool = typer.Option(False, "--experiments", help="Suggest isoFLOP runs to do next."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Compute-optimal model size and tokens for a budget, with GPU-days and training memory."""
@@ -58,6 +60,16 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
         lw, samples, desc = resolve_law(con, law, fit)
         if target_loss is not None:
             out = {"law": desc, **P.flops_for_loss(lw, target_loss)}
+        elif params is not None or tokens is not None:
+            if lw.kind != "chinchilla":
+                raise ValueError("--params/--tokens need a Chinchilla-form law")
+            if params is not None and tokens is not None:
+                raise ValueError("give --params or --tokens, not both")
+            for name, v in (("params", params), ("tokens", tokens)):
+                if v is not None and not (v > 0 and v < 1e30):
+                    raise ValueError(f"--{name} must be a positive number below 1e30")
+            out = {"law": desc, **(P.tokens_for_params(lw, params) if params is not None
+                                   else P.params_for_tokens(lw, tokens))}
         else:
             bud = budget(flops, gpus, gpu, days, mfu, peak_tflops, con)
             if unique_tokens and lw.kind != "data-constrained":

@@ -46,6 +46,10 @@ class PlanRequest(Strict):
     fit: Name | None = None
     unique_tokens: Pos | None = None
     target_loss: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] | None = None
+    params: Annotated[float, Field(gt=0, le=1e30, allow_inf_nan=False)] | None = Field(
+        None, description="Inverse: compute-optimal tokens for this model size")
+    tokens: Annotated[float, Field(gt=0, le=1e30, allow_inf_nan=False)] | None = Field(
+        None, description="Inverse: compute-optimal model size for these tokens")
 
 
 class TimeRequest(Strict):
@@ -180,6 +184,11 @@ def create_app(db: str | None = None) -> FastAPI:
                 (law, samples, desc), stale = resolve_law(None, req.law, None), False
             if req.target_loss is not None:
                 return {"law": desc, "stale": stale, **P.flops_for_loss(law, req.target_loss)}
+            if req.params is not None or req.tokens is not None:
+                if law.kind != "chinchilla" or (req.params is not None and req.tokens is not None):
+                    return bad("params/tokens: give one of them, with a Chinchilla-form law")
+                inv = P.tokens_for_params(law, req.params) if req.params is not None else P.params_for_tokens(law, req.tokens)
+                return {"law": desc, "stale": stale, **inv}
             mfu = req.mfu
             if mfu is None and req.gpu and req.flops is None:
                 from flows.plan_task import _mfu

@@ -176,3 +176,14 @@ def test_cli_moe():
     bad = runner.invoke(app, ["estimate", "moe", "--dense-params", "1e9", "--expert-params", "5e8", "--experts", "2",
                               "--top-k", "4", "--tokens", "1e11"])
     assert bad.exit_code == 2 and "top_k cannot exceed experts" in bad.stderr
+
+
+def test_cli_inverse_for_fixed_size():
+    law = get_law("chinchilla-2022")
+    n, d = P.optimal_split(law, 1e22)
+    out = json.loads(runner.invoke(app, ["plan", "--params", str(n), "--json"]).stdout)
+    assert out["tokens"] == pytest.approx(d, rel=1e-9) and out["flops"] == pytest.approx(1e22, rel=1e-9)
+    out = json.loads(runner.invoke(app, ["plan", "--tokens", str(d), "--json"]).stdout)
+    assert out["params"] == pytest.approx(n, rel=1e-9)
+    bad = runner.invoke(app, ["plan", "--params", "1e9", "--tokens", "1e10"])
+    assert bad.exit_code == 2 and "not both" in bad.stderr

@@ -84,6 +84,9 @@ def test_endpoints(server):
     assert 39e9 < p["params"] < 41e9 and {"tokens", "loss", "flops", "tokens_per_param"} <= set(p)
     p = httpx.post(b + "/plan", json={"flops": 1e22, "fit": "mine"}).json()
     assert p["ci"]["params"][0] < p["params"] < p["ci"]["params"][1]
+    inv = httpx.post(b + "/plan", json={"params": 7e10}).json()
+    assert inv["tokens"] > 7e10 and inv["params"] == 7e10
+    assert httpx.post(b + "/plan", json={"params": 1e9, "tokens": 1e10}).status_code == 422
     t = httpx.post(b + "/estimate/time", json={"params": 175e9, "tokens": 300e9, "gpus": 1024, "gpu": "a100",
                                                 "mfu": 0.45, "recompute": "full"}).json()
     assert round(t["days"], 1) == 33.8
