@@ -9,16 +9,12 @@ The baseline ("random") uses the same pacing over a random difficulty order.
 
 from __future__ import annotations
 
-import itertools
 import math
-import re
 import zlib
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 PACINGS = ("linear", "sqrt", "step", "exponential")
 DEFAULT_WEIGHTS = {"length": 1.0, "rarity": 1.0, "compression": 1.0, "diversity": 0.5, "perplexity": 1.0,
                    "label_doubt": 0.5, "commonness": 0.5}
@@ -57,65 +53,88 @@ class CurriculumConfig:
 
 
 # ---- scorers ------------------------------------------------------------------------------
+# Streaming and hashed so a corpus of any size fits: pass 1 (`NgramCounts.update`) counts word
+# unigrams and bigrams into 2^22 hashed buckets per order over batches; pass 2 (`score_batch`)
+# scores each batch against those counts. Word hashing reuses the dedup shingler (same folding).
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+BUCKETS = 1 << 22
+
+
+def _word_ids(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unigram buckets, bigram buckets aligned to each word's successor, per-doc word offsets)."""
+    from dedup.config import DedupConfig
+    from dedup.shingle import shingle_batch
+
+    h, off = shingle_batch(texts, DedupConfig(ngram=1))
+    counts = np.diff(off)
+    # a doc's bigram k pairs word k and k+1: hash the pair from the two word hashes
+    nxt = np.empty_like(h)
+    nxt[:-1] = h[1:]
+    nxt[-1:] = 0
+    pair = (h * np.uint64(0x9E3779B97F4A7C15)) ^ nxt
+    last = np.zeros(len(h), dtype=bool)
+    last[off[1:][counts > 0] - 1] = True  # no bigram across documents
+    return (h % np.uint64(BUCKETS)).astype(np.int64), np.where(last, -1, (pair % np.uint64(BUCKETS)).astype(np.int64)), off
 
 
 @dataclass
-class BigramLM:
-    """Interpolated bigram LM with add-one unigrams, trained on the corpus itself."""
+class NgramCounts:
+    """Hashed unigram/bigram counts of a corpus (pass 1 of the scorers)."""
 
-    unigrams: Counter = field(default_factory=Counter)
-    bigrams: Counter = field(default_factory=Counter)
+    uni: np.ndarray = field(default_factory=lambda: np.zeros(BUCKETS, dtype=np.int64))
+    bi: np.ndarray = field(default_factory=lambda: np.zeros(BUCKETS, dtype=np.int64))
     total: int = 0
-    lam: float = 0.7
 
-    def fit(self, docs: list[list[str]]) -> BigramLM:
-        for w in docs:
-            self.unigrams.update(w)
-            self.bigrams.update(itertools.pairwise(w))
-        self.total = sum(self.unigrams.values())
+    def update(self, texts: list[str]) -> NgramCounts:
+        u, b, _ = _word_ids(texts)
+        self.uni += np.bincount(u, minlength=BUCKETS)
+        self.bi += np.bincount(b[b >= 0], minlength=BUCKETS)
+        self.total += len(u)
         return self
 
-    def perplexity(self, w: list[str]) -> float:
-        if not w:
-            return 0.0
-        v = len(self.unigrams) + 1
-        lp = 0.0
-        prev = None
-        for tok in w:
-            pu = (self.unigrams.get(tok, 0) + 1) / (self.total + v)
-            if prev is None:
-                p = pu
-            else:
-                c_prev = self.unigrams.get(prev, 0)
-                pb = self.bigrams.get((prev, tok), 0) / c_prev if c_prev else 0.0
-                p = self.lam * pb + (1 - self.lam) * pu
-            lp += math.log(p)
-            prev = tok
-        return math.exp(-lp / len(w))
+
+def score_batch(texts: list[str], counts: NgramCounts, lam: float = 0.7) -> dict[str, np.ndarray]:
+    """Difficulty columns (higher = harder) for a batch, against whole-corpus counts."""
+    u, b, off = _word_ids(texts)
+    n = np.diff(off)
+    docs = np.repeat(np.arange(len(texts)), n)
+    total = max(counts.total, 1)
+    vocab = int(np.count_nonzero(counts.uni)) + 1
+    cu = counts.uni[u].astype(float)
+
+    def per_doc(x: np.ndarray) -> np.ndarray:
+        s = np.bincount(docs, weights=x, minlength=len(texts))
+        return np.divide(s, n, out=np.zeros(len(texts)), where=n > 0)
+
+    surprisal = -np.log(np.maximum(cu, 1) / total)
+    # interpolated bigram LM trained on the corpus itself: p(w_k | w_k-1) for k >= 1
+    p_uni = (cu + 1) / (total + vocab)
+    p = p_uni.copy()
+    has_prev = np.ones(len(u), dtype=bool)
+    has_prev[off[:-1][n > 0]] = False
+    prev_bucket = np.roll(b, 1)  # bigram (k-1, k) sits at position k-1
+    prev_uni = np.roll(cu, 1)
+    ok = has_prev & (prev_bucket >= 0)
+    pb = np.where(ok, counts.bi[np.where(ok, prev_bucket, 0)] / np.maximum(prev_uni, 1), 0.0)
+    p = np.where(ok, lam * pb + (1 - lam) * p_uni, p_uni)
+    order = np.lexsort((u, docs))
+    first = np.ones(len(u), dtype=bool)
+    first[1:] = (docs[order][1:] != docs[order][:-1]) | (u[order][1:] != u[order][:-1])
+    distinct = np.bincount(docs[order], weights=first.astype(float), minlength=len(texts))
+    return {
+        "length": n.astype(float),
+        "rarity": per_doc(surprisal),  # mean unigram surprisal
+        # compressed / raw size: repetitive, formulaic text compresses well (easy)
+        "compression": np.array([len(zlib.compress(t.encode())) / len(t.encode()) if t else 0.0 for t in texts]),
+        # root type-token ratio (Guiraud): robust to length
+        "diversity": np.divide(distinct, np.sqrt(n), out=np.zeros(len(texts)), where=n > 0),
+        "perplexity": per_doc(-np.log(p)),  # log perplexity = mean negative log-likelihood
+    }
 
 
 def score_texts(texts: list[str]) -> dict[str, np.ndarray]:
-    """Difficulty columns (higher = harder) for each text."""
-    words = [_words(t) for t in texts]
-    uni = Counter()
-    for w in words:
-        uni.update(w)
-    total = sum(uni.values()) or 1
-    surprisal = {w: -math.log(c / total) for w, c in uni.items()}
-    lm = BigramLM().fit(words)
-    out = {
-        "length": np.array([len(w) for w in words], dtype=float),
-        "rarity": np.array([np.mean([surprisal[x] for x in w]) if w else 0.0 for w in words]),
-        # compressed / raw size: repetitive, formulaic text compresses well (easy)
-        "compression": np.array([len(zlib.compress(t.encode())) / max(len(t.encode()), 1) for t in texts]),
-        # root type-token ratio (Guiraud): robust to length
-        "diversity": np.array([len(set(w)) / math.sqrt(len(w)) if w else 0.0 for w in words]),
-        "perplexity": np.array([math.log(max(lm.perplexity(w), 1.0)) for w in words]),
-    }
-    return out
+    """Both passes over one in-memory list (small corpora, tests)."""
+    return score_batch(texts, NgramCounts().update(texts))
 
 
 def percentile_rank(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curation.curriculum import CurriculumConfig, combine, competence, order_documents, score_texts
+from curation.curriculum import (
+    CurriculumConfig,
+    NgramCounts,
+    combine,
+    competence,
+    order_documents,
+    score_batch,
+)
 from warehouse import curation_store as store
 from warehouse.db import session
 from warehouse.runlog import finish_run, stable_hash, start_run
@@ -29,10 +36,12 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
         chash = stable_hash(cfg.as_dict(), dedup_cfg)
         run = start_run(con, "curriculum", stable_hash(ids.tolist()[:1000], len(ids), chash), cfg.as_dict(),
                         corpus, counts_in=len(ids))
-        texts = []
+        counts = NgramCounts()  # pass 1: corpus n-gram counts, batch by batch (bounded memory)
         for lo in range(0, len(ids), BATCH):
-            texts.extend(store.texts_by_doc_id(con, ids[lo:lo + BATCH])["text"].tolist())
-        scores = score_texts(texts)
+            counts.update(store.texts_by_doc_id(con, ids[lo:lo + BATCH])["text"].tolist())
+        parts = [score_batch(store.texts_by_doc_id(con, ids[lo:lo + BATCH])["text"].tolist(), counts)
+                 for lo in range(0, len(ids), BATCH)]  # pass 2: score each batch
+        scores = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         notes = [] if dedup_cfg else ["dedup has not run: every document enters (run `taomi dedup` first)"]
         lq = store.label_scores(con, corpus)
         if len(lq):
