@@ -26,11 +26,9 @@ RETRY = {"retries": 2, "retry_delay_seconds": [2, 8]}
 
 def _state(db: str, corpus: str | None) -> str:
     from warehouse.corpora import state_fingerprint
-    from warehouse.db import db_path, session
+    from warehouse.db import session
 
-    if not db_path(db).exists():
-        return "no-database"
-    with session(db) as con:
+    with session(db) as con:  # creates a missing file: a new warehouse with a new identity
         return state_fingerprint(con, corpus)
 
 

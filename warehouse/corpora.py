@@ -67,8 +67,9 @@ def quarantine_rows(con: duckdb.DuckDBPyConnection, corpus: str, limit: int = 50
 
 
 def state_fingerprint(con: duckdb.DuckDBPyConnection, corpus: str | None = None) -> str:
-    """What a cached stage result depends on in the warehouse: the corpus's documents, files and
-    the latest successful run of each stage. Changes whenever any of them changes."""
+    """What a cached stage result depends on in the warehouse: its identity (a recreated file is a
+    new warehouse, so results cached for the old one are never reused), the corpus's documents,
+    files and the latest successful run of each stage."""
     docs = con.execute("""SELECT count(*), coalesce(max(doc_id), 0), coalesce(bit_xor(hash(content_hash)), 0)
                           FROM documents WHERE corpus IS NOT DISTINCT FROM coalesce(?, corpus)""", [corpus]).fetchall()
     files = con.execute("SELECT coalesce(string_agg(file_hash, ',' ORDER BY file_hash), '') FROM sources "
@@ -76,4 +77,5 @@ def state_fingerprint(con: duckdb.DuckDBPyConnection, corpus: str | None = None)
     runs = con.execute("""SELECT coalesce(string_agg(stage || ':' || run_id, ',' ORDER BY stage), '') FROM (
                               SELECT stage, arg_max(run_id, finished_at) AS run_id FROM runs
                               WHERE status = 'ok' AND corpus IS NOT DISTINCT FROM ? GROUP BY stage)""", [corpus]).fetchall()
-    return f"{docs[0]}|{files[0][0]}|{runs[0][0]}"
+    wid = con.execute("SELECT value FROM warehouse_meta WHERE key = 'warehouse_id'").fetchall()
+    return f"{wid[0][0] if wid else ''}|{docs[0]}|{files[0][0]}|{runs[0][0]}"

@@ -182,6 +182,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)""",
         ],
     ),
+    (
+        8,
+        "warehouse identity (a new file is a new warehouse, whatever its path)",
+        [
+            "CREATE TABLE IF NOT EXISTS warehouse_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+            ("INSERT INTO warehouse_meta SELECT 'warehouse_id', gen_random_uuid()::VARCHAR "
+            "WHERE NOT EXISTS (SELECT 1 FROM warehouse_meta WHERE key = 'warehouse_id')"),
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

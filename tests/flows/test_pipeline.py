@@ -87,6 +87,14 @@ def test_all_flow_end_to_end_and_rerun(harness, small):
     con = connect(out / "p.duckdb", read_only=True)
     assert con.execute("SELECT count(*) FROM documents").fetchall()[0][0] == before
     con.close()
+    # A recreated database at the same path is a new warehouse: nothing cached may be reused.
+    (out / "p.duckdb").unlink()
+    fresh = run_flow("all", str(cfg))
+    assert fresh["curate"]["c"]["dedup"]["docs_out"] == cur["dedup"]["docs_out"]
+    con = connect(out / "p.duckdb", read_only=True)
+    assert con.execute("SELECT count(*) FROM scaling_fits").fetchall()[0][0] == 1
+    assert con.execute("SELECT count(*) FROM dedup_decisions").fetchall()[0][0] > 0
+    con.close()
 
 
 def test_dask_local_cluster_matches_threads(harness, tmp_path, small):
