@@ -28,6 +28,18 @@ def _multistart(fun, starts: np.ndarray) -> tuple[np.ndarray, float, int]:
     return best_x, best_f, n_at
 
 
+def _set_fitted(est, objective: float, n_at: int, n_starts: int, obs: Observations, residuals: np.ndarray):
+    """The estimator attributes every fitter sets (scikit-learn convention), after `law_`."""
+    est.params_ = est.law_.params()
+    est.objective_ = objective
+    est.n_at_best_ = n_at
+    est.n_starts_ = n_starts
+    est.converged_ = n_at >= 2
+    est.n_points_ = len(obs)
+    est.residuals_ = residuals
+    return est
+
+
 class KaplanFitter:
     """Fits log N_c, log D_c, alpha_N, alpha_D (and L_inf if `irreducible`)."""
 
@@ -63,14 +75,7 @@ class KaplanFitter:
         ln_nc, ln_dc, an, ad, linf = unpack(z)
         self.law_ = KaplanLaw(N_c=float(np.exp(ln_nc)), D_c=float(np.exp(ln_dc)), alpha_N=float(an),
                               alpha_D=float(ad), L_inf=float(linf), name="fit-kaplan")
-        self.params_ = self.law_.params()
-        self.objective_ = f
-        self.n_at_best_ = n_at
-        self.n_starts_ = len(starts)
-        self.converged_ = n_at >= 2
-        self.n_points_ = len(obs)
-        self.residuals_ = np.log(self.law_.predict_loss(obs.N, obs.D)) - logl
-        return self
+        return _set_fitted(self, f, n_at, len(starts), obs, np.log(self.law_.predict_loss(obs.N, obs.D)) - logl)
 
 
 class DataConstrainedFitter:
@@ -102,11 +107,5 @@ class DataConstrainedFitter:
         z, f, n_at = _multistart(fun, starts)
         self.law_ = DataConstrainedLaw(base=base, R_D_star=float(np.exp(z[0])), R_N_star=float(np.exp(z[1])),
                                        name="fit-data-constrained")
-        self.params_ = self.law_.params()
-        self.objective_ = f
-        self.n_at_best_ = n_at
-        self.n_starts_ = len(starts)
-        self.converged_ = n_at >= 2
-        self.n_points_ = len(obs)
-        self.residuals_ = np.log(self.law_.predict_loss(obs.N, obs.D, obs.U)) - logl
-        return self
+        return _set_fitted(self, f, n_at, len(starts), obs,
+                           np.log(self.law_.predict_loss(obs.N, obs.D, obs.U)) - logl)
