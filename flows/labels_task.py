@@ -105,8 +105,9 @@ def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str |
             report["notes"].append("too few labelled items or classes (need >= 20 items, >= 2 classes with >= 2 "
                                    "items each) to train the suspect-label classifier")
 
-        conf = conflicts(store.label_groups(con, corpus, store.latest_dedup_config(con, corpus)))
-        if store.latest_dedup_config(con, corpus) is None:
+        dedup_cfg = store.latest_dedup_config(con, corpus)
+        conf = conflicts(store.label_groups(con, corpus, dedup_cfg))
+        if dedup_cfg is None:
             report["notes"].append("dedup has not run: conflicts cover exact duplicates only (run `taomi dedup`)")
         store.save_labels(con, corpus, agreement, consensus, suspects, conf)
         finish_run(con, run, counts_out=len(suspects), details={"suspects": len(suspects), "conflicts": len(conf)})

@@ -173,11 +173,12 @@ def plan_t(db: str, fit_name: str, budget: dict) -> dict:
 @task(name="calibrate", **RETRY)
 def calibrate_t(db: str, calibrate: dict, corpus: str | None) -> dict:
     from flows.calibrate_task import run_calibration
+    from scaling.calibrate import require_torch
 
     try:
-        import torch  # noqa: F401
-    except ImportError:
-        msg = "skipped: torch is not installed (pip install 'taomi[torch]')"
+        require_torch()
+    except RuntimeError as exc:
+        msg = f"skipped: {exc}"
         get_run_logger().info(msg)
         return {"skipped": msg}
     r = run_calibration(db, corpus, calibrate.get("size", "tiny"), calibrate.get("steps", 20),

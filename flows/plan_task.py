@@ -118,3 +118,23 @@ def make_plan(law, samples, law_desc: str, bud: dict, unique_tokens: float | Non
     if isinstance(law, DataConstrainedLaw) and unique_tokens:
         out["repetition"] = P.repetition_plan(law, bud["flops"], unique_tokens)
     return out
+
+
+def inverse_for(law, params: float | None = None, tokens: float | None = None) -> dict:
+    """The compute-optimal partner of a fixed model size (params) or token count (tokens)."""
+    if law.kind != "chinchilla":
+        raise ValueError("params/tokens need a Chinchilla-form law")
+    if (params is None) == (tokens is None):
+        raise ValueError("give params or tokens, not both")
+    for name, v in (("params", params), ("tokens", tokens)):
+        if v is not None and not (0 < v < 1e30):
+            raise ValueError(f"{name} must be a positive number below 1e30")
+    return P.tokens_for_params(law, params) if params is not None else P.params_for_tokens(law, tokens)
+
+
+def with_repetition(law, desc: str, unique_tokens: float | None):
+    """A Chinchilla law planned against limited unique tokens gets Muennighoff et al.'s decay."""
+    if unique_tokens and law.kind == "chinchilla":
+        return (DataConstrainedLaw(base=law, name=law.name + "+repetition"),
+                desc + " with Muennighoff et al. 2023 repetition decay (R_D* 15.4)")
+    return law, desc

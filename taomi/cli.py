@@ -38,6 +38,18 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def name_numbers(items: list[str], option: str) -> dict[str, float]:
+    """Parse repeated NAME=NUMBER options (e.g. --fix alpha=0.34); a bad one is a clear error."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            fail(f"{option} expects NAME=NUMBER, got {item!r}")
+    return out
+
+
 @app.command("demo-data")
 def demo_data(outdir: Path = typer.Argument(..., help="Folder to write corpus.jsonl, labels.jsonl, truth.json"),
               docs: int = typer.Option(5000, "--docs", min=1), seed: int = typer.Option(0, "--seed"),
@@ -234,13 +246,7 @@ def fit(path: Path = typer.Argument(..., help="Observations: CSV, Parquet or JSO
     from flows.scaling_task import fit_file
     from scaling.observations import ObservationError
 
-    fixed: dict[str, float] = {}
-    for item in fix:
-        key, _, value = item.partition("=")
-        try:
-            fixed[key.strip()] = float(value)
-        except ValueError:
-            fail(f"--fix expects NAME=NUMBER, got {item!r}")
+    fixed = name_numbers(fix, "--fix")
     with make_progress(console, quiet=as_json or not bootstrap, units="count") as progress:
         task = progress.add_task("bootstrap refits", total=bootstrap) if bootstrap else None
         try:

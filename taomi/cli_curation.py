@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from taomi.cli import app, console, fail, state
+from taomi.cli import app, console, fail, name_numbers, state
 from taomi.output import emit
 
 
@@ -72,13 +72,7 @@ def curriculum(corpus: str, pacing: str = typer.Option("sqrt", "--pacing", help=
     from curation.curriculum import DEFAULT_WEIGHTS, CurriculumConfig
     from flows.curriculum_task import build_curriculum
 
-    weights = dict(DEFAULT_WEIGHTS)
-    for w in weight:
-        k, _, v = w.partition("=")
-        try:
-            weights[k.strip()] = float(v)
-        except ValueError:
-            fail(f"--weight expects NAME=NUMBER, got {w!r}")
+    weights = {**DEFAULT_WEIGHTS, **name_numbers(weight, "--weight")}
     try:
         cfg = CurriculumConfig(pacing=pacing, order=order, steps=steps, c0=c0, seed=seed,
                                weights=tuple(weights.items()))

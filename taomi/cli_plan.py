@@ -50,7 +50,7 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
          experiments: bool = typer.Option(False, "--experiments", help="Suggest isoFLOP runs to do next."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Compute-optimal model size and tokens for a budget, with GPU-days and training memory."""
-    from flows.plan_task import budget, make_plan, resolve_law
+    from flows.plan_task import budget, inverse_for, make_plan, resolve_law, with_repetition
     from scaling import plan as P
 
     if law and fit:
@@ -61,23 +61,10 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
         if target_loss is not None:
             out = {"law": desc, **P.flops_for_loss(lw, target_loss)}
         elif params is not None or tokens is not None:
-            if lw.kind != "chinchilla":
-                raise ValueError("--params/--tokens need a Chinchilla-form law")
-            if params is not None and tokens is not None:
-                raise ValueError("give --params or --tokens, not both")
-            for name, v in (("params", params), ("tokens", tokens)):
-                if v is not None and not (v > 0 and v < 1e30):
-                    raise ValueError(f"--{name} must be a positive number below 1e30")
-            out = {"law": desc, **(P.tokens_for_params(lw, params) if params is not None
-                                   else P.params_for_tokens(lw, tokens))}
+            out = {"law": desc, **inverse_for(lw, params, tokens)}
         else:
             bud = budget(flops, gpus, gpu, days, mfu, peak_tflops, con)
-            if unique_tokens and lw.kind != "data-constrained":
-                from scaling.laws import DataConstrainedLaw
-
-                if lw.kind == "chinchilla":
-                    lw = DataConstrainedLaw(base=lw, name=lw.name + "+repetition")
-                    desc += " with Muennighoff et al. 2023 repetition decay (R_D* 15.4)"
+            lw, desc = with_repetition(lw, desc, unique_tokens)
             out = make_plan(lw, samples, desc, bud, unique_tokens)
             if experiments:
                 out["experiments"] = P.suggested_experiments(lw, bud["flops"])

@@ -129,11 +129,11 @@ class WarehouseReader:
 
 
 def create_app(db: str | None = None) -> FastAPI:
-    from flows.plan_task import budget, make_plan, resolve_law
+    from flows.plan_task import budget, inverse_for, make_plan, resolve_law, with_repetition
     from scaling import plan as P
     from scaling.compute import MemoryQuery, memory, train_time, training_flops
     from scaling.hardware import get_gpu
-    from scaling.laws import PUBLISHED, DataConstrainedLaw
+    from scaling.laws import PUBLISHED
     from warehouse.db import WarehouseBusy
     from warehouse.scaling_store import list_fits
 
@@ -185,10 +185,7 @@ def create_app(db: str | None = None) -> FastAPI:
             if req.target_loss is not None:
                 return {"law": desc, "stale": stale, **P.flops_for_loss(law, req.target_loss)}
             if req.params is not None or req.tokens is not None:
-                if law.kind != "chinchilla" or (req.params is not None and req.tokens is not None):
-                    return bad("params/tokens: give one of them, with a Chinchilla-form law")
-                inv = P.tokens_for_params(law, req.params) if req.params is not None else P.params_for_tokens(law, req.tokens)
-                return {"law": desc, "stale": stale, **inv}
+                return {"law": desc, "stale": stale, **inverse_for(law, req.params, req.tokens)}
             mfu = req.mfu
             if mfu is None and req.gpu and req.flops is None:
                 from flows.plan_task import _mfu
@@ -196,8 +193,7 @@ def create_app(db: str | None = None) -> FastAPI:
                 (mfu, _src), stale2 = reader.read(f"mfu:{req.gpu}", lambda con: _mfu(None, req.gpu, con))
                 stale = stale or stale2
             bud = budget(req.flops, req.gpus, req.gpu, req.days, mfu, req.peak_tflops, None)
-            if req.unique_tokens and law.kind == "chinchilla":
-                law = DataConstrainedLaw(base=law, name=law.name + "+repetition")
+            law, desc = with_repetition(law, desc, req.unique_tokens)
             out = make_plan(law, samples, desc, bud, req.unique_tokens)
             out["stale"] = stale
             return out

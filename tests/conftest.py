@@ -41,3 +41,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip("../shared/data is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ingest_files():
+    """ingest_files(db, paths, corpus) -> FileResults: ingest into a database, connection closed."""
+    from warehouse.db import session
+    from warehouse.ingest import IngestConfig, ingest_paths
+
+    def run(db, paths, corpus: str = "c"):
+        with session(db) as con:
+            return ingest_paths(con, list(paths), IngestConfig(corpus))
+
+    return run

@@ -20,13 +20,11 @@ from warehouse.ingest import IngestConfig, ingest_paths
 
 
 @pytest.fixture(scope="module")
-def labelled(tmp_path_factory):
+def labelled(tmp_path_factory, ingest_files):
     out = tmp_path_factory.mktemp("lab")
     s = generate(out, DemoConfig(docs=1500, seed=5, words_mean=120))
     db = str(out / "l.duckdb")
-    con = connect(db)
-    ingest_paths(con, [s["corpus"], s["labels"]], IngestConfig("c"))
-    con.close()
+    ingest_files(db, [s["corpus"], s["labels"]])
     from dedup.config import DedupConfig
     from flows.dedup_task import dedup_corpus
 

@@ -17,8 +17,6 @@ from evalsets.stats import bootstrap_ci, paired
 from flows.eval_task import evaluate
 from taomi.cli import app
 from taomi.demo_data import DemoConfig, generate
-from warehouse.db import connect
-from warehouse.ingest import IngestConfig, ingest_paths
 
 runner = CliRunner()
 
@@ -60,13 +58,11 @@ def test_planted_contamination_found_clean_not():
 
 
 @pytest.fixture(scope="module")
-def evalenv(tmp_path_factory):
+def evalenv(tmp_path_factory, ingest_files):
     out = tmp_path_factory.mktemp("ev")
     s = generate(out, DemoConfig(docs=800, seed=9, words_mean=100))
     db = str(out / "e.duckdb")
-    con = connect(db)
-    ingest_paths(con, [s["corpus"]], IngestConfig("train"))
-    con.close()
+    ingest_files(db, [s["corpus"]], "train")
     return {"db": db, "s": s, "out": out, "truth": json.loads(Path(s["truth"]).read_text())["eval"]}
 
 

@@ -20,13 +20,11 @@ from warehouse.ingest import IngestConfig, ingest_paths
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory):
+def planted(tmp_path_factory, ingest_files):
     out = tmp_path_factory.mktemp("planted")
     summary = generate(out, DemoConfig(docs=2500, seed=11, words_mean=120))
     db = str(out / "p.duckdb")
-    con = connect(db)
-    ingest_paths(con, [summary["corpus"]], IngestConfig("c"))
-    con.close()
+    ingest_files(db, [summary["corpus"]])
     report = dedup_corpus(db, "c", DedupConfig())
     texts = {}
     for line in Path(summary["corpus"]).read_bytes().split(b"\n"):
