@@ -20,14 +20,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from warehouse.csv_reader import csv_chunks
 from warehouse.db import one, transaction
 from warehouse.readers import (
+    RAW_KEEP_CHARS,
     Fields,
     InputError,
     Progress,
     check_input,
     classify_sql,
-    csv_chunks,
     file_hash,
     jsonl_chunks,
     lit,
@@ -35,8 +36,16 @@ from warehouse.readers import (
 )
 from warehouse.runlog import finish_run, stable_hash, start_run
 
-__all__ = ["FileResult", "IngestConfig", "InputError", "content_hash", "content_hash_sql",
-           "ingest_file", "ingest_paths"]
+__all__ = [
+    "FileResult",
+    "IngestConfig",
+    "InputError",
+    "PartialIngest",
+    "content_hash",
+    "content_hash_sql",
+    "ingest_file",
+    "ingest_paths",
+]
 
 # The exact-duplicate key: md5 hex of the text lower-cased, ASCII whitespace runs folded to one
 # space and trimmed, NFC-composed when it holds combining marks (U+0300-036F, Hangul jamo,
@@ -187,6 +196,19 @@ def _resolve_ids(con, cfg: IngestConfig, base: int) -> None:
                     [base, corpus, base]).fetchall()
     if one(con, "SELECT 1 FROM documents WHERE corpus = ? AND doc_id <= ? LIMIT 1",
                    [corpus, base]):
+        # An id stored earlier (another file, or an older version of this one): the same text is
+        # the same document (its labels are still taken); a different text is quarantined, naming
+        # where the stored one came from. Never dropped silently.
+        con.execute(f"""
+            UPDATE staging SET bad_field = {lit(cfg.id_field)},
+                bad_reason = 'id already stored from ' || s.source_path || ' line ' || s.source_line
+                             || ' with a different text',
+                raw = s.raw_text
+            FROM (SELECT st.line_no, o.source_path, o.source_line, left(n.text, {RAW_KEEP_CHARS}) AS raw_text
+                  FROM staging st JOIN documents o ON o.corpus = ? AND o.doc_id <= ? AND o.ext_id = st.eid
+                  LEFT JOIN documents n ON n.doc_id = ? + st.line_no
+                  WHERE st.bad_reason IS NULL AND o.content_hash <> st.chash) s
+            WHERE staging.line_no = s.line_no""", [corpus, base, base]).fetchall()
         con.execute("""
             DELETE FROM documents WHERE doc_id > ? AND corpus = ? AND ext_id IN (
                 SELECT ext_id FROM documents WHERE corpus = ? AND doc_id <= ?)""",
@@ -219,20 +241,20 @@ def _finish_file(con, cfg: IngestConfig, path: Path, base: int, result: FileResu
     result.rows_quarantined = sum(result.reasons.values())
     con.execute(
         "INSERT INTO sources (corpus, path, file_hash, format, size_bytes, rows_read, rows_new, "
-        "rows_quarantined, config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "rows_quarantined, config, mapping) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [corpus, src, result.file_hash, result.format, result.size_bytes, result.rows_read,
-         result.rows_new, result.rows_quarantined, json.dumps(asdict(cfg))]).fetchall()
+         result.rows_new, result.rows_quarantined, json.dumps(asdict(cfg)), json.dumps(asdict(cfg))]).fetchall()
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, cfg: IngestConfig,
                 progress: Progress | None = None, known_hash: str | None = None) -> FileResult:
     """Ingest one file in one transaction; see the module docstring for the guarantees."""
-    p, fmt, gz = check_input(path)
+    p, fmt, gz = check_input(path, cfg.fields())
     digest = known_hash or file_hash(p)
     size = p.stat().st_size
     result = FileResult(str(p), fmt, "ingested", digest, size)
-    if one(con, "SELECT 1 FROM sources WHERE corpus = ? AND file_hash = ?",
-                   [cfg.corpus, digest]):
+    if one(con, "SELECT 1 FROM sources WHERE corpus = ? AND file_hash = ? AND mapping = ?",
+                   [cfg.corpus, digest, json.dumps(asdict(cfg))]):
         if progress:
             progress(size)
         result.status = "unchanged"
@@ -256,10 +278,22 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, cfg: In
     return result
 
 
+class PartialIngest(RuntimeError):
+    """A file failed after earlier files of the same call were committed; `results` says which."""
+
+    def __init__(self, message: str, results: list[FileResult], failed: str):
+        super().__init__(message)
+        self.results, self.failed = results, failed
+
+
 def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[str | os.PathLike], cfg: IngestConfig,
                  progress_factory: Callable[[Path], Progress | None] | None = None) -> list[FileResult]:
-    """Check every path first (nothing is written if any is missing/unreadable), then ingest each."""
-    checked = [check_input(p)[0] for p in paths]
+    """Check every path first (exists, readable, format, the text field where the format shows it
+    up front): nothing is written if any fails. Then ingest each file in its own transaction; if
+    one still fails midway (an I/O error), the files before it stay committed and PartialIngest
+    says so, naming the failed file."""
+    fields = cfg.fields()
+    checked = [check_input(p, fields)[0] for p in paths]
     hashes = [file_hash(p) for p in checked]
     inputs_hash = stable_hash(sorted(hashes), asdict(cfg))
     run = start_run(con, "ingest", inputs_hash, asdict(cfg), corpus=cfg.corpus)
@@ -270,6 +304,10 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[str | os.PathLike],
     except BaseException as exc:
         finish_run(con, run, status="failed", message=str(exc)[:500],
                    details={"files": [r.as_dict() for r in results]})
+        if results and isinstance(exc, Exception):
+            failed = str(checked[len(results)])
+            raise PartialIngest(f"{failed}: {exc}; nothing of this file was written, the {len(results)} "
+                                "file(s) before it were ingested", results, failed) from exc
         raise
     finish_run(con, run, counts_in=sum(r.rows_read for r in results),
                counts_out=sum(r.rows_new for r in results),

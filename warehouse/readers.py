@@ -7,10 +7,8 @@ is set for rows that cannot be kept. `classify_sql` adds the checks common to ev
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from warehouse.db import one
+from warehouse.streams import head_bytes, lf_lines, open_bytes, stream_error, strip_bom
 
 CHUNK_BYTES = 64 << 20
 RAW_KEEP_CHARS = 300
@@ -68,8 +67,9 @@ def detect_format(path: Path) -> tuple[str, bool]:
     return fmt, gz
 
 
-def check_input(path: str | os.PathLike) -> tuple[Path, str, bool]:
-    """Validate a path before anything is written: exists, readable, known and parseable format."""
+def check_input(path: str | os.PathLike, fields: Fields | None = None) -> tuple[Path, str, bool]:
+    """Validate a path before anything is written: exists, readable, known and parseable format,
+    and (given `fields`) the text field present where the format says so up front."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file")
@@ -87,9 +87,46 @@ def check_input(path: str | os.PathLike) -> tuple[Path, str, bool]:
         try:
             with duckdb.connect() as probe:
                 probe.execute(f"SELECT count(*) FROM parquet_metadata({lit(str(p))})").fetchall()
+                cols = [r[0] for r in probe.execute(
+                    f"DESCRIBE SELECT * FROM read_parquet({lit(str(p))})").fetchall()]
         except duckdb.Error as exc:
             raise InputError(f"{p}: unreadable Parquet ({str(exc).splitlines()[0]})") from exc
+        if fields and fields.text not in cols:
+            raise InputError(f"{p}: no column '{fields.text}' (columns: {', '.join(cols)}); "
+                             "name the text column with --text-field")
+    elif fields:
+        _check_head(p, fmt, gz, fields)
     return p, fmt, gz
+
+
+def _check_head(p: Path, fmt: str, gz: bool, fields: Fields, sample: int = 1000) -> None:
+    """A wrong --text-field is refused before anything is written: the CSV header lacks the
+    column, or none of the first JSON objects has the field (while they do have others)."""
+    head = head_bytes(p, gz)
+    if fmt == "csv":
+        import csv
+
+        first = head.decode("utf-8", "replace").splitlines()[:1]
+        header = next(csv.reader(first), []) if first else []
+        if header and fields.text not in [h.strip() for h in header]:
+            raise InputError(f"{p}: line 1: no column '{fields.text}' in the header {header}; "
+                             "name the text column with --text-field")
+        return
+    seen: dict[str, None] = {}
+    objects = 0
+    for line in head.replace(b"\r", b"\n").split(b"\n")[:-1][:sample]:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            if fields.text in obj:
+                return
+            objects += 1
+            seen.update(dict.fromkeys(obj))
+    if objects:
+        raise InputError(f"{p}: no field '{fields.text}' in the first {objects} JSON objects (fields there: "
+                         f"{', '.join(list(seen)[:12])}); name the text field with --text-field")
 
 
 def file_hash(path: Path) -> str:
@@ -127,17 +164,27 @@ def classify_sql(source: str, text_field: str) -> str:
 
 # ---- JSON lines ---------------------------------------------------------------------------
 
-def _iter_blocks(path: Path, gz: bool, progress: Progress | None) -> Iterator[tuple[int, bytes]]:
-    """(first_line_no, bytes) blocks of ~64 MB, each ending just after a newline."""
+def _iter_blocks(path: Path, gz: bool, progress: Progress | None, status: dict) -> Iterator[tuple[int, bytes]]:
+    """(first_line_no, bytes) blocks of ~64 MB, each ending just after a newline.
+
+    A BOM is dropped, bare-CR line ends become LF. When a gzip stream ends early, the complete
+    lines before the damage are yielded and `status` gets the reason, the next line number and
+    the cut-off tail, for the caller to quarantine.
+    """
     line_no = 1
-    rest = b""
-    with open(path, "rb") as raw_fh, (gzip.open(raw_fh, "rb") if gz else raw_fh) as fh:
+    rest = carry = b""
+    with open(path, "rb") as raw_fh:
+        fh = open_bytes(raw_fh, gz)
+        first = True
         while True:
             block = fh.read(CHUNK_BYTES)
             if progress:
                 progress(raw_fh.tell())
+            if first:
+                block, first = strip_bom(block), False
             if not block:
                 break
+            block, carry = lf_lines(block, carry)
             block = rest + block
             cut = block.rfind(b"\n")
             if cut < 0:
@@ -147,7 +194,11 @@ def _iter_blocks(path: Path, gz: bool, progress: Progress | None) -> Iterator[tu
             block = block[:cut + 1]
             yield line_no, block
             line_no += block.count(b"\n")
-    if rest:
+        status["error"] = stream_error(fh)
+    status["next_line"] = line_no
+    if status["error"]:
+        status["tail"] = rest
+    elif rest:
         yield line_no, rest + b"\n"
 
 
@@ -230,68 +281,24 @@ def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None
                  ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
     """(objects to register, chunk query, last line number) per ~64 MB block."""
     sql = _jsonl_sql(f)
-    for first, block in _iter_blocks(path, gz, progress):
+    status: dict = {}
+    last = 0
+    for first, block in _iter_blocks(path, gz, progress, status):
         table, bad = _lines_table(first, block)
         last = first + block.count(b"\n") - 1
         yield {"chunk": table}, sql, last
         if bad:
             yield {"chunk": _bad_table(bad)}, "SELECT * FROM chunk", last
+    if status.get("error"):
+        yield {"chunk": _bad_table([truncated_row(status["next_line"], status["error"], status["tail"])])}, \
+            "SELECT * FROM chunk", status["next_line"]
 
 
-# ---- CSV ----------------------------------------------------------------------------------
-
-def csv_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, batch_rows: int = 100_000
-               ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
-    """CSV through the csv module: exact line numbers (quoted newlines too), per-row UTF-8 checks."""
-    rows: list[tuple] = []
-    line = 1
-    with open(path, "rb") as raw_fh, (gzip.open(raw_fh, "rb") if gz else raw_fh) as fh:
-        text = io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline="")
-        reader = csv.reader(text)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        index = {name.strip(): i for i, name in enumerate(header)}
-        if f.text not in index:
-            raise InputError(f"{path}: line 1: no column '{f.text}' in the header {header}")
-        want = [index.get(name) if name else None for name in (f.text, f.id, f.label, f.annotator)]
-        start = reader.line_num + 1
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                rows.append((reader.line_num, None, None, None, None, None, "(line)", f"malformed CSV: {exc}", None))
-                start = reader.line_num + 1
-                continue
-            line, start = start, reader.line_num + 1
-            if not any(c.strip() for c in row):
-                continue
-            joined = ",".join(row)
-            raw = joined[:RAW_KEEP_CHARS]
-            try:
-                joined.encode("utf-8")
-            except UnicodeEncodeError:  # surrogateescape marks the undecodable bytes
-                rows.append((line, None, None, None, None, None, "(line)", "invalid UTF-8",
-                             raw.encode("utf-8", "replace").decode("utf-8", "replace")))
-                continue
-            if len(row) != len(header):
-                rows.append((line, None, None, None, None, None, "(line)",
-                             f"expected {len(header)} columns, got {len(row)}", raw))
-                continue
-            v = [row[i] if i is not None else None for i in want]
-            rows.append((line, v[0], "VARCHAR", v[1] or None, v[2] or None, v[3] or None, None, None, raw))
-            if len(rows) >= batch_rows:
-                if progress:
-                    progress(raw_fh.tell())
-                yield {"chunk": _bad_table(rows)}, "SELECT * FROM chunk", line
-                rows = []
-    if progress:
-        progress(path.stat().st_size)
-    if rows:
-        yield {"chunk": _bad_table(rows)}, "SELECT * FROM chunk", line
+def truncated_row(line_no: int, error: str, tail: bytes) -> tuple:
+    """The quarantine row for the damaged end of a compressed file (the cut-off line, if any)."""
+    what = "the line is cut off there" if tail else "nothing after this line could be read"
+    return (line_no, None, None, None, None, None, "(file)", f"{error}; {what}",
+            tail[:RAW_KEEP_CHARS * 4].decode("utf-8", "replace")[:RAW_KEEP_CHARS])
 
 
 # ---- Parquet ------------------------------------------------------------------------------

@@ -191,6 +191,28 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "WHERE NOT EXISTS (SELECT 1 FROM warehouse_meta WHERE key = 'warehouse_id')"),
         ],
     ),
+    (
+        9,
+        "sources keyed on (file hash, field mapping): re-ingesting with corrected options works",
+        [
+            """CREATE TABLE sources_v9 (
+                corpus VARCHAR NOT NULL,
+                path VARCHAR NOT NULL,
+                file_hash VARCHAR NOT NULL,
+                format VARCHAR NOT NULL,
+                size_bytes BIGINT NOT NULL,
+                rows_read BIGINT NOT NULL,
+                rows_new BIGINT NOT NULL,
+                rows_quarantined BIGINT NOT NULL,
+                config JSON,
+                ingested_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+                mapping VARCHAR NOT NULL,
+                PRIMARY KEY (corpus, file_hash, mapping))""",
+            "INSERT INTO sources_v9 SELECT *, coalesce(config::VARCHAR, '') FROM sources",
+            "DROP TABLE sources",
+            "ALTER TABLE sources_v9 RENAME TO sources",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
