@@ -6,8 +6,8 @@ import base64
 import html
 import io
 import json
-from pathlib import Path
 
+import jinja2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -48,12 +48,6 @@ def regression_chart(regression: dict[str, dict]) -> str:
     return _png(fig)
 
 
-def _table(rows: list[dict], cols: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -64,70 +58,95 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def write_report(report: dict, outdir: str | Path) -> dict:
-    """Write report.html, report.md and report.json into outdir; return their paths."""
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+# Every value reaches the page through Jinja2 with autoescape on: slice names, targets, gate
+# names, ids and predictions come from user files and are data, never markup.
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_ENV.filters["fmt"] = _fmt
+_ENV.filters["as_id"] = lambda i: {"id": i}
+_HTML = _ENV.from_string("""<!doctype html>
+<html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<title>Taomi eval: {{ r.eval_set }}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}.bad{color:#b00;font-weight:bold}.ok{color:#070}img{max-width:100%}</style>
+</head><body>
+{% macro table(rows, cols) %}<table><thead><tr>{% for c in cols %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in rows %}<tr>{% for c in cols %}<td>{{ row.get(c) | fmt }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>{% endmacro %}
+<h1>Hard-set report: {{ r.eval_set }}</h1>
+<p>run <code>{{ r.run_id }}</code> · model <b>{{ r.model }}</b> · eval-set hash <code>{{ r.eval_set_hash }}</code> · git {{ r.git_sha }} · {{ r.created_at }}</p>
+<p>{{ r.metric }}: <b>{{ "%.4f" | format(all.metric) }}</b> [{{ "%.4f" | format(all.ci[0]) }}, {{ "%.4f" | format(all.ci[1]) }}] over {{ all.n }} items
+{% if clean %}; on the clean (uncontaminated) subset: <b>{{ "%.4f" | format(clean.metric) }}</b>{% endif %}</p>
+<h2>Gates</h2>
+<p class="{{ 'bad' if failed else 'ok' }}">{% if failed %}{{ failed | length }} gate(s) failed: {% for g in failed %}{{ g.gate }} on {{ g.slice }} -&gt; {{ g.recommendation }}{% if not loop.last %}; {% endif %}{% endfor %}{% elif gates %}all gates passed{% else %}no gates configured{% endif %}</p>
+{% if gates %}{{ table(gates, ["gate", "slice", "check", "value", "threshold", "passed", "action"]) }}{% endif %}
+<h2>Per slice</h2>
+<img alt="per-slice chart" src="data:image/png;base64,{{ slice_png }}">
+{{ table(slice_rows, ["slice", "n", r.metric, "se", "95% CI"]) }}
+{% if reg %}
+<h2>Regression vs previous run</h2>
+<p>previous run <code>{{ r.previous_run }}</code></p>
+<img alt="regression chart" src="data:image/png;base64,{{ reg_png }}">
+{{ table(reg_rows, ["slice", "n", "diff", "95% CI"]) }}
+<h3>Flipped pass -&gt; fail ({{ r.flips.pass_to_fail | length }})</h3>
+{{ table(r.flips.pass_to_fail[:200] | map("as_id") | list, ["id"]) }}
+<h3>Flipped fail -&gt; pass ({{ r.flips.fail_to_pass | length }})</h3>
+{{ table(r.flips.fail_to_pass[:200] | map("as_id") | list, ["id"]) }}
+{% endif %}
+{% if cont %}
+<h2>Contamination ({{ cont.contaminated }} of {{ cont.checked }} items)</h2>
+{{ table(cont["items"][:200], ["id", "status", "matched_docs", "spans"]) }}
+{% endif %}
+{% if r.failures %}
+<h2>Failures traced to the training data</h2>
+{{ table(r.failures[:200], ["id", "target", "prediction", "coverage", "support", "nearest", "suggestion"]) }}
+{% endif %}
+<h2>Prediction file</h2>
+<p>unknown ids: {{ issues.get("unknown_ids", []) | length }}; missing ids (scored as failures): {{ issues.get("missing_ids", []) | length }}</p>
+</body></html>
+""")
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|~"})
+
+
+def md_escape(value) -> str:
+    """Markdown-safe text: HTML entities for <, >, &, quotes; backslashes before Markdown syntax;
+    one line (a newline would end a table row)."""
+    text = html.escape(_fmt(value), quote=False).translate(_MD_SPECIAL)
+    return " ".join(text.split())
+
+
+def render_report(report: dict) -> dict[str, str]:
+    """report.html (self-contained, plots embedded), report.md and report.json, as text."""
     metric = report["metric"]
     slices = report["slices"]
-    slice_rows = [{"slice": s, "n": v["n"], metric: v["metric"], "se": v["se"], "95% CI": v["ci"]} for s, v in slices.items()]
     reg = report.get("regression") or {}
-    reg_rows = [{"slice": s, "n": v["n"], "diff": v["diff"], "95% CI": v["ci"]} for s, v in reg.items()]
     gates = report.get("gates") or []
+    page = _HTML.render(
+        r=report, all=slices["all"], clean=slices.get("clean"), gates=gates,
+        failed=[g for g in gates if not g["passed"]], slice_png=slice_chart(slices, metric),
+        slice_rows=[{"slice": s, "n": v["n"], metric: v["metric"], "se": v["se"], "95% CI": v["ci"]}
+                    for s, v in slices.items()],
+        reg=reg, reg_png=regression_chart(reg) if reg else "",
+        reg_rows=[{"slice": s, "n": v["n"], "diff": v["diff"], "95% CI": v["ci"]} for s, v in reg.items()],
+        cont=report.get("contamination"), issues=report.get("prediction_issues", {}))
+    e = md_escape
+    a = slices["all"]
     failed = [g for g in gates if not g["passed"]]
-    css = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
-           "margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-           ".bad{color:#b00;font-weight:bold}.ok{color:#070}img{max-width:100%}")
-    parts = [(f"<!doctype html><html><head><meta charset='utf-8'><title>Taomi eval: {html.escape(report['eval_set'])}</title>"
-             f"<style>{css}</style></head><body>"),
-             f"<h1>Hard-set report: {html.escape(report['eval_set'])}</h1>",
-             (f"<p>run <code>{report['run_id']}</code> · model <b>{html.escape(report['model'])}</b> · eval-set hash "
-             f"<code>{report['eval_set_hash']}</code> · git {html.escape(str(report.get('git_sha')))} · {report['created_at']}</p>"),
-             f"<p>{metric}: <b>{slices['all']['metric']:.4f}</b> [{slices['all']['ci'][0]:.4f}, {slices['all']['ci'][1]:.4f}]"
-             f" over {slices['all']['n']} items"
-             + (f"; on the clean (uncontaminated) subset: <b>{slices['clean']['metric']:.4f}</b>" if "clean" in slices else "")
-             + "</p>",
-             f"<h2>Gates</h2><p class='{'bad' if failed else 'ok'}'>"
-             + (f"{len(failed)} gate(s) failed: " + "; ".join(f"{g['gate']} on {g['slice']} -> {g['recommendation']}" for g in failed)
-                if failed else ("all gates passed" if gates else "no gates configured")) + "</p>",
-             _table(gates, ["gate", "slice", "check", "value", "threshold", "passed", "action"]) if gates else "",
-             "<h2>Per slice</h2>", f"<img alt='per-slice chart' src='data:image/png;base64,{slice_chart(slices, metric)}'>",
-             _table(slice_rows, ["slice", "n", metric, "se", "95% CI"])]
-    if reg:
-        parts += ["<h2>Regression vs previous run</h2>", f"<p>previous run <code>{report.get('previous_run')}</code></p>",
-                  f"<img alt='regression chart' src='data:image/png;base64,{regression_chart(reg)}'>",
-                  _table(reg_rows, ["slice", "n", "diff", "95% CI"]),
-                  f"<h3>Flipped pass -> fail ({len(report['flips']['pass_to_fail'])})</h3>",
-                  _table([{"id": i} for i in report["flips"]["pass_to_fail"][:200]], ["id"]),
-                  f"<h3>Flipped fail -> pass ({len(report['flips']['fail_to_pass'])})</h3>",
-                  _table([{"id": i} for i in report["flips"]["fail_to_pass"][:200]], ["id"])]
-    cont = report.get("contamination")
-    if cont:
-        parts += [f"<h2>Contamination ({cont['contaminated']} of {cont['checked']} items)</h2>",
-                  _table(cont["items"][:200], ["id", "status", "matched_docs", "spans"])]
-    if report.get("failures"):
-        parts += ["<h2>Failures traced to the training data</h2>",
-                  _table(report["failures"][:200], ["id", "target", "prediction", "coverage", "support", "nearest", "suggestion"])]
-    issues = report.get("prediction_issues", {})
-    parts += ["<h2>Prediction file</h2>",
-              (f"<p>unknown ids: {len(issues.get('unknown_ids', []))}; missing ids (scored as failures): "
-              f"{len(issues.get('missing_ids', []))}</p>"), "</body></html>"]
-    html_path = out / "report.html"
-    html_path.write_text("\n".join(parts), encoding="utf-8")
-    md = [f"# Hard-set report: {report['eval_set']}", "",
-          f"- run `{report['run_id']}`, model **{report['model']}**, eval-set hash `{report['eval_set_hash']}`",
-          (f"- {metric}: **{slices['all']['metric']:.4f}** [{slices['all']['ci'][0]:.4f}, {slices['all']['ci'][1]:.4f}]"
-          f" (n={slices['all']['n']})"),
-          f"- gates: {'FAILED: ' + ', '.join(g['gate'] + ' (' + g['slice'] + ')' for g in failed) if failed else 'passed'}",
-          "", f"| slice | n | {metric} | 95% CI |", "|---|---|---|---|"]
-    md += [f"| {s} | {v['n']} | {v['metric']:.4f} | [{v['ci'][0]:.4f}, {v['ci'][1]:.4f}] |" for s, v in slices.items()]
+    md = [f"# Hard-set report: {e(report['eval_set'])}", "",
+          f"- run `{e(report['run_id'])}`, model **{e(report['model'])}**, eval-set hash `{e(report['eval_set_hash'])}`",
+          f"- {e(metric)}: **{a['metric']:.4f}** [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}] (n={a['n']})",
+          "- gates: " + ("FAILED: " + ", ".join(f"{e(g['gate'])} ({e(g['slice'])})" for g in failed) if failed
+                         else "passed"),
+          "", f"| slice | n | {e(metric)} | 95% CI |", "|---|---|---|---|"]
+    md += [f"| {e(s)} | {v['n']} | {v['metric']:.4f} | [{v['ci'][0]:.4f}, {v['ci'][1]:.4f}] |" for s, v in slices.items()]
     if reg:
         md += ["", (f"Flips vs previous run: {len(report['flips']['pass_to_fail'])} pass->fail, "
                    f"{len(report['flips']['fail_to_pass'])} fail->pass")]
+    cont = report.get("contamination")
     if cont:
         md += ["", f"Contaminated items: {cont['contaminated']} of {cont['checked']}"]
-    md_path = out / "report.md"
-    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
-    json_path = out / "report.json"
-    json_path.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
-    return {"html": str(html_path), "markdown": str(md_path), "json": str(json_path)}
+    return {"report.html": page, "report.md": "\n".join(md) + "\n",
+            "report.json": json.dumps(report, indent=1, default=str)}
+
+
+REPORT_FILES = ("report.html", "report.md", "report.json")

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,18 +12,23 @@ from curation.curriculum import (
     CurriculumConfig,
     NgramCounts,
     combine,
-    competence,
     order_documents,
     score_batch,
 )
+from curation.plots import plot_curriculum
 from warehouse import curation_store as store
-from warehouse.db import session
+from warehouse import export_store
+from warehouse.db import db_path, session
+from warehouse.outputs import OutputDir, check_file, write_file
 from warehouse.runlog import finish_run, stable_hash, start_run
 
 BATCH = 20_000
 
 
-def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Path | None = None) -> dict:
+def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Path | None = None,
+                     force: bool = False) -> dict:
+    if plot_path:
+        check_file(plot_path, force=force, what="plot file")
     with session(db) as con:
         dedup_cfg = store.latest_dedup_config(con, corpus)
         ids = store.kept_documents(con, corpus, dedup_cfg)
@@ -68,98 +69,49 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
               "spearman_position_difficulty": float(pd.Series(np.arange(len(order))).corr(
                   pd.Series(difficulty[order]), method="spearman")) if len(order) > 2 else None}
     if plot_path:
-        report["plot"] = plot_curriculum(difficulty, cfg, plot_path)
+        png = plot_curriculum(difficulty, cfg)
+        report["plot"] = str(write_file(plot_path, lambda p: p.write_bytes(png), force=force, what="plot file"))
     return report
 
 
-def plot_curriculum(difficulty: np.ndarray, cfg: CurriculumConfig, path: str | Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.hist(difficulty, bins=40, color="C0")
-    a.set(xlabel="combined difficulty (mean percentile rank)", ylabel="documents", title="difficulty distribution")
-    t = np.linspace(0, cfg.steps, 200)
-    for p in ("linear", "sqrt", "step", "exponential"):
-        c = CurriculumConfig(**{**cfg.as_dict(), "pacing": p, "weights": cfg.weights})
-        b.plot(t, competence(t, c), label=p, lw=2.5 if p == cfg.pacing else 1)
-    b.set(xlabel="training step", ylabel="competence (fraction of data available)", title="pacing")
-    b.legend()
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", shard_size: int = 100_000,
-                  order: str = "curriculum", cfg: CurriculumConfig | None = None) -> dict:
+                  order: str = "curriculum", cfg: CurriculumConfig | None = None, force: bool = False) -> dict:
     """Write training shards in curriculum (or random-baseline) order, with a manifest.
 
-    Everything is written into a fresh sibling folder and swapped into place only when complete,
-    so a kill mid-export leaves OUTDIR as it was (and no shard the manifest does not describe).
+    OUTDIR must be new, empty or a previous Taomi export (else `force`); it may not hold the
+    database. Only Taomi's own shards and manifest are ever replaced (warehouse.export_store).
     """
     if fmt not in ("parquet", "jsonl"):
         raise ValueError("format must be parquet or jsonl")
     if shard_size < 1:
         raise ValueError("shard size must be >= 1")
-    out = Path(outdir)
+    out = OutputDir(outdir, force=force, exclusive=True, protect=[db_path(db)], what="export folder")
+    export_store.collect_garbage(out)
     with session(db) as con:
         rows = store.curriculum_rows(con, corpus, order)
-        run = start_run(con, "export", stable_hash(corpus, order, len(rows)),
-                        {"format": fmt, "shard_size": shard_size, "order": order, "outdir": str(out)}, corpus,
-                        counts_in=len(rows))
     if rows.empty:
         build_curriculum(db, corpus, cfg or CurriculumConfig(order=order))
         with session(db) as con:
             rows = store.curriculum_rows(con, corpus, order)
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    shards = []
+    header = {"corpus": corpus, "order": order, "format": fmt, "shard_size": shard_size, "documents": len(rows),
+              "curriculum_config_hash": str(rows["config_hash"].iloc[0])}
+    key = stable_hash(header, rows["doc_id"].to_numpy().tobytes().hex())
+    config = {"format": fmt, "shard_size": shard_size, "order": order, "outdir": str(out.path)}
+    with session(db) as con:
+        run = start_run(con, "export", key, config, corpus, counts_in=len(rows))
     try:
+        manifest = export_store.unchanged(out, key)
+        status = "unchanged" if manifest else "written"
+        if manifest is None:
+            with session(db) as con:
+                manifest = export_store.write_shards(con, rows, out, fmt, shard_size, {**header, "content_key": key})
+    except BaseException as exc:
         with session(db) as con:
-            for i, lo in enumerate(range(0, len(rows), shard_size)):
-                part = rows.iloc[lo:lo + shard_size]
-                docs = store.texts_by_doc_id(con, part["doc_id"].to_numpy())
-                frame = pd.DataFrame({"id": docs["ext_id"].to_numpy(), "text": docs["text"].to_numpy(),
-                                      "position": part["position"].to_numpy(),
-                                      "difficulty": part["difficulty"].to_numpy(),
-                                      "pacing_step": part["pacing_step"].to_numpy()})
-                name = f"shard-{i:05d}.{fmt}"
-                path = tmp / name
-                if fmt == "parquet":
-                    frame.to_parquet(path, index=False)
-                else:
-                    frame.to_json(path, orient="records", lines=True, force_ascii=False)
-                with open(path, "rb") as fh:
-                    os.fsync(fh.fileno())
-                shards.append({"file": name, "rows": len(frame), "bytes": path.stat().st_size, "sha256": _sha256(path),
-                               "difficulty": [float(part["difficulty"].min()), float(part["difficulty"].max())],
-                               "pacing_steps": [int(part["pacing_step"].min()), int(part["pacing_step"].max())],
-                               "positions": [int(part["position"].min()), int(part["position"].max())]})
-        manifest = {"corpus": corpus, "order": order, "format": fmt, "shard_size": shard_size,
-                    "documents": len(rows), "curriculum_config_hash": str(rows["config_hash"].iloc[0]),
-                    "shards": shards}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+            finish_run(con, run, status="failed", message=str(exc)[:500])
         raise
-    result = {"outdir": str(out), **{k: v for k, v in manifest.items() if k != "shards"}, "shards": len(shards),
-              "bytes": sum(s["bytes"] for s in shards)}
+    result = {"outdir": str(out.path), "status": status,
+              **{k: v for k, v in manifest.items() if k not in ("shards", "writer", "content_key")},
+              "shards": len(manifest["shards"]), "bytes": sum(s["bytes"] for s in manifest["shards"])}
     with session(db) as con:
         finish_run(con, run, counts_out=len(rows), details=result)
     return result

@@ -18,6 +18,7 @@ from dedup.pipeline import near_duplicates, signatures_for
 from dedup.quality import quality_score
 from warehouse import dedup_store as store
 from warehouse.db import session
+from warehouse.outputs import check_file
 from warehouse.runlog import finish_run, last_ok_run, stable_hash, start_run
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -53,8 +54,10 @@ def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | 
 
 
 def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress: Progress | None = None,
-                 pairs_out: Path | None = None) -> dict:
+                 pairs_out: Path | None = None, force: bool = False) -> dict:
     """Deduplicate a corpus; return the report (also stored in the run log)."""
+    if pairs_out:
+        check_file(pairs_out, force=force, what="pairs file")
     with session(db) as con:
         n_docs, fingerprint = store.corpus_fingerprint(con, corpus)
         if n_docs == 0:
@@ -65,7 +68,7 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
         if prev is not None:
             report = dict(prev["details"], unchanged=True)
             if pairs_out:
-                store.export_pairs(con, corpus, chash, pairs_out)
+                store.export_pairs(con, corpus, chash, pairs_out, force)
             return report
         run = start_run(con, "dedup", inputs, cfg.as_dict(), corpus=corpus, counts_in=n_docs)
         try:
@@ -75,7 +78,7 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
             raise
         if pairs_out:
             report["pairs_out"] = str(pairs_out)
-            report["pairs_written"] = store.export_pairs(con, corpus, chash, pairs_out)
+            report["pairs_written"] = store.export_pairs(con, corpus, chash, pairs_out, force)
         finish_run(con, run, counts_out=report["docs_out"], details=report)
         return dict(report, unchanged=False)
 

@@ -13,12 +13,13 @@ import pandas as pd
 from evalsets.contamination import ngram_overlap
 from evalsets.gates import check_gates, load_gates
 from evalsets.metrics import get_metric
-from evalsets.report import write_report
+from evalsets.report import REPORT_FILES, render_report
 from evalsets.sets import EvalInputError, load_eval_set, load_predictions
 from evalsets.stats import paired, summarize
 from evalsets.tracing import nearest_documents
 from warehouse import eval_store as store
 from warehouse.db import session
+from warehouse.outputs import OutputDir
 from warehouse.runlog import finish_run, stable_hash, start_run
 
 
@@ -50,7 +51,12 @@ def auto_slices(items: pd.DataFrame) -> list[list[str]]:
 
 def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str | None = None,
              metric: str = "exact_match", train_corpus: str | None = None, gates_path: str | Path | None = None,
-             outdir: str | Path | None = None, set_name: str | None = None, n_boot: int = 2000) -> dict:
+             outdir: str | Path | None = None, set_name: str | None = None, n_boot: int = 2000,
+             force: bool = False) -> dict:
+    out = None
+    if outdir:  # checked before any work: a report never replaces a user's file (unless force)
+        out = OutputDir(outdir, force=force, what="report folder")
+        out.check_writable(REPORT_FILES)
     es = load_eval_set(eval_path, set_name)
     preds = load_predictions(predictions_path)
     score_fn = get_metric(metric)
@@ -145,6 +151,7 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str
                        merged.assign(prediction=merged["prediction"].astype(object)))
         finish_run(con, log, counts_out=int(merged["passed"].sum()),
                    details={"eval_run": run_id, "gates_failed": len(report["gates_failed"])})
-    if outdir:
-        report["files"] = write_report(report, outdir)
+    if out is not None:
+        files = {name: str(out.write_text(name, text)) for name, text in render_report(report).items()}
+        report["files"] = {"html": files["report.html"], "markdown": files["report.md"], "json": files["report.json"]}
     return report

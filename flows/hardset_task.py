@@ -11,9 +11,12 @@ import pandas as pd
 from evalsets.sets import EvalInputError, load_eval_set
 from warehouse import eval_store
 from warehouse.db import session
+from warehouse.outputs import check_file, write_file
 
 
-def build_hardset(db, name: str, sources: list[str], corpus: str | None, out: Path, limit: int = 500) -> dict:
+def build_hardset(db, name: str, sources: list[str], corpus: str | None, out: Path, limit: int = 500,
+                  force: bool = False) -> dict:
+    check_file(out, force=force, what="hard-set file")
     rows: list[dict] = []
     counts: dict[str, int] = {}
     with session(db) as con:
@@ -56,8 +59,8 @@ def build_hardset(db, name: str, sources: list[str], corpus: str | None, out: Pa
         df = pd.DataFrame(rows).drop_duplicates("id").head(limit)
         items = [{"id": r.id, "input": r.input, "target": r.target, "slices": [f"origin:{r.origin}"]}
                  for r in df.itertuples()]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n")
+        text = "\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n"
+        write_file(out, lambda p: p.write_text(text, encoding="utf-8"), force=force, what="hard-set file")
         es = load_eval_set(out, name)
         eval_store.save_eval_set(con, name, es.content_hash, es.items)
     return {"name": name, "items": len(items), "by_source": counts, "path": str(out), "hash": es.content_hash}

@@ -48,67 +48,83 @@ def conflicts(groups: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group_id", "kind", "ext_ids", "labels"])
 
 
+def _compute(ann: pd.DataFrame, text_of: dict[str, str], n_boot: int, seed: int, corpus: str):
+    """Agreement, consensus and suspects from the annotations (no database)."""
+    ann["label"] = ann["label"].astype(str)  # a label column of mixed types compares as text
+    report: dict = {"corpus": corpus, "notes": []}
+    ratings, items, annotators, classes = _ratings(ann)
+    k = len(classes)
+
+    # Consensus + agreement (needs annotator rows)
+    consensus = pd.DataFrame(columns=["ext_id", "n_ratings", "majority", "majority_confidence", "majority_tie",
+                                      "dawid_skene", "ds_confidence"])
+    agreement = None
+    if len(annotators) >= 1 and len(items):
+        mv, mv_conf, tie = majority_vote(ratings, k)
+        ds, ds_conf, acc = dawid_skene(ratings, k)
+        consensus = pd.DataFrame({
+            "ext_id": items, "n_ratings": (ratings >= 0).sum(axis=1),
+            "majority": [classes[i] if i >= 0 else None for i in mv], "majority_confidence": mv_conf,
+            "majority_tie": tie, "dawid_skene": [classes[i] if i >= 0 else None for i in ds],
+            "ds_confidence": ds_conf})
+        if len(annotators) >= 2:
+            agreement = agreement_report(ratings, annotators, classes, ds, n_boot, seed)
+            agreement["annotator_accuracy_dawid_skene"] = dict(zip(annotators, acc.round(4).tolist()))
+        else:
+            report["notes"].append("one annotator only: agreement needs at least two; consensus is that "
+                                   "annotator's labels")
+    else:
+        report["notes"].append("no per-annotator rows: agreement and consensus need an annotator field")
+
+    # Given labels: the item's own label, else the Dawid-Skene consensus.
+    given = ann[ann["annotator"] == ""].drop_duplicates("ext_id")[["ext_id", "label"]]
+    if given.empty and len(consensus):
+        given = consensus[["ext_id", "dawid_skene"]].rename(columns={"dawid_skene": "label"}).dropna()
+        report["notes"].append("no given labels: suspects are checked against the consensus labels")
+    suspects = pd.DataFrame(columns=["ext_id", "given", "suggested", "score", "rank"])
+    lab = sorted(given["label"].unique().tolist())
+    if len(given) >= 20 and len(lab) >= 2 and given["label"].value_counts().min() >= 2:
+        texts = [text_of[i] for i in given["ext_id"]]
+        y = given["label"].map({c: i for i, c in enumerate(lab)}).to_numpy()
+        probs = out_of_fold_probabilities(hashed_features(texts), y, len(lab), seed=seed)
+        s = find_suspects(probs, y)
+        idx = np.flatnonzero(s["suspect"])
+        idx = idx[np.argsort(s["score"][idx], kind="stable")]
+        suspects = pd.DataFrame({"ext_id": given["ext_id"].to_numpy()[idx], "given": [lab[y[i]] for i in idx],
+                                 "suggested": [lab[s["suggested"][i]] for i in idx],
+                                 "score": s["score"][idx], "rank": np.arange(1, len(idx) + 1)})
+    else:
+        report["notes"].append("too few labelled items or classes (need >= 20 items, >= 2 classes with >= 2 "
+                               "items each) to train the suspect-label classifier")
+    return report, agreement, consensus, suspects, given
+
+
 def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str | Path | None = None,
                  top: int = 20) -> dict:
+    # Read (a short connection), compute with the file closed, write back (another short one):
+    # a long label check never keeps other commands out of the database.
     with session(db) as con:
         ann = store.annotations(con, corpus)
         if ann.empty:
             n = con.execute("SELECT count(*) FROM documents WHERE corpus = ?", [corpus]).fetchall()[0][0]
             raise NoLabels(f"corpus '{corpus}' has no labels" if n else f"no corpus named '{corpus}'"
                            + " (ingest a file with --label-field and, for several annotators, --annotator-field)")
-        ann["label"] = ann["label"].astype(str)  # a label column of mixed types compares as text
+        ids = ann["ext_id"].drop_duplicates().tolist()
+        text_of = dict(zip(ids, store.texts_by_ext_id(con, corpus, ids)))
+        dedup_cfg = store.latest_dedup_config(con, corpus)
+        groups = store.label_groups(con, corpus, dedup_cfg)
         run = start_run(con, "labels", stable_hash(len(ann), corpus), {"n_boot": n_boot, "seed": seed}, corpus,
                         counts_in=len(ann))
-        report: dict = {"corpus": corpus, "notes": []}
-        ratings, items, annotators, classes = _ratings(ann)
-        k = len(classes)
-
-        # Consensus + agreement (needs annotator rows)
-        consensus = pd.DataFrame(columns=["ext_id", "n_ratings", "majority", "majority_confidence", "majority_tie",
-                                          "dawid_skene", "ds_confidence"])
-        agreement = None
-        if len(annotators) >= 1 and len(items):
-            mv, mv_conf, tie = majority_vote(ratings, k)
-            ds, ds_conf, acc = dawid_skene(ratings, k)
-            consensus = pd.DataFrame({
-                "ext_id": items, "n_ratings": (ratings >= 0).sum(axis=1),
-                "majority": [classes[i] if i >= 0 else None for i in mv], "majority_confidence": mv_conf,
-                "majority_tie": tie, "dawid_skene": [classes[i] if i >= 0 else None for i in ds],
-                "ds_confidence": ds_conf})
-            if len(annotators) >= 2:
-                agreement = agreement_report(ratings, annotators, classes, ds, n_boot, seed)
-                agreement["annotator_accuracy_dawid_skene"] = dict(zip(annotators, acc.round(4).tolist()))
-            else:
-                report["notes"].append("one annotator only: agreement needs at least two; consensus is that "
-                                       "annotator's labels")
-        else:
-            report["notes"].append("no per-annotator rows: agreement and consensus need an annotator field")
-
-        # Given labels: the item's own label, else the Dawid-Skene consensus.
-        given = ann[ann["annotator"] == ""].drop_duplicates("ext_id")[["ext_id", "label"]]
-        if given.empty and len(consensus):
-            given = consensus[["ext_id", "dawid_skene"]].rename(columns={"dawid_skene": "label"}).dropna()
-            report["notes"].append("no given labels: suspects are checked against the consensus labels")
-        suspects = pd.DataFrame(columns=["ext_id", "given", "suggested", "score", "rank"])
-        lab = sorted(given["label"].unique().tolist())
-        if len(given) >= 20 and len(lab) >= 2 and given["label"].value_counts().min() >= 2:
-            texts = store.texts_by_ext_id(con, corpus, given["ext_id"].tolist())
-            y = given["label"].map({c: i for i, c in enumerate(lab)}).to_numpy()
-            probs = out_of_fold_probabilities(hashed_features(texts), y, len(lab), seed=seed)
-            s = find_suspects(probs, y)
-            idx = np.flatnonzero(s["suspect"])
-            idx = idx[np.argsort(s["score"][idx], kind="stable")]
-            suspects = pd.DataFrame({"ext_id": given["ext_id"].to_numpy()[idx], "given": [lab[y[i]] for i in idx],
-                                     "suggested": [lab[s["suggested"][i]] for i in idx],
-                                     "score": s["score"][idx], "rank": np.arange(1, len(idx) + 1)})
-        else:
-            report["notes"].append("too few labelled items or classes (need >= 20 items, >= 2 classes with >= 2 "
-                                   "items each) to train the suspect-label classifier")
-
-        dedup_cfg = store.latest_dedup_config(con, corpus)
-        conf = conflicts(store.label_groups(con, corpus, dedup_cfg))
+    try:
+        report, agreement, consensus, suspects, given = _compute(ann, text_of, n_boot, seed, corpus)
+        conf = conflicts(groups)
         if dedup_cfg is None:
             report["notes"].append("dedup has not run: conflicts cover exact duplicates only (run `taomi dedup`)")
+    except BaseException as exc:
+        with session(db) as con:
+            finish_run(con, run, status="failed", message=str(exc)[:500])
+        raise
+    with session(db) as con:
         store.save_labels(con, corpus, agreement, consensus, suspects, conf)
         finish_run(con, run, counts_out=len(suspects), details={"suspects": len(suspects), "conflicts": len(conf)})
 

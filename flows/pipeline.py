@@ -21,7 +21,16 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.config import load_config, normalize
 from warehouse.runlog import stable_hash
 
-RETRY = {"retries": 2, "retry_delay_seconds": [2, 8]}
+
+def retry_transient(task, task_run, state) -> bool:
+    """Prefect retry condition: only lock contention and transient I/O are worth another try;
+    bad input, a refused output path or a bug fail at once."""
+    from warehouse.db import is_transient
+
+    return isinstance(state.data, BaseException) and is_transient(state.data)
+
+
+RETRY = {"retries": 2, "retry_delay_seconds": [2, 8], "retry_condition_fn": retry_transient}
 
 
 def _state(db: str, corpus: str | None) -> str:
@@ -129,7 +138,7 @@ def export_t(db: str, corpus: str, export: dict) -> dict:
     from flows.curriculum_task import export_shards
 
     r = export_shards(db, corpus, export["outdir"], export.get("format", "parquet"), export.get("shard_size", 100_000),
-                      export.get("order", "curriculum"))
+                      export.get("order", "curriculum"), force=bool(export.get("force", False)))
     _artifact(f"export-{corpus}", f"export of {corpus}", [f"{r['shards']} shards, {r['bytes']} bytes in {r['outdir']}"])
     return r
 

@@ -12,16 +12,21 @@ from scaling.fit_other import DataConstrainedFitter, KaplanFitter
 from scaling.observations import read_observations
 from warehouse import scaling_store as store
 from warehouse.db import session
+from warehouse.outputs import OutputDir
 from warehouse.runlog import finish_run, stable_hash, start_run
 
 LAWS = ("chinchilla", "kaplan", "data-constrained")
+PLOT_FILES = ("fit.png", "residuals.png", "isoflop.png")
 
 
 def fit_file(db, path: str | Path, law: str = "chinchilla", method: str = "huber", bootstrap: int = 0,
              name: str | None = None, drop_outliers: int = 0, fixed: dict[str, float] | None = None,
-             seed: int = 0, plots_dir: str | Path | None = None, progress=None) -> dict:
+             seed: int = 0, plots_dir: str | Path | None = None, progress=None, force: bool = False) -> dict:
     if law not in LAWS:
         raise ValueError(f"unknown law form '{law}'; choose one of {', '.join(LAWS)}")
+    plots = OutputDir(plots_dir, force=force, what="plots folder") if plots_dir else None
+    if plots:
+        plots.check_writable(PLOT_FILES)
     obs = read_observations(path, min_points=5 - len(fixed or {}) + 1 if law == "chinchilla" else 5)
     frame = obs.frame()
     inputs_hash = stable_hash(frame.to_dict(orient="list"))
@@ -43,10 +48,10 @@ def fit_file(db, path: str | Path, law: str = "chinchilla", method: str = "huber
         store.save_fit(con, row)
         finish_run(con, run, counts_out=row["n_points"], details={"name": name, "params": row["params"]})
     report = _report(row, cached=False)
-    if plots_dir:
+    if plots:
         from scaling.plots import plot_fit
 
-        report["plots"] = plot_fit(obs, row["_law"], plots_dir)
+        report["plots"] = [str(plots.write_bytes(n, png)) for n, png in plot_fit(obs, row["_law"]).items()]
     return report
 
 

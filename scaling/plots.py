@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import matplotlib
 
@@ -14,11 +14,16 @@ from scaling.laws import ChinchillaLaw
 from scaling.observations import Observations
 
 
-def plot_fit(obs: Observations, law, outdir: str | Path) -> list[str]:
-    """Write fit.png, residuals.png and (Chinchilla form) isoflop.png; return their paths."""
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_fit(obs: Observations, law) -> dict[str, bytes]:
+    """fit.png, residuals.png and (Chinchilla form) isoflop.png, as PNG bytes by file name."""
+    pngs: dict[str, bytes] = {}
     C = 6 * obs.N * obs.D  # C = 6 N D (Kaplan et al. 2020, sec. 2.1)
     sizes = np.unique(obs.N)
     cmap = plt.get_cmap("viridis")
@@ -32,24 +37,17 @@ def plot_fit(obs: Observations, law, outdir: str | Path) -> list[str]:
     ax.set(xscale="log", xlabel="training compute C = 6ND (FLOP)", ylabel="loss", title=f"{law.name}: fit vs data")
     fig.colorbar(sc, ax=ax, label="parameters N")
     fig.tight_layout()
-    p = out / "fit.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(str(p))
+    pngs["fit.png"] = _png(fig)
 
     pred = law.predict_loss(obs.N, obs.D, obs.U) if obs.U is not None and law.kind == "data-constrained" \
         else law.predict_loss(obs.N, obs.D)
     residuals = np.log(pred) - np.log(obs.loss)
-    if True:
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.scatter(C, residuals, c=obs.N, cmap=cmap, norm=norm, s=12)
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set(xscale="log", xlabel="C (FLOP)", ylabel="log(predicted) - log(observed)", title="residuals")
-        fig.tight_layout()
-        p = out / "residuals.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(str(p))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.scatter(C, residuals, c=obs.N, cmap=cmap, norm=norm, s=12)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xscale="log", xlabel="C (FLOP)", ylabel="log(predicted) - log(observed)", title="residuals")
+    fig.tight_layout()
+    pngs["residuals.png"] = _png(fig)
 
     if isinstance(law, ChinchillaLaw):
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -61,8 +59,5 @@ def plot_fit(obs: Observations, law, outdir: str | Path) -> list[str]:
         ax.set(xscale="log", xlabel="parameters N", ylabel="loss", title="isoFLOP profiles (dots: fitted optimum)")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        p = out / "isoflop.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(str(p))
-    return paths
+        pngs["isoflop.png"] = _png(fig)
+    return pngs

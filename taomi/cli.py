@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +18,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Taomi: corpus cleaning, scaling-law planning and hard-set evaluation.")
 console = Console()
 err = Console(stderr=True)
+# Exit codes: 1 nothing usable in the input, 2 bad usage/input/path (nothing written), 3 a release
+# gate failed (eval), 4 partial (some files ingested, then one failed), 75 busy (EX_TEMPFAIL: retry).
+EXIT_USAGE, EXIT_PARTIAL, EXIT_TEMPFAIL = 2, 4, 75
 
 
 class State:
@@ -38,6 +43,22 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+@contextmanager
+def reading():
+    """A read-only session for commands that only look (several can run at once); a missing
+    database is a one-line error, not a new empty file."""
+    from warehouse.db import open_read_only
+
+    try:
+        con = open_read_only(state.db)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 def name_numbers(items: list[str], option: str) -> dict[str, float]:
     """Parse repeated NAME=NUMBER options (e.g. --fix alpha=0.34); a bad one is a clear error."""
     out: dict[str, float] = {}
@@ -54,12 +75,13 @@ def name_numbers(items: list[str], option: str) -> dict[str, float]:
 def demo_data(outdir: Path = typer.Argument(..., help="Folder to write corpus.jsonl, labels.jsonl, truth.json"),
               docs: int = typer.Option(5000, "--docs", min=1), seed: int = typer.Option(0, "--seed"),
               words: int = typer.Option(250, "--words", min=5, help="Mean words per document."),
+              force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Generate the deterministic sample corpus (with planted duplicates, label noise, broken lines)."""
     from taomi.demo_data import DemoConfig, generate
 
     with console.status(f"generating {docs:,} documents"):
-        summary = generate(outdir, DemoConfig(docs=docs, seed=seed, words_mean=words))
+        summary = generate(outdir, DemoConfig(docs=docs, seed=seed, words_mean=words), force=force)
     emit(summary, as_json, title="sample corpus")
 
 
@@ -73,7 +95,7 @@ def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or 
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
     from warehouse.db import session
-    from warehouse.ingest import IngestConfig, InputError, ingest_paths
+    from warehouse.ingest import IngestConfig, InputError, PartialIngest, ingest_paths
 
     try:
         cfg = IngestConfig(corpus, text_field, id_field, label_field or None, annotator_field or None)
@@ -86,8 +108,11 @@ def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or 
                 return lambda done: progress.update(task, completed=done)
 
             results = ingest_paths(con, list(paths), cfg, factory)
+            partial = None
     except InputError as exc:
         fail(str(exc))
+    except PartialIngest as exc:
+        results, partial = exc.results, exc
     kept = sum(r.rows_new for r in results)
     quarantined = sum(r.rows_quarantined for r in results)
     report = {"corpus": corpus, "rows_new": kept, "rows_quarantined": quarantined,
@@ -107,6 +132,8 @@ def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or 
                 console.print(f"  quarantined {n:,} row(s) of {Path(r.path).name}: {reason}")
         console.print(f"kept {kept:,} new rows, quarantined {quarantined:,} "
                       f"(see `taomi quarantine {corpus}`)")
+    if partial is not None:
+        fail(f"partial ingest: {partial}", EXIT_PARTIAL)
     if all(r.status == "ingested" and r.rows_read > 0 and r.rows_quarantined == r.rows_read
            for r in results) and results:
         err.print("error: nothing could be read: every row was quarantined")
@@ -117,9 +144,8 @@ def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or 
 def corpora(as_json: bool = typer.Option(False, "--json")) -> None:
     """List the corpora in the warehouse."""
     from warehouse.corpora import list_corpora
-    from warehouse.db import session
 
-    with session(state.db) as con:
+    with reading() as con:
         rows = list_corpora(con)
     emit(rows, as_json, title="corpora")
 
@@ -128,9 +154,8 @@ def corpora(as_json: bool = typer.Option(False, "--json")) -> None:
 def stats(corpus: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Statistics of one corpus: documents, lengths, exact duplicates, labels, quarantine."""
     from warehouse.corpora import corpus_exists, corpus_stats
-    from warehouse.db import session
 
-    with session(state.db) as con:
+    with reading() as con:
         if not corpus_exists(con, corpus):
             fail(f"no corpus named '{corpus}' (see `taomi corpora`)")
         out = corpus_stats(con, corpus)
@@ -142,9 +167,8 @@ def quarantine(corpus: str, limit: int = typer.Option(50, "--limit", min=1),
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Show quarantined rows: file, line, field and reason."""
     from warehouse.corpora import quarantine_rows
-    from warehouse.db import session
 
-    with session(state.db) as con:
+    with reading() as con:
         rows = quarantine_rows(con, corpus, limit)
     emit(rows, as_json, title=f"quarantine of '{corpus}'")
 
@@ -152,10 +176,9 @@ def quarantine(corpus: str, limit: int = typer.Option(50, "--limit", min=1),
 @app.command()
 def runs(limit: int = typer.Option(20, "--limit", min=1), as_json: bool = typer.Option(False, "--json")) -> None:
     """The run log: every stage execution with its counts and status."""
-    from warehouse.db import session
     from warehouse.runlog import list_runs
 
-    with session(state.db) as con:
+    with reading() as con:
         rows = list_runs(con, limit)
     emit(rows, as_json, title="runs")
 
@@ -178,6 +201,7 @@ def dedup(corpus: str,
           char_ngrams: bool = typer.Option(False, "--char-ngrams", help="Character n-grams (CJK, short texts)."),
           policy: str = typer.Option("first", "--policy", help="Which copy to keep: first | longest | quality."),
           pairs_out: Path | None = typer.Option(None, "--pairs-out", help="Write every duplicate pair (.csv/.parquet)."),
+          force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Remove exact and near duplicates (MinHash + LSH, every candidate verified by exact Jaccard)."""
     from flows.dedup_task import dedup_corpus
@@ -194,7 +218,7 @@ def dedup(corpus: str,
             progress.update(tasks[stage], completed=done)
 
         try:
-            report = dedup_corpus(state.db, corpus, cfg, on_progress, pairs_out)
+            report = dedup_corpus(state.db, corpus, cfg, on_progress, pairs_out, force)
         except LookupError as exc:
             fail(str(exc))
     if as_json:
@@ -241,6 +265,7 @@ def fit(path: Path = typer.Argument(..., help="Observations: CSV, Parquet or JSO
         fix: list[str] = typer.Option([], "--fix", help="Pin a parameter, e.g. --fix alpha=0.34 (repeatable)."),
         seed: int = typer.Option(0, "--seed"),
         plots: Path | None = typer.Option(None, "--plots", help="Folder for fit/residual/isoFLOP PNGs."),
+        force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
         as_json: bool = typer.Option(False, "--json")) -> None:
     """Fit a scaling law L(N, D) to observations; store it for `taomi plan --fit NAME`."""
     from flows.scaling_task import fit_file
@@ -251,7 +276,7 @@ def fit(path: Path = typer.Argument(..., help="Observations: CSV, Parquet or JSO
         task = progress.add_task("bootstrap refits", total=bootstrap) if bootstrap else None
         try:
             report = fit_file(state.db, path, law=law, method=method, bootstrap=bootstrap, name=name,
-                              drop_outliers=drop_outliers, fixed=fixed, seed=seed, plots_dir=plots,
+                              drop_outliers=drop_outliers, fixed=fixed, seed=seed, plots_dir=plots, force=force,
                               progress=(lambda k, n: progress.update(task, completed=k)) if task is not None else None)
         except (ObservationError, ValueError) as exc:
             fail(str(exc))
@@ -281,10 +306,9 @@ def fit(path: Path = typer.Argument(..., help="Observations: CSV, Parquet or JSO
 @app.command()
 def fits(as_json: bool = typer.Option(False, "--json")) -> None:
     """Stored fits (latest per name)."""
-    from warehouse.db import session
     from warehouse.scaling_store import list_fits
 
-    with session(state.db) as con:
+    with reading() as con:
         rows = list_fits(con)
     emit(rows, as_json, title="fits")
 
@@ -313,5 +337,39 @@ def demo(workdir: Path = typer.Option(Path("demo-out"), "--workdir", help="Where
 from taomi import cli_curation, cli_eval, cli_flows, cli_plan  # noqa: F401  (register commands on `app`)
 
 
-def run() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+def run() -> None:
+    """Console entry point: the commands, with the errors a user can act on as one line each
+    (never a traceback): a busy database exits 75 (try again later), an unusable path 2."""
+    from warehouse.db import WarehouseBusy, WarehouseError
+    from warehouse.outputs import OutputRefused
+
+    try:
+        code = app(standalone_mode=False)
+    except WarehouseBusy as exc:
+        code = _one_line(str(exc), EXIT_TEMPFAIL)
+    except (WarehouseError, OutputRefused) as exc:
+        code = _one_line(str(exc), EXIT_USAGE)
+    except RuntimeError as exc:
+        if "Timed out while attempting to connect" not in str(exc):
+            raise
+        code = _one_line("the Prefect API did not start in time (a loaded machine?); retry, raise "
+                         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or point PREFECT_API_URL at a server",
+                         EXIT_TEMPFAIL)
+    except OSError as exc:  # a path the OS refused: name it and say why
+        where = f"{exc.filename}: " if exc.filename else ""
+        code = _one_line(f"{where}{exc.strerror or exc}", EXIT_USAGE)
+    except click.exceptions.Abort:
+        code = _one_line("aborted", 1)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(message: str, code: int) -> int:
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return code

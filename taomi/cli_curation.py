@@ -67,6 +67,7 @@ def curriculum(corpus: str, pacing: str = typer.Option("sqrt", "--pacing", help=
                seed: int = typer.Option(0, "--seed"),
                weight: list[str] = typer.Option([], "--weight", help="Scorer weight, e.g. --weight length=2"),
                plot: Path | None = typer.Option(None, "--plot", help="PNG of difficulty and pacing."),
+               force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Order kept documents easy-and-common first (difficulty scorers + pacing)."""
     from curation.curriculum import DEFAULT_WEIGHTS, CurriculumConfig
@@ -76,7 +77,7 @@ def curriculum(corpus: str, pacing: str = typer.Option("sqrt", "--pacing", help=
     try:
         cfg = CurriculumConfig(pacing=pacing, order=order, steps=steps, c0=c0, seed=seed,
                                weights=tuple(weights.items()))
-        r = build_curriculum(state.db, corpus, cfg, plot)
+        r = build_curriculum(state.db, corpus, cfg, plot, force)
     except (ValueError, LookupError) as exc:
         fail(str(exc))
     emit(r, as_json, title=f"curriculum of '{corpus}'", console=console)
@@ -86,6 +87,8 @@ def curriculum(corpus: str, pacing: str = typer.Option("sqrt", "--pacing", help=
 def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--format", help="parquet | jsonl"),
            shard_size: int = typer.Option(100_000, "--shard-size", min=1),
            order: str = typer.Option("curriculum", "--order", help="curriculum | random"),
+           force: bool = typer.Option(False, "--force", help="Write into a non-empty folder Taomi did not create "
+                                      "(its files are kept: Taomi deletes only what it wrote)."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Write training shards in order, with a manifest (rows, bytes, sha256, score range, pacing step)."""
     from curation.curriculum import CurriculumConfig
@@ -93,7 +96,7 @@ def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--form
 
     try:
         r = export_shards(state.db, corpus, outdir, fmt, shard_size, order, CurriculumConfig(order=order)
-                          if order in ("curriculum", "random") else None)
+                          if order in ("curriculum", "random") else None, force=force)
     except (ValueError, LookupError) as exc:
         fail(str(exc))
     emit(r, as_json, title="export", console=console)

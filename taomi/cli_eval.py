@@ -23,6 +23,7 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with 
              gates: Path | None = typer.Option(None, "--gates", help="Release gates (TOML)."),
              out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.html/.md/.json."),
              name: str | None = typer.Option(None, "--name", help="Eval set name (default: file stem)."),
+             force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Evaluate predictions per slice with CIs, vs the previous run, with contamination and gates.
 
@@ -31,7 +32,7 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with 
     from flows.eval_task import evaluate
 
     try:
-        r = evaluate(state.db, evalset, predictions, model, metric, train_corpus, gates, out, name)
+        r = evaluate(state.db, evalset, predictions, model, metric, train_corpus, gates, out, name, force=force)
     except (EvalInputError, ValueError) as exc:
         fail(str(exc))
     if as_json:
@@ -73,13 +74,15 @@ def hardset_build(name: str, corpus: str | None = typer.Option(None, "--corpus",
                   from_: list[str] = typer.Option(["failures", "suspects", "disagreement", "conflicts"], "--from",
                                                   help="failures | suspects | disagreement | conflicts | FILE.jsonl"),
                   out: Path | None = typer.Option(None, "--out", help="Write the hard set as JSONL here."),
-                  limit: int = typer.Option(500, "--limit", min=1), as_json: bool = typer.Option(False, "--json")) -> None:
+                  limit: int = typer.Option(500, "--limit", min=1),
+                  force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
+                  as_json: bool = typer.Option(False, "--json")) -> None:
     """Assemble a hard set from last runs' failures, label problems and user edge cases."""
     from evalsets.sets import EvalInputError
     from flows.hardset_task import build_hardset
 
     try:
-        r = build_hardset(state.db, name, from_, corpus, out or Path(f"{name}.jsonl"), limit)
+        r = build_hardset(state.db, name, from_, corpus, out or Path(f"{name}.jsonl"), limit, force)
     except (EvalInputError, LookupError, ValueError) as exc:
         fail(str(exc))
     emit(r, as_json, title=f"hard set '{name}'", console=console)

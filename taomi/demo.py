@@ -10,6 +10,7 @@ from rich.console import Console
 
 from taomi.demo_data import DemoConfig, generate
 from taomi.output import emit
+from warehouse.outputs import OutputDir
 
 DEMO_CONFIG = """# written by `taomi demo`: the embedded defaults, runnable with `taomi run all --config {path}`
 db = "{db}"
@@ -70,15 +71,16 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
     quiet_prefect()
     say = console.print if console else (lambda *a, **k: None)
     workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    home = OutputDir(workdir, what="demo folder")
+    home.check_writable(["pipeline.toml"])
     t0 = time.perf_counter()
     data = generate(workdir / "data", DemoConfig(docs=docs, seed=seed))
     say(f"[bold]1. sample corpus[/]: {data['docs']:,} documents with {data['exact_duplicates']} planted exact "
         f"and {data['near_duplicates']} near duplicates, {data['labelled']} labelled items, "
         f"{data['broken_lines']} broken lines -> {workdir / 'data'}")
     cfg_path = workdir / "pipeline.toml"
-    cfg_path.write_text(DEMO_CONFIG.format(path=cfg_path, db=Path(db).resolve(), truth=data["truth"],
-                                           plot=workdir / "plots" / "curriculum.png", plots=workdir / "plots"))
+    home.write_text(cfg_path.name, DEMO_CONFIG.format(path=cfg_path, db=Path(db).resolve(), truth=data["truth"],
+                                                      plot=workdir / "plots" / "curriculum.png", plots=workdir / "plots"))
     say(f"running the `all` Prefect flow ({cfg_path}) ...")
     from flows.pipeline import run_flow
 

@@ -13,10 +13,13 @@ Writes into OUTDIR:
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from warehouse.outputs import OutputDir
 
 TOPICS = ["sports", "science", "finance", "health", "travel", "cooking"]
 FUNCTION_WORDS = ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their"]
@@ -149,10 +152,30 @@ def scaling_observations(path: str | Path, seed: int = 0, noise: float = 0.01) -
     return {"path": str(path), "points": len(rows), "true_law": true}
 
 
-def generate(outdir: str | Path, cfg: DemoConfig = DemoConfig()) -> dict:
-    """Write the sample corpus; return a summary (paths and planted counts)."""
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+FILES = ("corpus.jsonl", "labels.jsonl", "truth.json", "scaling_runs.csv", "eval_set.jsonl",
+         "predictions_previous.jsonl", "predictions_current.jsonl", "gates.toml")
+
+
+def generate(outdir: str | Path, cfg: DemoConfig = DemoConfig(), force: bool = False) -> dict:
+    """Write the sample corpus; return a summary (paths and planted counts).
+
+    The files are made in a staging folder and published together; a file of the user's with
+    one of these names is never replaced unless `force` (warehouse.outputs)."""
+    target = OutputDir(outdir, force=force, what="sample-data folder")
+    target.check_writable(FILES)
+    stage = target.staging()
+    try:
+        summary = _generate(stage, cfg)
+        here, there = str(stage), str(target.path)
+        truth = stage / "truth.json"
+        truth.write_text(truth.read_text().replace(json.dumps(here)[1:-1], json.dumps(there)[1:-1]))
+        target.publish(stage, list(FILES))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {k: v.replace(here, there) if isinstance(v, str) else v for k, v in summary.items()}
+
+
+def _generate(out: Path, cfg: DemoConfig) -> dict:
     w = _Writer(cfg)
     rng = w.rng
     n_labelled = cfg.labelled if cfg.labelled is not None else min(2000, cfg.docs // 5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +21,20 @@ DEFAULT_DB = "taomi.duckdb"
 ENV_DB = "TAOMI_DB"
 
 
-class WarehouseBusy(RuntimeError):
+class WarehouseError(RuntimeError):
+    """The database path is unusable (a folder, not a DuckDB file, not writable...)."""
+
+
+class WarehouseBusy(WarehouseError):
     """Another process held the database lock for longer than the wait allowed."""
+
+    def __init__(self, message: str, holder_pid: int | None = None):
+        super().__init__(message)
+        self.holder_pid = holder_pid
+
+
+LOCK_WAIT_S = float(os.environ.get("TAOMI_LOCK_WAIT_S", "30"))
+_HOLDER = re.compile(r"held in (.*?) \(PID (\d+)\)")
 
 
 def db_path(path: str | os.PathLike | None = None) -> Path:
@@ -34,23 +47,66 @@ def _is_lock_error(exc: Exception) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: lock contention and I/O hiccups, never bad input or a programming error."""
+    if isinstance(exc, WarehouseBusy) or (isinstance(exc, duckdb.IOException) and _is_lock_error(exc)):
+        return True
+    permanent = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+    return isinstance(exc, (TimeoutError, ConnectionError, InterruptedError)) or (
+        type(exc) is OSError and not isinstance(exc, permanent))
+
+
+def _holder(exc: Exception) -> tuple[int | None, str]:
+    """(pid, command line) of the process that holds the lock, from DuckDB's message and /proc."""
+    m = _HOLDER.search(str(exc))
+    if not m:
+        return None, "another process"
+    pid = int(m.group(2))
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = m.group(1)
+    return pid, f"PID {pid} ({cmd[:120] or m.group(1)})"
+
+
+def check_db_file(target: Path) -> None:
+    """Refuse a path that is not (or cannot become) a DuckDB database, before DuckDB touches it."""
+    if target.is_dir():
+        raise WarehouseError(f"{target}: is a folder, not a database file; give --db a file path")
+    if target.exists():
+        if not target.is_file():
+            raise WarehouseError(f"{target}: not a regular file (a device or a pipe?); give --db a database file")
+        with open(target, "rb") as fh:
+            head = fh.read(12)
+        if head and head[8:12] != b"DUCK":
+            raise WarehouseError(f"{target}: not a DuckDB database (no DuckDB header); Taomi will not write into "
+                                 "it; give --db a new or existing .duckdb file")
+
+
 def connect(
     path: str | os.PathLike | None = None,
     *,
     read_only: bool = False,
-    wait_s: float = 30.0,
+    wait_s: float | None = None,
     migrate_schema: bool = True,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse, waiting up to ``wait_s`` seconds (with jittered backoff) for the lock.
+    """Open the warehouse, waiting up to ``wait_s`` seconds (default $TAOMI_LOCK_WAIT_S or 30,
+    jittered exponential backoff) while another process holds the lock.
 
     A read-write open also brings the schema up to date. A read-only open of a file that does
-    not exist yet raises FileNotFoundError naming it.
+    not exist yet raises FileNotFoundError naming it. An unusable path raises WarehouseError; a
+    lock held past the wait raises WarehouseBusy naming the process that holds it.
     """
     target = db_path(path)
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
+    check_db_file(target)
     if read_only and not target.exists():
         raise FileNotFoundError(f"{target}: no Taomi database here yet (run `taomi ingest` first)")
     if not read_only:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseError(f"{target.parent}: cannot create the database folder ({exc.strerror})") from exc
     deadline = time.monotonic() + wait_s
     delay = 0.05
     while True:
@@ -58,15 +114,16 @@ def connect(
             con = duckdb.connect(str(target), read_only=read_only)
             break
         except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() >= deadline:
-                if _is_lock_error(exc):
-                    raise WarehouseBusy(
-                        f"{target}: held by another process for more than {wait_s:.0f} s "
-                        "(a pipeline run?); retry later or raise the wait"
-                    ) from exc
-                raise
+            if not _is_lock_error(exc):
+                raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
+            if time.monotonic() >= deadline:
+                pid, who = _holder(exc)
+                raise WarehouseBusy(f"{target}: busy, held by {who} for more than {wait_s:.0f} s; "
+                                    "retry when it finishes (or raise TAOMI_LOCK_WAIT_S)", pid) from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
     if not read_only and migrate_schema:
         from warehouse.schema import migrate
 
@@ -86,11 +143,26 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+def open_read_only(path: str | os.PathLike | None = None, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection; a file of an older schema version is first brought up to date by
+    a brief read-write open (so readers can rely on the current tables)."""
+    from warehouse.schema import SCHEMA_VERSION, current_version_read_only
+
+    con = connect(path, read_only=True, wait_s=wait_s)
+    if current_version_read_only(con) < SCHEMA_VERSION:
+        con.close()
+        connect(path, wait_s=wait_s).close()
+        con = connect(path, read_only=True, wait_s=wait_s)
+    return con
+
+
 @contextmanager
 def session(path: str | os.PathLike | None = None, *, read_only: bool = False,
-            wait_s: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection, closed on exit so other processes can take the lock."""
-    con = connect(path, read_only=read_only, wait_s=wait_s)
+            wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection, closed on exit so other processes can take the lock.
+
+    Read-only sessions let several readers share the file (see `open_read_only`)."""
+    con = open_read_only(path, wait_s) if read_only else connect(path, wait_s=wait_s)
     try:
         yield con
     finally:

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from warehouse.db import one, transaction
+from warehouse.outputs import write_file
 
 
 def corpus_fingerprint(con: duckdb.DuckDBPyConnection, corpus: str) -> tuple[int, str]:
@@ -125,19 +126,24 @@ def largest_clusters(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: s
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def export_pairs(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, path: Path) -> int:
-    """Write every duplicate pair (ids as ingested, similarity, kind) to CSV or Parquet."""
+def export_pairs(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, path: Path,
+                 force: bool = False) -> int:
+    """Write every duplicate pair (ids as ingested, similarity, kind) to CSV or Parquet; never
+    over a user's file unless `force` (warehouse.outputs)."""
     fmt = "PARQUET" if path.suffix.lower() in (".parquet", ".pq") else "CSV"
     if fmt == "CSV" and path.suffix.lower() != ".csv":
         raise ValueError(f"{path}: --pairs-out must end in .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file(path, lambda tmp: _copy_pairs(con, corpus, config_hash, tmp, fmt), force=force, what="pairs file")
+    return int(one(con, "SELECT count(*) FROM dedup_pairs WHERE corpus = ? AND config_hash = ?",
+                   [corpus, config_hash])[0])
+
+
+def _copy_pairs(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, path: Path, fmt: str) -> None:
     con.execute(f"""COPY (
         SELECT da.ext_id AS id_a, db.ext_id AS id_b, p.similarity, p.kind
         FROM dedup_pairs p JOIN documents da ON da.doc_id = p.doc_a JOIN documents db ON db.doc_id = p.doc_b
         WHERE p.corpus = {_lit(corpus)} AND p.config_hash = {_lit(config_hash)}
         ORDER BY p.doc_a, p.doc_b) TO {_lit(str(path))} (FORMAT {fmt})""").fetchall()
-    return int(one(con, "SELECT count(*) FROM dedup_pairs WHERE corpus = ? AND config_hash = ?",
-                   [corpus, config_hash])[0])
 
 
 def kept_doc_ids(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str) -> np.ndarray:

@@ -227,6 +227,13 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0])
 
 
+def current_version_read_only(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version of a file opened read-only (0 when it has no version table yet)."""
+    if not one(con, "SELECT 1 FROM duckdb_tables() WHERE table_name = 'schema_version'"):
+        return 0
+    return int(one(con, "SELECT coalesce(max(version), 0) FROM schema_version")[0])
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply every migration newer than the file's version; return the resulting version."""
     version = current_version(con)

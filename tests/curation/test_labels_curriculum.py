@@ -97,9 +97,9 @@ def test_curriculum_export_manifest_and_atomicity(labelled, tmp_path, monkeypatc
     assert positions.tolist() == list(range(len(positions)))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    import flows.curriculum_task as ct
+    import warehouse.export_store as es
 
-    real = ct._sha256
+    real = es.sha256
     calls = {"n": 0}
 
     def dies_on_second_shard(path):
@@ -108,11 +108,11 @@ def test_curriculum_export_manifest_and_atomicity(labelled, tmp_path, monkeypatc
             raise KeyboardInterrupt("killed mid-export")
         return real(path)
 
-    monkeypatch.setattr(ct, "_sha256", dies_on_second_shard)
+    monkeypatch.setattr(es, "sha256", dies_on_second_shard)
     with pytest.raises(KeyboardInterrupt):
         export_shards(labelled["db"], "c", out, "parquet", 300, order="random")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".shards.partial")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".taomi-partial")]
 
 
 def test_cli_curriculum_and_export(labelled, tmp_path):

@@ -52,6 +52,11 @@ def test_nothing_readable_exits_nonzero(db, tmp_path):
 
 def test_unknown_corpus_is_an_error(db):
     r = invoke("--db", db, "stats", "nope")
+    assert r.exit_code == 2 and "no Taomi database here yet" in r.stderr
+    from warehouse.db import connect
+
+    connect(db).close()
+    r = invoke("--db", db, "stats", "nope")
     assert r.exit_code == 2 and "no corpus named 'nope'" in r.stderr
 
 

@@ -1,0 +1,83 @@
+"""Training shards on disk: written into a staging folder inside OUTDIR, then published.
+
+Shard names carry a per-export tag (`shard-00000-<tag>.parquet`), so the new shards sit beside
+the old ones until `manifest.json` is replaced (one atomic rename, the commit point); only then
+are the old shards deleted, and only those Taomi wrote (see warehouse.outputs). A reader that
+follows the manifest never sees a mix of two exports; a kill at any point leaves the previous
+export complete, and the next run removes what the killed one left.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import duckdb
+import pandas as pd
+
+from warehouse.curation_store import texts_by_doc_id
+from warehouse.outputs import OutputDir, sha256
+
+MANIFEST = "manifest.json"
+
+
+def current_manifest(out: OutputDir) -> dict | None:
+    """The manifest of the export in `out`, when Taomi wrote it and nobody changed it."""
+    if not out.owns(MANIFEST):
+        return None
+    try:
+        return json.loads((out.path / MANIFEST).read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+
+
+def collect_garbage(out: OutputDir) -> list[str]:
+    """Delete Taomi's shards that no live manifest names (left by a kill after the commit)."""
+    live = {s["file"] for s in (current_manifest(out) or {}).get("shards", [])}
+    stale = [n for n in out.files if n.startswith("shard-") and n not in live]
+    return out.remove_owned(stale) if stale else []
+
+
+def unchanged(out: OutputDir, content_key: str) -> dict | None:
+    """The manifest, if the export in `out` already holds exactly this content, intact."""
+    m = current_manifest(out)
+    if m and m.get("content_key") == content_key and all(out.owns(s["file"]) for s in m.get("shards", [])):
+        return m
+    return None
+
+
+def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: OutputDir, fmt: str,
+                 shard_size: int, header: dict) -> dict:
+    """Write `rows` (doc_id, position, pacing_step, difficulty) as shards plus a manifest."""
+    old = current_manifest(out)
+    tag = uuid.uuid4().hex[:8]
+    stage = out.staging()
+    shards = []
+    try:
+        for i, lo in enumerate(range(0, len(rows), shard_size)):
+            part = rows.iloc[lo:lo + shard_size]
+            docs = texts_by_doc_id(con, part["doc_id"].to_numpy())
+            frame = pd.DataFrame({"id": docs["ext_id"].to_numpy(), "text": docs["text"].to_numpy(),
+                                  "position": part["position"].to_numpy(),
+                                  "difficulty": part["difficulty"].to_numpy(),
+                                  "pacing_step": part["pacing_step"].to_numpy()})
+            name = f"shard-{i:05d}-{tag}.{fmt}"
+            path = stage / name
+            if fmt == "parquet":
+                frame.to_parquet(path, index=False)
+            else:
+                frame.to_json(path, orient="records", lines=True, force_ascii=False)
+            shards.append({"file": name, "rows": len(frame), "bytes": path.stat().st_size, "sha256": sha256(path),
+                           "difficulty": [float(part["difficulty"].min()), float(part["difficulty"].max())],
+                           "pacing_steps": [int(part["pacing_step"].min()), int(part["pacing_step"].max())],
+                           "positions": [int(part["position"].min()), int(part["position"].max())]})
+        manifest = {**header, "writer": "taomi", "shards": shards}
+        (stage / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        out.publish(stage, [s["file"] for s in shards] + [MANIFEST], last=MANIFEST)
+    finally:
+        import shutil
+
+        shutil.rmtree(stage, ignore_errors=True)
+    if old:
+        out.remove_owned(s["file"] for s in old.get("shards", []) if s["file"] not in {x["file"] for x in shards})
+    return manifest
