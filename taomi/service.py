@@ -84,13 +84,92 @@ class MemoryRequest(Strict):
     inference: bool = False
 
 
+MAX_BODY_BYTES = int(os.environ.get("TAOMI_MAX_BODY_BYTES", str(64 << 10)))  # a plan request is < 1 KB
+
+
 def _safe(value: Any) -> Any:
-    """Make a value JSON-safe for an error body (NaN/inf and odd objects become strings)."""
+    """Make a value JSON-safe for an error body: NaN/inf and odd objects become strings, a lone
+    surrogate (valid JSON escape, invalid Unicode) is shown escaped, long input is cut."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, str):
+        return value[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, (int, float, bool)) or value is None:
         return value
-    return repr(value)[:200]
+    return _safe(repr(value))
+
+
+def json_safe(value: Any) -> Any:
+    """Every string of a response made encodable (see `_safe`), recursively."""
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def all_finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in a result (an overflowing input must be a 422, not a 500)."""
+    if isinstance(value, dict):
+        return all(all_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(all_finite(v) for v in value)
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that can always be encoded: a response never fails after the handler succeeded."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(json_safe(content))
+
+
+class BodyLimit:
+    """Pure ASGI middleware: a body over `limit` bytes is answered 413 before the app parses
+    anything: at once by its Content-Length, or, when chunked, as soon as the bytes read pass the
+    limit. At most `limit` bytes are ever held, so parsing stays trivially cheap."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self._too_large(send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                return await self._too_large(send)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send):
+        body = ('{"detail":[{"field":"body","message":"request body larger than %d bytes"}]}' % self.limit).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 class WarehouseReader:
@@ -137,8 +216,11 @@ def create_app(db: str | None = None) -> FastAPI:
     from warehouse.db import WarehouseBusy
     from warehouse.scaling_store import list_fits
 
-    app = FastAPI(title="Taomi", version=__version__,
+    app = FastAPI(title="Taomi", version=__version__, default_response_class=SafeJSONResponse,
+                  docs_url=None, redoc_url=None,
                   description="Compute-optimal planning, training time and memory estimates.")
+    app.add_middleware(BodyLimit)
+    _offline_docs(app)
     reader = WarehouseReader(db)
 
     @app.exception_handler(RequestValidationError)
@@ -147,15 +229,19 @@ def create_app(db: str | None = None) -> FastAPI:
                    else ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
                    "message": e.get("msg", "invalid"), "type": e.get("type"), "input": _safe(e.get("input"))}
                   for e in exc.errors()]
-        return JSONResponse(status_code=422, content={"detail": errors})
+        return SafeJSONResponse(status_code=422, content={"detail": errors})
 
     @app.exception_handler(WarehouseBusy)
     async def on_busy(request: Request, exc: WarehouseBusy):
-        return JSONResponse(status_code=503, headers={"Retry-After": "2"},
+        return SafeJSONResponse(status_code=503, headers={"Retry-After": "2"},
                             content={"detail": "the database is held by a pipeline run; retry shortly"})
 
     def bad(message: str, status: int = 422) -> JSONResponse:
-        return JSONResponse(status_code=status, content={"detail": [{"field": "body", "message": message}]})
+        return SafeJSONResponse(status_code=status, content={"detail": [{"field": "body", "message": message}]})
+
+    def finite(result: dict):
+        return result if all_finite(result) else bad("the inputs overflow the result (a value too small or "
+                                                     "too large to compute); use realistic magnitudes")
 
     @app.get("/health")
     def health() -> dict:
@@ -170,7 +256,7 @@ def create_app(db: str | None = None) -> FastAPI:
         rows, stale = reader.read("fits", lambda con: list_fits(con) if con is not None else [])
         body = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items() if k != "samples"}
                 for r in rows]
-        return JSONResponse({"fits": body, "stale": stale},
+        return SafeJSONResponse({"fits": body, "stale": stale},
                             headers={"X-Taomi-Stale": str(stale).lower()})
 
     @app.post("/plan")
@@ -183,9 +269,9 @@ def create_app(db: str | None = None) -> FastAPI:
             else:
                 (law, samples, desc), stale = resolve_law(None, req.law, None), False
             if req.target_loss is not None:
-                return {"law": desc, "stale": stale, **P.flops_for_loss(law, req.target_loss)}
+                return finite({"law": desc, "stale": stale, **P.flops_for_loss(law, req.target_loss)})
             if req.params is not None or req.tokens is not None:
-                return {"law": desc, "stale": stale, **inverse_for(law, req.params, req.tokens)}
+                return finite({"law": desc, "stale": stale, **inverse_for(law, req.params, req.tokens)})
             mfu = req.mfu
             if mfu is None and req.gpu and req.flops is None:
                 from flows.plan_task import _mfu
@@ -196,20 +282,20 @@ def create_app(db: str | None = None) -> FastAPI:
             law, desc = with_repetition(law, desc, req.unique_tokens)
             out = make_plan(law, samples, desc, bud, req.unique_tokens)
             out["stale"] = stale
-            return out
+            return finite(out)
         except KeyError as exc:  # unknown law or GPU name (KeyError is a LookupError: catch it first)
             return bad(str(exc).strip("'\""))
         except LookupError as exc:
             return bad(str(exc).strip("'\""), 404)
-        except (ValueError, OverflowError, ZeroDivisionError) as exc:
+        except (ValueError, ArithmeticError) as exc:
             return bad(str(exc).strip("'\""))
 
     @app.post("/estimate/time")
     def est_time(req: TimeRequest):
         try:
             peak = req.peak_tflops if req.peak_tflops is not None else get_gpu(req.gpu or "").peak_tflops_bf16
-            return train_time(training_flops(req.params, req.tokens, req.recompute), req.gpus, peak, req.mfu)
-        except (KeyError, ValueError, OverflowError) as exc:
+            return finite(train_time(training_flops(req.params, req.tokens, req.recompute), req.gpus, peak, req.mfu))
+        except (KeyError, ValueError, ArithmeticError) as exc:
             return bad(str(exc).strip("'\""))
 
     @app.post("/estimate/memory")
@@ -219,10 +305,34 @@ def create_app(db: str | None = None) -> FastAPI:
             q["train"] = not q.pop("inference")
             q["paged_block"] = q.pop("paged_block")
             out = memory(MemoryQuery(**q))
-        except (ValueError, OverflowError) as exc:
+        except (ValueError, ArithmeticError) as exc:
             return bad(str(exc))
-        if not all(math.isfinite(v) for v in out.values()):
-            return bad("inputs overflow the memory estimate")
-        return out
+        return finite(out)
 
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs and /redoc from the Swagger UI and ReDoc files that ship inside the fastapi-offline
+    wheel, so the pages work on a host with no internet (FastAPI's default loads a CDN)."""
+    from pathlib import Path
+
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/static-docs", StaticFiles(directory=static), name="static-docs")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url="/static-docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/static-docs/swagger-ui.css",
+                                   swagger_favicon_url="/static-docs/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc():
+        return get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                              redoc_js_url="/static-docs/redoc.standalone.js",
+                              redoc_favicon_url="/static-docs/favicon.png", with_google_fonts=False)
