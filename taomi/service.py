@@ -9,6 +9,7 @@ lock it answers from the cache, saying the figures may be stale; with nothing ca
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -165,7 +166,8 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send):
-        body = ('{"detail":[{"field":"body","message":"request body larger than %d bytes"}]}' % self.limit).encode()
+        body = json.dumps({"detail": [{"field": "body", "message": f"request body larger than {self.limit} bytes"}]}
+                          ).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})

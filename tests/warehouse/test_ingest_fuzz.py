@@ -95,7 +95,7 @@ def _csv_round_trip(tmp_path, rows, bom, eol, gz):
         w.writerow([f"r{i}", text, note])
         good[f"r{i}"] = text
     data = (b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode()
-    r, docs, quarantined = _ingest(tmp_path, "f.csv.gz" if gz else "f.csv", gzip.compress(data) if gz else data)
+    _r, docs, quarantined = _ingest(tmp_path, "f.csv.gz" if gz else "f.csv", gzip.compress(data) if gz else data)
     assert docs == good and quarantined == 0
     STATS["files"] += 1
     STATS["rows"] += len(good)
@@ -125,7 +125,7 @@ def _csv_broken_lines(tmp_path, rows):
             n_bad += 1
             lines.append({"unclosed": f'r{i},"{text}', "stray": f'r{i},"{text}"x',
                           "columns": f"r{i},{text},extra"}[kind])
-    r, docs, quarantined = _ingest(tmp_path, "b.csv", ("\n".join(lines) + "\n").encode())
+    _r, docs, quarantined = _ingest(tmp_path, "b.csv", ("\n".join(lines) + "\n").encode())
     assert docs == good and quarantined == n_bad
     STATS["files"] += 1
     STATS["rows"] += len(rows)
