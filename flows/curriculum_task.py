@@ -37,19 +37,26 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
         chash = stable_hash(cfg.as_dict(), dedup_cfg)
         run = start_run(con, "curriculum", stable_hash(ids.tolist()[:1000], len(ids), chash), cfg.as_dict(),
                         corpus, counts_in=len(ids))
-        counts = NgramCounts()  # pass 1: corpus n-gram counts, batch by batch (bounded memory)
+        lq = store.label_scores(con, corpus)
+        cs = store.cluster_sizes(con, corpus, dedup_cfg) if dedup_cfg else None
+
+    def batches():  # each batch read in its own short session: scoring never keeps the file locked
         for lo in range(0, len(ids), BATCH):
-            counts.update(store.texts_by_doc_id(con, ids[lo:lo + BATCH])["text"].tolist())
-        parts = [score_batch(store.texts_by_doc_id(con, ids[lo:lo + BATCH])["text"].tolist(), counts)
-                 for lo in range(0, len(ids), BATCH)]  # pass 2: score each batch
+            with session(db) as c:
+                texts = store.texts_by_doc_id(c, ids[lo:lo + BATCH])["text"].tolist()
+            yield texts
+
+    try:
+        counts = NgramCounts()  # pass 1: corpus n-gram counts, batch by batch (bounded memory)
+        for texts in batches():
+            counts.update(texts)
+        parts = [score_batch(texts, counts) for texts in batches()]  # pass 2: score each batch
         scores = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         notes = [] if dedup_cfg else ["dedup has not run: every document enters (run `taomi dedup` first)"]
-        lq = store.label_scores(con, corpus)
         if len(lq):
             m = dict(zip(lq["doc_id"], lq["label_quality"]))
             scores["label_doubt"] = np.array([1 - m.get(int(d), 1.0) for d in ids])
-        if dedup_cfg:
-            cs = store.cluster_sizes(con, corpus, dedup_cfg)
+        if cs is not None:
             m = dict(zip(cs["doc_id"], cs["size"]))
             scores["commonness"] = -np.log([m.get(int(d), 1) for d in ids])  # many copies: common, easy
         difficulty = combine(scores, dict(cfg.weights))
@@ -60,6 +67,11 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
             "doc_id": ids[order], "position": np.arange(len(order)), "pacing_step": steps,
             "difficulty": difficulty[order], "percentile": pct[order],
             "scores": [json.dumps({k: round(float(v[i]), 6) for k, v in scores.items()}) for i in order]})
+    except BaseException as exc:
+        with session(db) as con:
+            finish_run(con, run, status="failed", message=str(exc)[:500])
+        raise
+    with session(db) as con:
         store.save_curriculum(con, corpus, cfg.order, chash, frame)
         finish_run(con, run, counts_out=len(order))
     report = {"corpus": corpus, "documents": len(ids), "order": cfg.order, "pacing": cfg.pacing, "steps": cfg.steps,

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from warehouse.db import connect, one
-from warehouse.ingest import IngestConfig, ingest_file
+from warehouse.ingest import IngestConfig, InputError, ingest_file
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
 GOOD_TEXT = TEXT.filter(lambda t: t.strip() != "")
@@ -41,7 +41,11 @@ def _ingest(tmp_path, name: str, data: bytes):
     db.unlink(missing_ok=True)
     con = connect(db)
     try:
-        r = ingest_file(con, p, IngestConfig("c", label_field=None, annotator_field=None))
+        try:
+            r = ingest_file(con, p, IngestConfig("c", label_field=None, annotator_field=None))
+        except InputError:
+            assert one(con, "SELECT count(*) FROM documents")[0] == one(con, "SELECT count(*) FROM quarantine")[0] == 0
+            raise
         docs = dict(con.execute("SELECT ext_id, text FROM documents").fetchall())
         quarantined = one(con, "SELECT count(*) FROM quarantine")[0]
     finally:
@@ -62,8 +66,15 @@ def _jsonl(tmp_path, rows, eol, bom, gz, final_eol):
             lines.append(value)
     data = (b"\xef\xbb\xbf" if bom else b"") + eol.join(lines) + (eol if final_eol and lines else b"")
     name = "f.jsonl.gz" if gz else "f.jsonl"
-    r, docs, quarantined = _ingest(tmp_path, name, gzip.compress(data) if gz else data)
     n_bad = sum(kind == "bad" for kind, _ in rows)
+    try:
+        r, docs, quarantined = _ingest(tmp_path, name, gzip.compress(data) if gz else data)
+    except InputError as exc:
+        # Refused up front (a wrong --text-field): only when no object carries the field, and
+        # then nothing at all is written.
+        assert "no field 'text'" in str(exc) and not good
+        STATS["files"] += 1
+        return
     assert docs == good  # every good row stored, with its exact text
     assert quarantined == n_bad == r.rows_quarantined  # every bad row quarantined, each once
     STATS["files"] += 1

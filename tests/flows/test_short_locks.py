@@ -1,0 +1,81 @@
+"""Busy, not broken (issue 12, item 8): long label checks and curriculum scoring compute with the
+database closed, so another process can open it meanwhile; a partial ingest says so (exit 4)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SLOW = """
+import sys, time
+from pathlib import Path
+stage, db, marker = sys.argv[1:4]
+import flows.labels_task as lt
+import flows.curriculum_task as ct
+
+def slow(real):
+    def inner(*a, **k):
+        Path(marker).write_text("computing")
+        time.sleep(3)
+        return real(*a, **k)
+    return inner
+
+if stage == "labels":
+    lt._compute = slow(lt._compute)
+    lt.check_labels(db, "c", n_boot=10)
+else:
+    from curation.curriculum import CurriculumConfig
+    ct.combine = slow(ct.combine)
+    ct.build_curriculum(db, "c", CurriculumConfig())
+"""
+
+
+@pytest.mark.parametrize("stage", ["labels", "curriculum"])
+def test_long_computation_does_not_hold_the_database(tmp_path, sample, ingest_files, stage):
+    from warehouse.db import connect
+
+    db = str(tmp_path / "t.duckdb")
+    ingest_files(db, [sample["corpus"], sample["labels"]])
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW, stage, db, str(marker)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.time() + 60
+        while not marker.exists():
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        con = connect(db, wait_s=0.5)  # read-write, from another process, while it computes
+        con.execute("SELECT count(*) FROM documents").fetchall()
+        con.close()
+    finally:
+        assert proc.wait(60) == 0
+
+
+def test_partial_ingest_reports_each_files_fate_and_exits_4(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import warehouse.ingest as ing
+    from taomi.cli import app
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text('{"id": 1, "text": "first file"}\n')
+    b.write_text('{"id": 2, "text": "second file"}\n')
+    real = ing.ingest_file
+
+    def disk_fails_on_b(con, path, *args, **kw):
+        if Path(path).name == "b.jsonl":
+            raise OSError(5, "Input/output error", str(path))
+        return real(con, path, *args, **kw)
+
+    monkeypatch.setattr(ing, "ingest_file", disk_fails_on_b)
+    r = CliRunner().invoke(app, ["--db", str(tmp_path / "t.duckdb"), "ingest", "-c", "c", str(a), str(b)])
+    assert r.exit_code == 4
+    assert "a.jsonl" in r.stdout and "partial ingest" in r.stderr and "b.jsonl" in r.stderr
+    assert "the 1 file(s) before it were ingested" in r.stderr
