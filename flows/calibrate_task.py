@@ -27,14 +27,10 @@ def corpus_tokens(db, corpus: str | None, limit_bytes: int = 8 << 20):
                     break
         if not texts:
             raise LookupError(f"corpus '{corpus}' has no documents to calibrate on")
-    else:
-        from taomi.demo_data import DemoConfig, generate
+    else:  # real English prose that ships with CPython: the Python documentation's topic pages
+        from pydoc_data.topics import topics
 
-        with tempfile.TemporaryDirectory() as d:
-            s = generate(d, DemoConfig(docs=2000, seed=0))
-            import json
-
-            texts = [json.loads(x)["text"] for x in Path(s["labels"]).read_text().splitlines()]
+        texts = list(topics.values())
     return byte_tokens(texts, limit_bytes)
 
 

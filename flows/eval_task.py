@@ -18,6 +18,7 @@ from evalsets.sets import EvalInputError, load_eval_set, load_predictions
 from evalsets.stats import paired, summarize
 from evalsets.tracing import nearest_documents
 from warehouse import eval_store as store
+from warehouse.corpora import document_count
 from warehouse.db import session
 from warehouse.outputs import OutputDir
 from warehouse.runlog import finish_run, stable_hash, start_run
@@ -77,8 +78,7 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str
         prev = store.previous_run(con, es.name)
         prev_res = store.run_results(con, prev["run_id"]) if prev else None
         if train_corpus:
-            n_docs = con.execute("SELECT count(*) FROM documents WHERE corpus = ?", [train_corpus]).fetchall()[0][0]
-            if not n_docs:
+            if not document_count(con, train_corpus):
                 raise EvalInputError(f"training corpus '{train_corpus}' has no documents (see `taomi corpora`)")
             texts = (merged["input"] + " " + merged["target"]).tolist()
             found = ngram_overlap(texts, store.training_batches(con, train_corpus))

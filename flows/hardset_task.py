@@ -23,30 +23,13 @@ def build_hardset(db, name: str, sources: list[str], corpus: str | None, out: Pa
         for src in sources:
             before = len(rows)
             if src == "failures":
-                rows += con.execute("""
-                    SELECT i.id, i.input, i.target FROM eval_results r JOIN eval_runs u ON u.run_id = r.run_id
-                    JOIN eval_items i ON i.set_name = u.set_name AND i.set_hash = u.set_hash AND i.id = r.id
-                    WHERE NOT r.passed AND u.run_id IN (SELECT run_id FROM eval_runs
-                        QUALIFY row_number() OVER (PARTITION BY set_name ORDER BY created_at DESC) = 1)
-                    LIMIT ?""", [limit]).fetchdf().assign(origin="failed-last-run").to_dict(orient="records")
+                rows += eval_store.last_run_failures(con, limit).assign(origin="failed-last-run").to_dict(
+                    orient="records")
             elif src in ("suspects", "disagreement", "conflicts"):
                 if not corpus:
                     raise ValueError(f"--from {src} needs --corpus")
-                if src == "suspects":
-                    q = """SELECT s.ext_id AS id, d.text AS input, s.suggested AS target FROM label_suspects s
-                           JOIN documents d ON d.corpus = s.corpus AND d.ext_id = s.ext_id WHERE s.corpus = ?
-                           ORDER BY s.rank LIMIT ?"""
-                elif src == "disagreement":
-                    q = """SELECT c.ext_id AS id, d.text AS input, c.dawid_skene AS target FROM label_consensus c
-                           JOIN documents d ON d.corpus = c.corpus AND d.ext_id = c.ext_id
-                           WHERE c.corpus = ? AND c.majority_confidence < 0.67 ORDER BY c.ds_confidence LIMIT ?"""
-                else:
-                    q = """SELECT d.ext_id AS id, d.text AS input, a.label AS target FROM label_conflicts k,
-                           unnest(from_json(k.ext_ids, '["VARCHAR"]')) AS t(eid)
-                           JOIN documents d ON d.corpus = k.corpus AND d.ext_id = t.eid
-                           JOIN annotations a ON a.corpus = d.corpus AND a.ext_id = d.ext_id AND a.annotator IS NULL
-                           WHERE k.corpus = ? LIMIT ?"""
-                rows += con.execute(q, [corpus, limit]).fetchdf().assign(origin=src).to_dict(orient="records")
+                rows += eval_store.label_problem_items(con, corpus, src, limit).assign(origin=src).to_dict(
+                    orient="records")
             elif src.endswith((".jsonl", ".csv")):
                 es = load_eval_set(src)
                 rows += es.items[["id", "input", "target"]].assign(origin="edge-case").to_dict(orient="records")

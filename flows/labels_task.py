@@ -12,6 +12,7 @@ from curation.agreement import agreement_report
 from curation.consensus import dawid_skene, majority_vote
 from curation.suspects import find_suspects, hashed_features, out_of_fold_probabilities
 from warehouse import curation_store as store
+from warehouse.corpora import document_count
 from warehouse.db import session
 from warehouse.runlog import finish_run, stable_hash, start_run
 
@@ -106,7 +107,7 @@ def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str |
     with session(db) as con:
         ann = store.annotations(con, corpus)
         if ann.empty:
-            n = con.execute("SELECT count(*) FROM documents WHERE corpus = ?", [corpus]).fetchall()[0][0]
+            n = document_count(con, corpus)
             raise NoLabels(f"corpus '{corpus}' has no labels" if n else f"no corpus named '{corpus}'"
                            + " (ingest a file with --label-field and, for several annotators, --annotator-field)")
         ids = ann["ext_id"].drop_duplicates().tolist()

@@ -155,18 +155,15 @@ def fit_t(db: str, observations: str, bootstrap: int, name: str, plots: str | No
 
 @task(name="plan", **RETRY)
 def plan_t(db: str, fit_name: str, budget: dict) -> dict:
-    from flows.plan_task import budget as make_budget
-    from flows.plan_task import make_plan, resolve_law
+    from flows.plan_task import answer
+    from scaling.planning import PlanRequest
     from warehouse.db import connect
 
     con = connect(db, read_only=True)
     try:
-        law, samples, desc = resolve_law(con, fit=fit_name)
-        bud = make_budget(budget.get("flops"), budget.get("gpus"), budget.get("gpu"), budget.get("days"),
-                          budget.get("mfu"), budget.get("peak_tflops"), con)
+        p = answer(PlanRequest(fit=fit_name, **budget), con)
     finally:
         con.close()
-    p = make_plan(law, samples, desc, bud)
     from warehouse.db import session
     from warehouse.runlog import finish_run, start_run
 

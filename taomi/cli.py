@@ -4,71 +4,32 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from taomi.common import (
+    EXIT_PARTIAL,
+    EXIT_TEMPFAIL,
+    EXIT_USAGE,
+    console,
+    err,
+    fail,
+    name_numbers,
+    one_line,
+    reading,
+    state,
+)
 from taomi.output import emit, make_progress
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Taomi: corpus cleaning, scaling-law planning and hard-set evaluation.")
-console = Console()
-err = Console(stderr=True)
-# Exit codes: 1 nothing usable in the input, 2 bad usage/input/path (nothing written), 3 a release
-# gate failed (eval), 4 partial (some files ingested, then one failed), 75 busy (EX_TEMPFAIL: retry).
-EXIT_USAGE, EXIT_PARTIAL, EXIT_TEMPFAIL = 2, 4, 75
-
-
-class State:
-    db: str | None = None
-
-
-state = State()
-
-
 @app.callback()
 def main(db: str | None = typer.Option(None, "--db", envvar="TAOMI_DB",
                                           help="DuckDB file (default ./taomi.duckdb, or $TAOMI_DB).")) -> None:
     state.db = db
-
-
-def fail(message: str, code: int = 2) -> None:
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def reading():
-    """A read-only session for commands that only look (several can run at once); a missing
-    database is a one-line error, not a new empty file."""
-    from warehouse.db import open_read_only
-
-    try:
-        con = open_read_only(state.db)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def name_numbers(items: list[str], option: str) -> dict[str, float]:
-    """Parse repeated NAME=NUMBER options (e.g. --fix alpha=0.34); a bad one is a clear error."""
-    out: dict[str, float] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            fail(f"{option} expects NAME=NUMBER, got {item!r}")
-    return out
 
 
 @app.command("demo-data")
@@ -334,7 +295,10 @@ def demo(workdir: Path = typer.Option(Path("demo-out"), "--workdir", help="Where
         print(json.dumps(summary, default=str))
 
 
-from taomi import cli_curation, cli_eval, cli_flows, cli_plan  # noqa: F401  (register commands on `app`)
+from taomi import cli_curation, cli_eval, cli_flows, cli_plan
+
+for _sub in (cli_curation.app, cli_eval.app, cli_flows.app, cli_plan.app):
+    app.add_typer(_sub)
 
 
 def run() -> None:
@@ -346,30 +310,23 @@ def run() -> None:
     try:
         code = app(standalone_mode=False)
     except WarehouseBusy as exc:
-        code = _one_line(str(exc), EXIT_TEMPFAIL)
+        code = one_line(str(exc), EXIT_TEMPFAIL)
     except (WarehouseError, OutputRefused) as exc:
-        code = _one_line(str(exc), EXIT_USAGE)
+        code = one_line(str(exc), EXIT_USAGE)
     except RuntimeError as exc:
         if "Timed out while attempting to connect" not in str(exc):
             raise
-        code = _one_line("the Prefect API did not start in time (a loaded machine?); retry, raise "
+        code = one_line("the Prefect API did not start in time (a loaded machine?); retry, raise "
                          "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or point PREFECT_API_URL at a server",
                          EXIT_TEMPFAIL)
     except OSError as exc:  # a path the OS refused: name it and say why
         where = f"{exc.filename}: " if exc.filename else ""
-        code = _one_line(f"{where}{exc.strerror or exc}", EXIT_USAGE)
+        code = one_line(f"{where}{exc.strerror or exc}", EXIT_USAGE)
     except click.exceptions.Abort:
-        code = _one_line("aborted", 1)
+        code = one_line("aborted", 1)
     except click.exceptions.ClickException as exc:
         exc.show()
         code = exc.exit_code
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     sys.exit(code if isinstance(code, int) else 0)
-
-
-def _one_line(message: str, code: int) -> int:
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return code

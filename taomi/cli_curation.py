@@ -8,8 +8,10 @@ from pathlib import Path
 
 import typer
 
-from taomi.cli import app, console, fail, name_numbers, state
+from taomi.common import console, fail, name_numbers, state
 from taomi.output import emit
+
+app = typer.Typer()  # joined to the main app by taomi.cli
 
 
 @app.command()

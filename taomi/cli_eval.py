@@ -7,8 +7,10 @@ from pathlib import Path
 
 import typer
 
-from taomi.cli import app, console, fail, state
+from taomi.common import console, fail, state
 from taomi.output import emit
+
+app = typer.Typer()  # joined to the main app by taomi.cli
 
 hardset = typer.Typer(no_args_is_help=True, help="Build hard sets from failures, label problems and edge cases.")
 app.add_typer(hardset, name="hardset")

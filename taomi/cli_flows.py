@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
 
-from taomi.cli import app, console, fail
+from taomi.common import console, fail, quiet_prefect
 
-
-def quiet_prefect() -> None:
-    """No telemetry (there is no internet here) and no INFO chatter on the console."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    # Prefect's default of 20 s for the ephemeral server's start timed out on a loaded 2-core
-    # machine (3 of 35 runs at load 4-6); a user's own setting wins.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+app = typer.Typer()  # joined to the main app by taomi.cli
 
 
 @app.command("run")

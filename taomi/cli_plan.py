@@ -8,8 +8,10 @@ from contextlib import nullcontext
 import typer
 from rich.table import Table
 
-from taomi.cli import app, console, fail, state
+from taomi.common import console, fail, state
 from taomi.output import emit
+
+app = typer.Typer()  # joined to the main app by taomi.cli
 
 estimate = typer.Typer(no_args_is_help=True, help="Calculators: training time and memory.")
 app.add_typer(estimate, name="estimate")
@@ -50,24 +52,18 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
          experiments: bool = typer.Option(False, "--experiments", help="Suggest isoFLOP runs to do next."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Compute-optimal model size and tokens for a budget, with GPU-days and training memory."""
-    from flows.plan_task import budget, inverse_for, make_plan, resolve_law, with_repetition
-    from scaling import plan as P
+    from flows.plan_task import answer, needs_database
+    from scaling.planning import PlanRequest
 
-    if law and fit:
-        fail("give --law or --fit, not both")
-    con = _open_ro() if (fit or (gpu and mfu is None)) else None
     try:
-        lw, samples, desc = resolve_law(con, law, fit)
-        if target_loss is not None:
-            out = {"law": desc, **P.flops_for_loss(lw, target_loss)}
-        elif params is not None or tokens is not None:
-            out = {"law": desc, **inverse_for(lw, params, tokens)}
-        else:
-            bud = budget(flops, gpus, gpu, days, mfu, peak_tflops, con)
-            lw, desc = with_repetition(lw, desc, unique_tokens)
-            out = make_plan(lw, samples, desc, bud, unique_tokens)
-            if experiments:
-                out["experiments"] = P.suggested_experiments(lw, bud["flops"])
+        req = PlanRequest(flops=flops, gpus=gpus, gpu=gpu, days=days, mfu=mfu, peak_tflops=peak_tflops, law=law,
+                          fit=fit, unique_tokens=unique_tokens, target_loss=target_loss, params=params,
+                          tokens=tokens, experiments=experiments)
+    except ValueError as exc:
+        fail(str(exc))
+    con = _open_ro() if needs_database(req) else None
+    try:
+        out = answer(req, con)
     except (KeyError, LookupError, ValueError) as exc:
         fail(str(exc).strip("'\""))
     finally:

@@ -66,7 +66,7 @@ n_boot = 1000
 
 
 def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: Console | None = None) -> dict:
-    from taomi.cli_flows import quiet_prefect
+    from taomi.common import quiet_prefect
 
     quiet_prefect()
     say = console.print if console else (lambda *a, **k: None)

@@ -14,6 +14,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
@@ -25,6 +26,7 @@ from taomi import __version__
 
 CACHE_S = float(os.environ.get("TAOMI_CACHE_S", "5"))  # seconds a read of fits/calibrations is reused
 LOCK_WAIT_S = 0.2
+CACHE_ENTRIES = 512
 
 Pos = Annotated[float, Field(gt=0, le=1e35, allow_inf_nan=False)]
 Frac = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
@@ -36,7 +38,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class PlanRequest(Strict):
+class PlanBody(Strict):
     flops: Pos | None = Field(None, description="Compute budget in FLOPs")
     gpus: Count | None = None
     gpu: Name | None = Field(None, description="GPU type, e.g. h100-sxm")
@@ -179,7 +181,7 @@ class WarehouseReader:
 
     def __init__(self, db: str | None):
         self.db = db
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache: OrderedDict[str, tuple[float, Any]] = OrderedDict()  # LRU, CACHE_ENTRIES at most
         self._lock = threading.Lock()
 
     def read(self, key: str, fn):
@@ -206,15 +208,18 @@ class WarehouseReader:
             con.close()
         with self._lock:
             self._cache[key] = (now, value)
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
         return value, False
 
 
 def create_app(db: str | None = None) -> FastAPI:
-    from flows.plan_task import budget, inverse_for, make_plan, resolve_law, with_repetition
-    from scaling import plan as P
+    from flows.plan_task import answer, needs_database
     from scaling.compute import MemoryQuery, memory, train_time, training_flops
     from scaling.hardware import get_gpu
     from scaling.laws import PUBLISHED
+    from scaling.planning import PlanRequest
     from warehouse.db import WarehouseBusy
     from warehouse.scaling_store import list_fits
 
@@ -262,29 +267,15 @@ def create_app(db: str | None = None) -> FastAPI:
                             headers={"X-Taomi-Stale": str(stale).lower()})
 
     @app.post("/plan")
-    def plan(req: PlanRequest):
-        if req.law and req.fit:
-            return bad("give law or fit, not both")
+    def plan(body: PlanBody):
         try:
-            if req.fit:
-                (law, samples, desc), stale = reader.read(f"fit:{req.fit}", lambda con: resolve_law(con, None, req.fit))
+            req = PlanRequest(**body.model_dump())
+            if needs_database(req):  # the same `answer` as the CLI, over a brief read-only open
+                key = "plan:" + json.dumps(req.as_dict(), sort_keys=True)
+                out, stale = reader.read(key, lambda con: answer(req, con))
             else:
-                (law, samples, desc), stale = resolve_law(None, req.law, None), False
-            if req.target_loss is not None:
-                return finite({"law": desc, "stale": stale, **P.flops_for_loss(law, req.target_loss)})
-            if req.params is not None or req.tokens is not None:
-                return finite({"law": desc, "stale": stale, **inverse_for(law, req.params, req.tokens)})
-            mfu = req.mfu
-            if mfu is None and req.gpu and req.flops is None:
-                from flows.plan_task import _mfu
-
-                (mfu, _src), stale2 = reader.read(f"mfu:{req.gpu}", lambda con: _mfu(None, req.gpu, con))
-                stale = stale or stale2
-            bud = budget(req.flops, req.gpus, req.gpu, req.days, mfu, req.peak_tflops, None)
-            law, desc = with_repetition(law, desc, req.unique_tokens)
-            out = make_plan(law, samples, desc, bud, req.unique_tokens)
-            out["stale"] = stale
-            return finite(out)
+                out, stale = answer(req, None), False
+            return finite({**out, "stale": stale})
         except KeyError as exc:  # unknown law or GPU name (KeyError is a LookupError: catch it first)
             return bad(str(exc).strip("'\""))
         except LookupError as exc:

@@ -23,3 +23,14 @@ def list_calibrations(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[d
                          FROM calibrations ORDER BY created_at DESC LIMIT ?""", [limit])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def calibrations_for(con: duckdb.DuckDBPyConnection, gpu: str) -> list[dict]:
+    """This GPU's calibrations with an MFU, newest first (mfu, params, size, created_at)."""
+    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'calibrations'").fetchall()
+    if not has[0][0]:
+        return []
+    cur = con.execute("SELECT mfu, params, size, created_at FROM calibrations WHERE lower(gpu) = lower(?) "
+                      "AND mfu IS NOT NULL ORDER BY created_at DESC", [gpu])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]

@@ -79,3 +79,8 @@ def state_fingerprint(con: duckdb.DuckDBPyConnection, corpus: str | None = None)
                               WHERE status = 'ok' AND corpus IS NOT DISTINCT FROM ? GROUP BY stage)""", [corpus]).fetchall()
     wid = con.execute("SELECT value FROM warehouse_meta WHERE key = 'warehouse_id'").fetchall()
     return f"{wid[0][0] if wid else ''}|{docs[0]}|{files[0][0]}|{runs[0][0]}"
+
+
+def document_count(con: duckdb.DuckDBPyConnection, corpus: str) -> int:
+    return int(con.execute("SELECT count(*) FROM documents WHERE corpus = ?", [corpus]).fetchall()[0][0])
+

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.sql import one, transaction  # noqa: F401  (re-exported: most stores import them from here)
+
 DEFAULT_DB = "taomi.duckdb"
 ENV_DB = "TAOMI_DB"
 
@@ -131,18 +133,6 @@ def connect(
     return con
 
 
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN ... COMMIT, rolling back on any exception (a kill leaves nothing half-written)."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-
-
 def open_read_only(path: str | os.PathLike | None = None, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection; a file of an older schema version is first brought up to date by
     a brief read-write open (so readers can rely on the current tables)."""
@@ -167,13 +157,3 @@ def session(path: str | os.PathLike | None = None, *, read_only: bool = False,
         yield con
     finally:
         con.close()
-
-
-def one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
-    """The first row of a query, or None; the result is read to the end.
-
-    duckdb 2 keeps a result open until fetched to exhaustion, and refuses other work on the
-    connection meanwhile, so `fetchone()` on a one-row result is not enough.
-    """
-    rows = con.execute(sql, params or []).fetchall()
-    return rows[0] if rows else None

@@ -72,3 +72,35 @@ def doc_info(con: duckdb.DuckDBPyConnection, doc_ids: list[int]) -> dict[int, di
         LEFT JOIN curriculum c ON c.doc_id = d.doc_id AND c.order_kind = 'curriculum'
         WHERE d.doc_id IN (SELECT unnest(?))""", [list(map(int, doc_ids))]).fetchall()
     return {r[0]: {"id": r[1], "corpus": r[2], "label": r[3], "curriculum_position": r[4]} for r in rows}
+
+
+def last_run_failures(con: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
+    """id, input, target of the items each eval set's latest run failed."""
+    return con.execute("""
+        SELECT i.id, i.input, i.target FROM eval_results r JOIN eval_runs u ON u.run_id = r.run_id
+        JOIN eval_items i ON i.set_name = u.set_name AND i.set_hash = u.set_hash AND i.id = r.id
+        WHERE NOT r.passed AND u.run_id IN (SELECT run_id FROM eval_runs
+            QUALIFY row_number() OVER (PARTITION BY set_name ORDER BY created_at DESC) = 1)
+        LIMIT ?""", [limit]).fetchdf()
+
+
+_LABEL_PROBLEMS = {
+    "suspects": """SELECT s.ext_id AS id, d.text AS input, s.suggested AS target FROM label_suspects s
+                   JOIN documents d ON d.corpus = s.corpus AND d.ext_id = s.ext_id WHERE s.corpus = ?
+                   ORDER BY s.rank LIMIT ?""",
+    "disagreement": """SELECT c.ext_id AS id, d.text AS input, c.dawid_skene AS target FROM label_consensus c
+                       JOIN documents d ON d.corpus = c.corpus AND d.ext_id = c.ext_id
+                       WHERE c.corpus = ? AND c.majority_confidence < 0.67 ORDER BY c.ds_confidence LIMIT ?""",
+    "conflicts": """SELECT d.ext_id AS id, d.text AS input, a.label AS target FROM label_conflicts k,
+                    unnest(from_json(k.ext_ids, '["VARCHAR"]')) AS t(eid)
+                    JOIN documents d ON d.corpus = k.corpus AND d.ext_id = t.eid
+                    JOIN annotations a ON a.corpus = d.corpus AND a.ext_id = d.ext_id AND a.annotator IS NULL
+                    WHERE k.corpus = ? LIMIT ?""",
+}
+
+
+def label_problem_items(con: duckdb.DuckDBPyConnection, corpus: str, kind: str, limit: int) -> pd.DataFrame:
+    """id, input, target of items with a label problem: suspects (suggested label), annotator
+    disagreement (Dawid-Skene label) or conflicting duplicates (given label)."""
+    return con.execute(_LABEL_PROBLEMS[kind], [corpus, limit]).fetchdf()
+

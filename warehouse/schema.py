@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
-from warehouse.db import one
+from warehouse.sql import one
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (

@@ -70,11 +70,27 @@ def test_calibration_stored_and_used_by_plans(tmp_path, sample):
     con = connect(db)
     rows = list_calibrations(con)
     assert rows[0]["tokens_per_s"] == pytest.approx(out["tokens_per_s"])
+    # A tiny-model calibration on the GPU does not set the MFU of a billion-parameter plan ...
     save_calibration(con, {**out, "gpu": "h100-sxm", "device_name": "NVIDIA H100 80GB HBM3", "mfu": 0.43})
     con.close()
-    plan = json.loads(runner.invoke(app, ["--db", db, "plan", "--gpus", "8", "--gpu", "h100-sxm", "--days", "1",
-                                          "--json"]).stdout)
-    assert plan["mfu"] == 0.43 and "calibration" in plan["mfu_source"]
+    args = ["--db", db, "plan", "--gpus", "8", "--gpu", "h100-sxm", "--days", "1", "--json"]
+    plan = json.loads(runner.invoke(app, args).stdout)
+    assert plan["mfu"] == 0.4 and "not within 10x of the planned size" in plan["mfu_source"]
+    assert plan["params"] > 1e3 * out["params"]
+    # ... a calibration of a comparable size does, and the service answers the same (one path).
+    con = connect(db)
+    save_calibration(con, {**out, "params": int(plan["params"] / 2), "gpu": "h100-sxm",
+                           "device_name": "NVIDIA H100 80GB HBM3", "mfu": 0.37})
+    con.close()
+    plan = json.loads(runner.invoke(app, args).stdout)
+    assert plan["mfu"] == 0.37 and "calibration of a" in plan["mfu_source"]
+    from fastapi.testclient import TestClient
+
+    from taomi.service import create_app
+
+    served = TestClient(create_app(db)).post("/plan", json={"gpus": 8, "gpu": "h100-sxm", "days": 1}).json()
+    assert {k: served[k] for k in ("params", "tokens", "mfu", "mfu_source", "flops")} == {
+        k: plan[k] for k in ("params", "tokens", "mfu", "mfu_source", "flops")}
 
 
 def test_sweep_and_extrapolation_small(tokens):

@@ -94,7 +94,7 @@ def test_outputs_never_overwrite_a_users_file_without_force(tmp_path, sample):
 
 
 def test_prefect_start_timeout_is_raised_for_loaded_machines():
-    from taomi.cli_flows import quiet_prefect
+    from taomi.common import quiet_prefect
 
     os.environ.pop("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", None)
     quiet_prefect()

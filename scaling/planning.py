@@ -1,0 +1,181 @@
+"""A plan request and the pure parts of answering it: the compute budget from GPUs x days x MFU,
+which MFU to use, training-state memory, and the plan itself. The warehouse reads (a stored fit,
+calibrations) are done by `flows.plan_task.answer`, the one entry point the CLI, the HTTP service
+and the Prefect flow all call.
+
+MFU, chosen one documented way (`choose_mfu`): the user's value; else the latest calibration on
+the same GPU whose model is of comparable size (within MFU_SIZE_FACTOR of the planned N); else
+DEFAULT_MFU, and the answer says which. A 124M calibration never sets the MFU of a 70B plan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from scaling import plan as P
+from scaling.compute import OPTIMIZER_BYTES, SECONDS_PER_DAY, train_time
+from scaling.hardware import get_gpu
+from scaling.laws import ChinchillaLaw, DataConstrainedLaw
+
+DEFAULT_MFU = 0.40  # a well-tuned dense transformer on current GPUs; measure yours with `taomi calibrate`
+MFU_SIZE_FACTOR = 10.0  # a calibration speaks for models within one decade of its own size
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a user asks: a budget (flops, or gpus x gpu x days), a law or a stored fit, and
+    optionally an inverse query (target_loss, params or tokens) instead of a budget."""
+
+    flops: float | None = None
+    gpus: int | None = None
+    gpu: str | None = None
+    days: float | None = None
+    mfu: float | None = None
+    peak_tflops: float | None = None
+    law: str | None = None
+    fit: str | None = None
+    unique_tokens: float | None = None
+    target_loss: float | None = None
+    params: float | None = None
+    tokens: float | None = None
+    experiments: bool = False
+
+    def __post_init__(self) -> None:
+        if self.law and self.fit:
+            raise ValueError("give a law or a fit, not both")
+        if self.params is not None and self.tokens is not None:
+            raise ValueError("give params or tokens, not both")
+        if self.mfu is not None and not (0 < self.mfu <= 1):
+            raise ValueError(f"mfu is a fraction of peak in (0, 1], got {self.mfu}")
+        inverse = self.target_loss is not None or self.params is not None or self.tokens is not None
+        if not inverse:
+            if self.flops is not None and (self.gpus is not None or self.days is not None):
+                raise ValueError("give either flops, or gpus + gpu + days, not both")
+            if self.flops is None and (self.gpus is None or self.days is None
+                                       or (self.gpu is None and self.peak_tflops is None)):
+                raise ValueError("give flops, or gpus, gpu (or peak_tflops) and days")
+
+    @property
+    def kind(self) -> str:
+        if self.target_loss is not None:
+            return "target_loss"
+        if self.params is not None or self.tokens is not None:
+            return "inverse"
+        return "budget"
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Does the answer depend on stored calibrations (a GPU budget with no MFU given)?"""
+        return self.kind == "budget" and self.flops is None and self.mfu is None and self.gpu is not None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def peak_of(gpu: str | None, peak_tflops: float | None) -> tuple[float, str, float | None]:
+    """(peak bf16 TFLOP/s, its source, GPU memory in GB or None)."""
+    if peak_tflops is not None:
+        return float(peak_tflops), "given (--peak-tflops)", None
+    g = get_gpu(gpu)
+    return g.peak_tflops_bf16, g.source, g.memory_gb
+
+
+def budget_flops(gpus: int, peak_tflops: float, mfu: float, days: float) -> float:
+    """C = GPUs x peak FLOP/s x MFU x seconds (MFU as PaLM defines it: model FLOPs / peak)."""
+    return gpus * peak_tflops * 1e12 * mfu * days * SECONDS_PER_DAY
+
+
+def choose_mfu(given: float | None, calibrations: list[dict], planned_params: float | None) -> tuple[float, str]:
+    """(MFU, where it came from); see the module docstring for the rule. `calibrations`: rows
+    of this GPU with `mfu`, `params`, `size`, `created_at`, newest first."""
+    if given is not None:
+        return float(given), "given"
+    for c in calibrations:
+        p = c.get("params")
+        if planned_params and p and 1 / MFU_SIZE_FACTOR <= planned_params / p <= MFU_SIZE_FACTOR:
+            return float(c["mfu"]), f"calibration of a {p / 1e6:,.0f}M-parameter model ({c.get('created_at')})"
+    if calibrations:
+        sizes = ", ".join(f"{c['params'] / 1e6:,.0f}M" for c in calibrations[:3] if c.get("params"))
+        return DEFAULT_MFU, (f"default {DEFAULT_MFU}: this GPU's calibrations ({sizes}) are not within "
+                             f"{MFU_SIZE_FACTOR:g}x of the planned size; calibrate a comparable model")
+    return DEFAULT_MFU, f"default {DEFAULT_MFU} (no calibration for this GPU; run `taomi calibrate`)"
+
+
+def budget(req: PlanRequest, calibrations: list[dict], law=None) -> dict:
+    """The compute budget of a request: given FLOPs, or GPUs x peak x MFU x days, with the MFU
+    chosen against the size the plan lands on (one refinement: N* moves as C^~0.5)."""
+    if req.flops is not None:
+        return {"flops": float(req.flops), "source": "given"}
+    peak, peak_src, gpu_mem = peak_of(req.gpu, req.peak_tflops)
+    planned = None
+    if req.mfu is None and calibrations and law is not None:
+        planned = P.optimal_split(law, budget_flops(req.gpus, peak, DEFAULT_MFU, req.days))[0]
+    mfu, src = choose_mfu(req.mfu, calibrations, planned)
+    return {"flops": budget_flops(req.gpus, peak, mfu, req.days), "source": "gpus x peak x mfu x days",
+            "gpus": req.gpus, "gpu": req.gpu, "days": req.days, "peak_tflops": peak, "peak_source": peak_src,
+            "mfu": mfu, "mfu_source": src, "gpu_memory_gb": gpu_mem}
+
+
+def training_state(params: float, optimizer: str = "adam", gpu_memory_gb: float | None = None) -> dict:
+    """Mixed-precision training state: bf16 weights + bf16 grads + optimizer states
+    (ZeRO paper, Rajbhandari et al. 2020, sec. 3.1: 2 + 2 + 12 = 16 bytes per parameter with Adam)."""
+    per = 2 + 2 + OPTIMIZER_BYTES[optimizer]
+    out = {"optimizer": optimizer, "training_state_bytes": params * per, "bytes_per_param": per}
+    if gpu_memory_gb:
+        out["min_gpus_for_state_zero3"] = math.ceil(params * per / (gpu_memory_gb * 1e9))
+    return out
+
+
+def make_plan(law, samples, law_desc: str, bud: dict, unique_tokens: float | None = None,
+              optimizer: str = "adam") -> dict:
+    """The plan a user came for: N*, D*, tokens/param, loss (+ CIs), GPU-days, training memory."""
+    out = {"law": law_desc, **bud}
+    out.update(P.plan(law, bud["flops"], samples, U=unique_tokens))
+    n = out["params"]
+    out["isoflop_profile"] = P.isoflop_profile(law, bud["flops"], U=unique_tokens)
+    if isinstance(law, ChinchillaLaw):
+        out["marginal"] = P.marginal_returns(law, n, out["tokens"])
+    out["memory"] = training_state(n, optimizer, bud.get("gpu_memory_gb"))
+    peak, mfu = bud.get("peak_tflops"), bud.get("mfu")
+    if peak and mfu:
+        t = train_time(bud["flops"], bud["gpus"], peak, mfu)
+        out.update(seconds=t["seconds"], days=t["days"], gpu_days=t["gpu_days"])
+    if isinstance(law, DataConstrainedLaw) and unique_tokens:
+        out["repetition"] = P.repetition_plan(law, bud["flops"], unique_tokens)
+    return out
+
+
+def inverse_for(law, params: float | None = None, tokens: float | None = None) -> dict:
+    """The compute-optimal partner of a fixed model size (params) or token count (tokens)."""
+    if law.kind != "chinchilla":
+        raise ValueError("params/tokens need a Chinchilla-form law")
+    if (params is None) == (tokens is None):
+        raise ValueError("give params or tokens, not both")
+    for name, v in (("params", params), ("tokens", tokens)):
+        if v is not None and not (0 < v < 1e30):
+            raise ValueError(f"{name} must be a positive number below 1e30")
+    return P.tokens_for_params(law, params) if params is not None else P.params_for_tokens(law, tokens)
+
+
+def with_repetition(law, desc: str, unique_tokens: float | None):
+    """A Chinchilla law planned against limited unique tokens gets Muennighoff et al.'s decay."""
+    if unique_tokens and law.kind == "chinchilla":
+        return (DataConstrainedLaw(base=law, name=law.name + "+repetition"),
+                desc + " with Muennighoff et al. 2023 repetition decay (R_D* 15.4)")
+    return law, desc
+
+
+def answer_with(req: PlanRequest, law, samples, desc: str, calibrations: list[dict]) -> dict:
+    """The whole answer to a request, given the law (and its bootstrap samples) and the GPU's
+    calibrations; pure. `flows.plan_task.answer` reads those and calls this."""
+    if req.kind == "target_loss":
+        return {"law": desc, **P.flops_for_loss(law, req.target_loss)}
+    if req.kind == "inverse":
+        return {"law": desc, **inverse_for(law, req.params, req.tokens)}
+    bud = budget(req, calibrations, law)
+    law, desc = with_repetition(law, desc, req.unique_tokens)
+    out = make_plan(law, samples, desc, bud, req.unique_tokens)
+    if req.experiments:
+        out["experiments"] = P.suggested_experiments(law, bud["flops"])
+    return out
