@@ -196,8 +196,8 @@ def test_mfu_rule_given_then_comparable_calibration_then_default():
     assert choose_mfu(0.5, cal, 70e9) == (0.5, "given")
     assert choose_mfu(None, cal, 70e9)[0] == DEFAULT_MFU  # a 124M calibration never speaks for 70B
     assert choose_mfu(None, cal, 1.2e9)[0] == 0.31 and choose_mfu(None, cal, 12.4e6)[0] == 0.31
-    assert choose_mfu(None, [], 1e9) == (DEFAULT_MFU, f"default {DEFAULT_MFU} (no calibration for this GPU; "
-                                                      "run `taomi calibrate`)")
+    assert choose_mfu(None, [], 1e9) == (DEFAULT_MFU, (f"default {DEFAULT_MFU} (no calibration for this GPU; "
+                                                      "run `taomi calibrate`)"))
     with pytest.raises(ValueError, match="not both"):
         PlanRequest(law="chinchilla-2022", fit="mine", flops=1e23)
     with pytest.raises(ValueError, match="give flops, or gpus"):
