@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dedup.config import DedupConfig
+from dedup.decisions import merge_decisions
 from dedup.exact import exact_duplicates
 from dedup.pipeline import near_duplicates, signatures_for
 from dedup.quality import quality_score
@@ -104,25 +105,7 @@ def _dedup(con, corpus: str, cfg: DedupConfig, chash: str, progress: Progress | 
 
     t = time.perf_counter()
     dec = near.decisions
-    in_cluster = set(dec.doc_id.tolist())
-    exact_keepers = np.unique(ex_keep)
-    extra_keep = np.array([d for d in exact_keepers.tolist() if d not in in_cluster], dtype=np.int64)
-    decisions = {
-        "doc_id": np.concatenate((ex_drop, extra_keep, dec.doc_id)),
-        "keep": np.concatenate((np.zeros(len(ex_drop), bool), np.ones(len(extra_keep), bool), dec.keep)),
-        "reason": np.array(["exact duplicate"] * len(ex_drop) + ["kept: exact-group representative"] * len(extra_keep)
-                           + ["kept: cluster representative" if k else "near duplicate" for k in dec.keep.tolist()],
-                           dtype=object),
-        "matched_doc": np.concatenate((ex_keep, np.full(len(extra_keep), -1), dec.matched_doc)),
-        "similarity": np.concatenate((np.ones(len(ex_drop)), np.full(len(extra_keep), np.nan), dec.similarity)),
-        "cluster_id": np.concatenate((ex_keep, extra_keep, dec.cluster_id)),
-    }
-    pairs = {
-        "doc_a": np.concatenate((ex_keep, near.edges[:, 0] if len(near.edges) else np.empty(0, np.int64))),
-        "doc_b": np.concatenate((ex_drop, near.edges[:, 1] if len(near.edges) else np.empty(0, np.int64))),
-        "similarity": np.concatenate((np.ones(len(ex_drop)), near.similarities)),
-        "kind": np.array(["exact"] * len(ex_drop) + ["near"] * len(near.edges), dtype=object),
-    }
+    decisions, pairs = merge_decisions(ex_drop, ex_keep, dec, near.edges, near.similarities)
     store.save_results(con, corpus, chash, pairs, decisions)
     seconds["store"] = time.perf_counter() - t
     near_dropped = int((~dec.keep).sum())

@@ -7,15 +7,13 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from evalsets.analysis import auto_slices, regressions, suggest_fix
 from evalsets.contamination import ngram_overlap
 from evalsets.gates import check_gates, load_gates
 from evalsets.metrics import get_metric
 from evalsets.report import REPORT_FILES, render_report
 from evalsets.sets import EvalInputError, load_eval_set, load_predictions
-from evalsets.stats import paired, summarize
+from evalsets.stats import summarize
 from evalsets.tracing import nearest_documents
 from warehouse import eval_store as store
 from warehouse.corpora import document_count
@@ -30,24 +28,6 @@ def _git_sha() -> str | None:
         return r.stdout.strip() or None
     except OSError:
         return None
-
-
-def auto_slices(items: pd.DataFrame) -> list[list[str]]:
-    """Given slices plus automatic ones: length bucket, target label (few distinct), source."""
-    n_words = items["input"].str.split().str.len()
-    q1, q2 = np.percentile(n_words, [33.3, 66.7]) if len(items) >= 3 else (np.inf, np.inf)
-    few_targets = items["target"].nunique() <= 20
-    out = []
-    for (_, r), nw in zip(items.iterrows(), n_words):
-        s = list(r["slices"])
-        s.append("length:short" if nw <= q1 else "length:medium" if nw <= q2 else "length:long")
-        if few_targets:
-            s.append(f"label:{r['target']}")
-        src = r["meta"].get("source") if isinstance(r["meta"], dict) else None
-        if src:
-            s.append(f"source:{src}")
-        out.append(s)
-    return out
 
 
 def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str | None = None,
@@ -101,10 +81,7 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str
                 info = store.doc_info(con, sorted({n["doc_id"] for t in traced for n in t["nearest"]}))
                 for (_, r), t in zip(failed.iterrows(), traced):
                     near = [{**info.get(n["doc_id"], {}), "similarity": n["similarity"]} for n in t["nearest"]]
-                    disagree = [n for n in near if n.get("label") not in (None, r["target"]) and n["similarity"] >= 0.3]
-                    suggestion = ("add training data like this item" if t["coverage"] == "few" else
-                                  "check the labels of similar training documents" if disagree else
-                                  "similar data exists: check the data's quality or the item itself")
+                    suggestion = suggest_fix(t["coverage"], near, r["target"])
                     failures.append({"id": r["id"], "target": r["target"], "prediction": r["prediction"],
                                      "support": t["support"], "coverage": t["coverage"],
                                      "nearest": [{k: n.get(k) for k in ("id", "corpus", "label", "curriculum_position",
@@ -120,16 +97,7 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str
             slices[s] = summarize(merged.loc[mask, "score"].to_numpy(), n_boot)
         regression, flips = None, None
         if prev_res is not None and len(prev_res):
-            both = merged.merge(prev_res.rename(columns={"score": "prev_score", "passed": "prev_passed"}), on="id")
-            regression = {}
-            for s in slices:
-                if s in ("all", "clean"):
-                    m = both["id"].isin(merged.loc[clean, "id"]) if s == "clean" else np.ones(len(both), bool)
-                else:
-                    m = both["slices"].map(lambda x, s=s: s in x).to_numpy()
-                regression[s] = paired(both.loc[m, "score"].to_numpy(), both.loc[m, "prev_score"].to_numpy(), n_boot)
-            flips = {"pass_to_fail": both.loc[both["prev_passed"] & ~both["passed"], "id"].tolist(),
-                     "fail_to_pass": both.loc[~both["prev_passed"] & both["passed"], "id"].tolist()}
+            regression, flips = regressions(merged, prev_res, slices, clean if contamination else None, n_boot)
         gate_results = check_gates(gates, slices, regression) if gates else []
         run_id = uuid.uuid4().hex[:12]
         report = {
