@@ -41,12 +41,128 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import fields as dc_fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
     """A pipeline config that cannot run; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
+
+
+class CorpusSection(_Section):
+    name: str = Field(min_length=1)
+    paths: list[str] = Field(min_length=1)
+    text_field: str = "text"
+    id_field: str = "id"
+    label_field: str | None = "label"
+    annotator_field: str | None = "annotator"
+    truth: str | None = None
+    plot: str | None = None
+
+
+class ExportSection(_Section):
+    outdir: str = "shards"
+    format: Literal["parquet", "jsonl"] = "parquet"
+    shard_size: int = Field(100_000, ge=1)
+    order: Literal["curriculum", "random"] = "curriculum"
+    force: bool = False
+
+
+class BudgetSection(_Section):
+    flops: float | None = None
+    gpus: int | None = None
+    gpu: str | None = None
+    days: float | None = None
+    mfu: float | None = None
+    peak_tflops: float | None = None
+
+
+class ScalingSection(_Section):
+    observations: str
+    name: str | None = None
+    bootstrap: int = Field(200, ge=0)
+    plots: str | None = None
+    budgets: list[BudgetSection] = []
+
+
+class CalibrateSection(_Section):
+    enabled: bool = False
+    size: str = "tiny"
+    steps: int = Field(20, ge=1)
+    device: str = "auto"
+    corpus: str | None = None
+
+
+class EvalSection(_Section):
+    eval_set: str
+    predictions: str
+    model: str | None = None
+    metric: Literal["exact_match", "accuracy", "token_f1"] = "exact_match"
+    train_corpus: str | None = None
+    gates: str | None = None
+    out: str | None = None
+    name: str | None = None
+    n_boot: int = Field(2000, ge=0)
+
+
+class PipelineConfig(_Section):
+    db: str = "taomi.duckdb"
+    corpus: list[CorpusSection] = []
+    dedup: dict[str, Any] = {}
+    curriculum: dict[str, Any] = {}
+    export: ExportSection | None = None
+    scaling: ScalingSection | None = None
+    calibrate: CalibrateSection = CalibrateSection()
+    eval: list[EvalSection] = []
+
+    @field_validator("dedup")
+    @classmethod
+    def _dedup(cls, v: dict) -> dict:
+        from dedup.config import DedupConfig
+
+        _dataclass_keys(DedupConfig, {k: x for k, x in v.items() if k != "shard_docs"})
+        if "shard_docs" in v and (not isinstance(v["shard_docs"], int) or v["shard_docs"] < 1):
+            raise ValueError("shard_docs must be a positive integer")
+        return v
+
+    @field_validator("curriculum")
+    @classmethod
+    def _curriculum(cls, v: dict) -> dict:
+        from curation.curriculum import CurriculumConfig
+
+        c = dict(v)
+        if "weights" in c:
+            if not isinstance(c["weights"], dict):
+                raise ValueError("weights must be a table of scorer = number")
+            c["weights"] = tuple(c["weights"].items())
+        _dataclass_keys(CurriculumConfig, c)
+        return v
+
+
+def _dataclass_keys(cls, values: dict) -> None:
+    """Unknown keys and bad values of a stage's frozen dataclass config, as a ValueError."""
+    fields = {f.name: f for f in dc_fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown key {', '.join(repr(k) for k in unknown)} (known: {', '.join(fields)})")
+    for key, value in values.items():  # the type of a field's default is the type it takes
+        default = fields[key].default
+        want = float if isinstance(default, float) else type(default)
+        if default is not None and want in (bool, int, float, str) and not (
+                isinstance(value, want) and (want is bool or not isinstance(value, bool))
+                or want is float and isinstance(value, int) and not isinstance(value, bool)):
+            raise ValueError(f"{key} must be {want.__name__}, got {type(value).__name__} {value!r}")
+    try:
+        cls(**values)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def _resolve(base: Path, p: str | None) -> str | None:
@@ -67,35 +183,59 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return normalize(raw, p.parent, str(p))
 
 
+def _where(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
 def normalize(raw: dict, base: Path, where: str = "config") -> dict[str, Any]:
-    known = {"db", "corpus", "dedup", "curriculum", "export", "scaling", "calibrate", "eval"}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    cfg: dict[str, Any] = {"db": _resolve(base, raw.get("db", "taomi.duckdb"))}
-    corpora = []
-    for i, c in enumerate(raw.get("corpus", []), start=1):
-        if "name" not in c or "paths" not in c:
-            raise ConfigError(f"{where}: corpus {i}: needs 'name' and 'paths'")
-        corpora.append({**c, "paths": [_resolve(base, x) for x in c["paths"]]})
-    cfg["corpus"] = corpora
-    cfg["dedup"] = dict(raw.get("dedup", {}))
-    cfg["curriculum"] = dict(raw.get("curriculum", {}))
-    exp = dict(raw.get("export", {}))
-    if exp:
-        exp["outdir"] = _resolve(base, exp.get("outdir", "shards"))
-    cfg["export"] = exp
-    sc = dict(raw.get("scaling", {}))
-    if sc:
-        if "observations" not in sc:
-            raise ConfigError(f"{where}: [scaling] needs 'observations'")
-        sc["observations"] = _resolve(base, sc["observations"])
-    cfg["scaling"] = sc
-    cfg["calibrate"] = dict(raw.get("calibrate", {}))
-    evals = []
-    for i, e in enumerate(raw.get("eval", []), start=1):
-        if "eval_set" not in e or "predictions" not in e:
-            raise ConfigError(f"{where}: eval {i}: needs 'eval_set' and 'predictions'")
-        evals.append({**e, **{k: _resolve(base, e.get(k)) for k in ("eval_set", "predictions", "gates", "out")}})
-    cfg["eval"] = evals
-    return cfg
+    """Validate the whole config before anything runs (unknown keys, types, values, files that
+    must exist) and return it as plain dicts with paths resolved against the config's folder."""
+    try:
+        cfg = PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{where}: {_where(e['loc'])}: {msg}{more}") from None
+    out: dict[str, Any] = {"db": _resolve(base, cfg.db)}
+    missing: list[str] = []
+
+    def must_exist(key: str, value: str | None) -> str | None:
+        path = _resolve(base, value)
+        if path is not None and not Path(path).exists():
+            missing.append(f"{key} = {value!r} ({path}: no such file)")
+        return path
+
+    out["corpus"] = [{**c.model_dump(exclude_none=False),
+                      "paths": [must_exist(f"corpus[{i}].paths", x) for x in c.paths],
+                      "truth": must_exist(f"corpus[{i}].truth", c.truth), "plot": _resolve(base, c.plot)}
+                     for i, c in enumerate(cfg.corpus)]
+    out["dedup"] = dict(cfg.dedup)
+    out["curriculum"] = dict(cfg.curriculum)
+    out["export"] = {**cfg.export.model_dump(), "outdir": _resolve(base, cfg.export.outdir)} if cfg.export else {}
+    if cfg.scaling:
+        sc = cfg.scaling.model_dump()
+        sc["observations"] = must_exist("scaling.observations", cfg.scaling.observations)
+        sc["plots"] = _resolve(base, cfg.scaling.plots)
+        sc["budgets"] = [{k: v for k, v in b.items() if v is not None} for b in sc["budgets"]]
+        for i, b in enumerate(sc["budgets"]):
+            from scaling.planning import PlanRequest
+
+            try:
+                PlanRequest(**b)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: scaling.budgets[{i}]: {exc}") from None
+        out["scaling"] = sc
+    else:
+        out["scaling"] = {}
+    out["calibrate"] = cfg.calibrate.model_dump()
+    out["eval"] = [{**e.model_dump(), "eval_set": must_exist(f"eval[{i}].eval_set", e.eval_set),
+                    "predictions": must_exist(f"eval[{i}].predictions", e.predictions),
+                    "gates": must_exist(f"eval[{i}].gates", e.gates), "out": _resolve(base, e.out)}
+                   for i, e in enumerate(cfg.eval)]
+    if missing:
+        raise ConfigError(f"{where}: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    return out

@@ -18,15 +18,24 @@ from curation.curriculum import (
 from curation.plots import plot_curriculum
 from warehouse import curation_store as store
 from warehouse import export_store
+from warehouse.corpora import content_version
 from warehouse.db import db_path, session
 from warehouse.outputs import OutputDir, check_file, write_file
-from warehouse.runlog import finish_run, stable_hash, start_run
+from warehouse.runlog import (
+    effective_run,
+    last_ok_run,
+    logged_run,
+    skip_run,
+    stable_hash,
+)
 
 BATCH = 20_000
 
 
 def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Path | None = None,
                      force: bool = False) -> dict:
+    """Score the kept documents and store their order. Same documents, dedup decisions, label
+    findings and config as the stored order: no work, a `skipped` run row, the stored report."""
     if plot_path:
         check_file(plot_path, force=force, what="plot file")
     with session(db) as con:
@@ -34,9 +43,19 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
         ids = store.kept_documents(con, corpus, dedup_cfg)
         if len(ids) == 0:
             raise LookupError(f"corpus '{corpus}' has no documents to order (see `taomi corpora`)")
-        chash = stable_hash(cfg.as_dict(), dedup_cfg)
-        run = start_run(con, "curriculum", stable_hash(ids.tolist()[:1000], len(ids), chash), cfg.as_dict(),
-                        corpus, counts_in=len(ids))
+        labels = effective_run(con, "labels", corpus)
+        inputs = stable_hash(content_version(con, corpus), dedup_cfg, labels["inputs_hash"] if labels else None,
+                             cfg.as_dict())
+        stored = store.curriculum_rows(con, corpus, cfg.order)
+        prev = last_ok_run(con, "curriculum", corpus, inputs)
+        if len(stored) and stored["config_hash"].iloc[0] == inputs and prev and (prev["details"] or {}).get("report"):
+            skip_run(con, "curriculum", inputs, cfg.as_dict(), corpus, prev["run_id"], counts_in=len(ids))
+            report = {**prev["details"]["report"], "skipped": True, "reuses": prev["run_id"]}
+            if plot_path:
+                png = plot_curriculum(stored["difficulty"].to_numpy(), cfg)
+                report["plot"] = str(write_file(plot_path, lambda p: p.write_bytes(png), force=force,
+                                                what="plot file"))
+            return report
         lq = store.label_scores(con, corpus)
         cs = store.cluster_sizes(con, corpus, dedup_cfg) if dedup_cfg else None
 
@@ -46,7 +65,7 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
                 texts = store.texts_by_doc_id(c, ids[lo:lo + BATCH])["text"].tolist()
             yield texts
 
-    try:
+    with logged_run(db, "curriculum", inputs, cfg.as_dict(), corpus, counts_in=len(ids)) as run:
         counts = NgramCounts()  # pass 1: corpus n-gram counts, batch by batch (bounded memory)
         for texts in batches():
             counts.update(texts)
@@ -67,19 +86,15 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
             "doc_id": ids[order], "position": np.arange(len(order)), "pacing_step": steps,
             "difficulty": difficulty[order], "percentile": pct[order],
             "scores": [json.dumps({k: round(float(v[i]), 6) for k, v in scores.items()}) for i in order]})
-    except BaseException as exc:
-        with session(db) as con:
-            finish_run(con, run, status="failed", message=str(exc)[:500])
-        raise
-    with session(db) as con:
-        store.save_curriculum(con, corpus, cfg.order, chash, frame)
-        finish_run(con, run, counts_out=len(order))
-    report = {"corpus": corpus, "documents": len(ids), "order": cfg.order, "pacing": cfg.pacing, "steps": cfg.steps,
-              "scorers": sorted(scores), "notes": notes,
-              "difficulty_first_10pct": float(np.mean(difficulty[order[: max(1, len(order) // 10)]])),
-              "difficulty_last_10pct": float(np.mean(difficulty[order[-max(1, len(order) // 10):]])),
-              "spearman_position_difficulty": float(pd.Series(np.arange(len(order))).corr(
-                  pd.Series(difficulty[order]), method="spearman")) if len(order) > 2 else None}
+        with session(db) as con:  # the stored order carries the hash of the inputs it was made from
+            store.save_curriculum(con, corpus, cfg.order, inputs, frame)
+        report = {"corpus": corpus, "documents": len(ids), "order": cfg.order, "pacing": cfg.pacing,
+                  "steps": cfg.steps, "scorers": sorted(scores), "notes": notes,
+                  "difficulty_first_10pct": float(np.mean(difficulty[order[: max(1, len(order) // 10)]])),
+                  "difficulty_last_10pct": float(np.mean(difficulty[order[-max(1, len(order) // 10):]])),
+                  "spearman_position_difficulty": float(pd.Series(np.arange(len(order))).corr(
+                      pd.Series(difficulty[order]), method="spearman")) if len(order) > 2 else None}
+        run.counts_out, run.details = len(order), {"report": report}
     if plot_path:
         png = plot_curriculum(difficulty, cfg)
         report["plot"] = str(write_file(plot_path, lambda p: p.write_bytes(png), force=force, what="plot file"))
@@ -109,21 +124,21 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
               "curriculum_config_hash": str(rows["config_hash"].iloc[0])}
     key = stable_hash(header, rows["doc_id"].to_numpy().tobytes().hex())
     config = {"format": fmt, "shard_size": shard_size, "order": order, "outdir": str(out.path)}
-    with session(db) as con:
-        run = start_run(con, "export", key, config, corpus, counts_in=len(rows))
-    try:
-        manifest = export_store.unchanged(out, key)
-        status = "unchanged" if manifest else "written"
-        if manifest is None:
-            with session(db) as con:
-                manifest = export_store.write_shards(con, rows, out, fmt, shard_size, {**header, "content_key": key})
-    except BaseException as exc:
+    manifest = export_store.unchanged(out, key)
+    if manifest is not None:  # this exact export is already in OUTDIR, intact
         with session(db) as con:
-            finish_run(con, run, status="failed", message=str(exc)[:500])
-        raise
-    result = {"outdir": str(out.path), "status": status,
-              **{k: v for k, v in manifest.items() if k not in ("shards", "writer", "content_key")},
-              "shards": len(manifest["shards"]), "bytes": sum(s["bytes"] for s in manifest["shards"])}
-    with session(db) as con:
-        finish_run(con, run, counts_out=len(rows), details=result)
+            prev = last_ok_run(con, "export", corpus, key)
+            skip_run(con, "export", key, config, corpus, prev["run_id"] if prev else None, counts_in=len(rows))
+        return _export_result(out, "unchanged", manifest)
+    with logged_run(db, "export", key, config, corpus, counts_in=len(rows)) as run:
+        with session(db) as con:
+            manifest = export_store.write_shards(con, rows, out, fmt, shard_size, {**header, "content_key": key})
+        result = _export_result(out, "written", manifest)
+        run.counts_out, run.details = len(rows), result
     return result
+
+
+def _export_result(out: OutputDir, status: str, manifest: dict) -> dict:
+    return {"outdir": str(out.path), "status": status,
+            **{k: v for k, v in manifest.items() if k not in ("shards", "writer", "content_key")},
+            "shards": len(manifest["shards"]), "bytes": sum(s["bytes"] for s in manifest["shards"])}

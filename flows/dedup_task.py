@@ -20,7 +20,7 @@ from dedup.quality import quality_score
 from warehouse import dedup_store as store
 from warehouse.db import session
 from warehouse.outputs import check_file
-from warehouse.runlog import finish_run, last_ok_run, stable_hash, start_run
+from warehouse.runlog import finish_run, last_ok_run, skip_run, stable_hash, start_run
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -66,7 +66,8 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
         chash = config_hash(cfg)
         inputs = stable_hash(fingerprint, chash)
         prev = last_ok_run(con, "dedup", corpus, inputs)
-        if prev is not None:
+        if prev is not None:  # same documents, same config: the stored decisions are this run's
+            skip_run(con, "dedup", inputs, cfg.as_dict(), corpus, prev["run_id"], counts_in=n_docs)
             report = dict(prev["details"], unchanged=True)
             if pairs_out:
                 store.export_pairs(con, corpus, chash, pairs_out, force)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from curation.label_report import conflicts, label_report
 from warehouse import curation_store as store
-from warehouse.corpora import document_count
+from warehouse.corpora import content_version, document_count
 from warehouse.db import session
-from warehouse.runlog import finish_run, stable_hash, start_run
+from warehouse.runlog import effective_run, logged_run, skip_run, stable_hash
 
 
 class NoLabels(LookupError):
@@ -18,33 +18,39 @@ class NoLabels(LookupError):
 
 def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str | Path | None = None,
                  top: int = 20) -> dict:
-    # Read (a short connection), compute with the file closed, write back (another short one):
-    # a long label check never keeps other commands out of the database.
+    """Label findings for a corpus. Read (a short connection), compute with the file closed,
+    write back (another short one). Same documents, annotations, dedup config and options as the
+    run whose findings are stored: no work, a `skipped` run row, that run's report."""
+    config = {"n_boot": n_boot, "seed": seed, "top": top, "truth": str(truth) if truth else None}
     with session(db) as con:
         ann = store.annotations(con, corpus)
         if ann.empty:
             n = document_count(con, corpus)
             raise NoLabels(f"corpus '{corpus}' has no labels" if n else f"no corpus named '{corpus}'"
                            + " (ingest a file with --label-field and, for several annotators, --annotator-field)")
+        dedup_cfg = store.latest_dedup_config(con, corpus)
+        inputs = stable_hash(content_version(con, corpus), dedup_cfg, config)
+        eff = effective_run(con, "labels", corpus)
+        if eff and eff["inputs_hash"] == inputs and (eff.get("details") or {}).get("report"):
+            skip_run(con, "labels", inputs, config, corpus, eff["run_id"], counts_in=len(ann))
+            return {**eff["details"]["report"], "skipped": True, "reuses": eff["run_id"]}
         ids = ann["ext_id"].drop_duplicates().tolist()
         text_of = dict(zip(ids, store.texts_by_ext_id(con, corpus, ids)))
-        dedup_cfg = store.latest_dedup_config(con, corpus)
         groups = store.label_groups(con, corpus, dedup_cfg)
-        run = start_run(con, "labels", stable_hash(len(ann), corpus), {"n_boot": n_boot, "seed": seed}, corpus,
-                        counts_in=len(ann))
-    try:
+    with logged_run(db, "labels", inputs, config, corpus, counts_in=len(ann)) as run:
         report, agreement, consensus, suspects, given = label_report(ann, text_of, n_boot, seed, corpus)
         conf = conflicts(groups)
         if dedup_cfg is None:
             report["notes"].append("dedup has not run: conflicts cover exact duplicates only (run `taomi dedup`)")
-    except BaseException as exc:
         with session(db) as con:
-            finish_run(con, run, status="failed", message=str(exc)[:500])
-        raise
-    with session(db) as con:
-        store.save_labels(con, corpus, agreement, consensus, suspects, conf)
-        finish_run(con, run, counts_out=len(suspects), details={"suspects": len(suspects), "conflicts": len(conf)})
+            store.save_labels(con, corpus, agreement, consensus, suspects, conf)
+        report = _summary(report, agreement, consensus, suspects, conf, given, truth, top)
+        run.counts_out = len(suspects)
+        run.details = {"suspects": len(suspects), "conflicts": len(conf), "report": report}
+    return report
 
+
+def _summary(report: dict, agreement, consensus, suspects, conf, given, truth, top: int) -> dict:
     report["conflicts"] = [{"kind": r.kind, "ids": json.loads(r.ext_ids), "labels": json.loads(r.labels)}
                            for r in conf.itertuples()]
     report["agreement"] = agreement
@@ -60,8 +66,7 @@ def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str |
     if truth:
         planted = set(json.loads(Path(truth).read_text()).get("noisy_labels", []))
         found = {s["id"] for s in report["suspects"]}
-        labelled = set(given["ext_id"])
-        planted &= labelled
+        planted &= set(given["ext_id"])
         tp = len(found & planted)
         report["truth_check"] = {"planted": len(planted), "flagged": len(found), "true_positives": tp,
                                  "precision": tp / len(found) if found else None,

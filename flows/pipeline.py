@@ -2,9 +2,11 @@
 (which opens the warehouse, calls the domain and writes back); tasks pass paths, names and small
 dicts, never DataFrames or connections.
 
-Retries with backoff cover transient I/O (a locked database, a busy disk). Task caching is keyed
-on the task's inputs AND the warehouse state they read (documents, files, latest stage runs), so
-a cache hit can never skip work on data that changed. Every stage writes its run-log row and a
+Retries with backoff cover transient I/O only (a locked database, a busy disk): never bad input
+or a bug. There is no Prefect result cache: each stage knows the hash of its real inputs
+(upstream content versions plus its config) and, when nothing changed, does no work and writes a
+`skipped` run row naming the run it reuses (warehouse.runlog); a change upstream re-runs exactly
+the stages downstream of it. Every stage writes its run-log row and a
 Prefect artifact (markdown summary, table) so the Prefect UI shows the reports.
 """
 
@@ -33,21 +35,6 @@ def retry_transient(task, task_run, state) -> bool:
 RETRY = {"retries": 2, "retry_delay_seconds": [2, 8], "retry_condition_fn": retry_transient}
 
 
-def _state(db: str, corpus: str | None) -> str:
-    from warehouse.corpora import state_fingerprint
-    from warehouse.db import session
-
-    with session(db) as con:  # creates a missing file: a new warehouse with a new identity
-        return state_fingerprint(con, corpus)
-
-
-def content_key(context, parameters: dict[str, Any]) -> str:
-    """Cache key: task name + its inputs + the warehouse state those inputs read."""
-    db, corpus = parameters.get("db"), parameters.get("corpus")
-    files = [Path(p).stat().st_mtime_ns for p in parameters.get("paths", []) if Path(p).exists()]
-    return stable_hash(context.task.name, parameters, files, _state(db, corpus) if db else None)
-
-
 def _artifact(key: str, title: str, lines: list[str], table: list[dict] | None = None) -> None:
     key = "".join(c if c.isalnum() else "-" for c in key.lower()).strip("-")[:100]
     create_markdown_artifact(markdown=f"# {title}\n\n" + "\n".join(f"- {x}" for x in lines), key=key,
@@ -58,7 +45,7 @@ def _artifact(key: str, title: str, lines: list[str], table: list[dict] | None =
 
 # ---- tasks ----------------------------------------------------------------------------------
 
-@task(name="ingest", cache_key_fn=content_key, persist_result=True, **RETRY)
+@task(name="ingest", **RETRY)
 def ingest_t(db: str, corpus: str, paths: list[str], fields: dict) -> dict:
     from warehouse.db import session
     from warehouse.ingest import IngestConfig, ingest_paths
@@ -87,7 +74,7 @@ def shards_t(db: str, corpus: str, dedup: dict, shard_docs: int) -> list[tuple[i
     return signature_shards(db, corpus, DedupConfig(**dedup), shard_docs)
 
 
-@task(name="dedup", cache_key_fn=content_key, persist_result=True, **RETRY)
+@task(name="dedup", **RETRY)
 def dedup_t(db: str, corpus: str, dedup: dict) -> dict:
     from dedup.config import DedupConfig
     from flows.dedup_task import dedup_corpus
@@ -101,7 +88,7 @@ def dedup_t(db: str, corpus: str, dedup: dict) -> dict:
     return r
 
 
-@task(name="labels", cache_key_fn=content_key, persist_result=True, **RETRY)
+@task(name="labels", **RETRY)
 def labels_t(db: str, corpus: str, truth: str | None = None) -> dict:
     from flows.labels_task import NoLabels, check_labels
 
@@ -118,7 +105,7 @@ def labels_t(db: str, corpus: str, truth: str | None = None) -> dict:
         {"truth_check": r["truth_check"]} if "truth_check" in r else {})
 
 
-@task(name="curriculum", cache_key_fn=content_key, persist_result=True, **RETRY)
+@task(name="curriculum", **RETRY)
 def curriculum_t(db: str, corpus: str, curriculum: dict, plot: str | None = None) -> dict:
     from curation.curriculum import CurriculumConfig
     from flows.curriculum_task import build_curriculum
@@ -143,7 +130,7 @@ def export_t(db: str, corpus: str, export: dict) -> dict:
     return r
 
 
-@task(name="fit", cache_key_fn=content_key, persist_result=True, **RETRY)
+@task(name="fit", **RETRY)
 def fit_t(db: str, observations: str, bootstrap: int, name: str, plots: str | None = None) -> dict:
     from flows.scaling_task import fit_file
 

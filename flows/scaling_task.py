@@ -13,7 +13,7 @@ from scaling.observations import read_observations
 from warehouse import scaling_store as store
 from warehouse.db import session
 from warehouse.outputs import OutputDir
-from warehouse.runlog import finish_run, stable_hash, start_run
+from warehouse.runlog import finish_run, last_ok_run, skip_run, stable_hash, start_run
 
 LAWS = ("chinchilla", "kaplan", "data-constrained")
 PLOT_FILES = ("fit.png", "residuals.png", "isoflop.png")
@@ -24,6 +24,15 @@ def fit_file(db, path: str | Path, law: str = "chinchilla", method: str = "huber
              seed: int = 0, plots_dir: str | Path | None = None, progress=None, force: bool = False) -> dict:
     if law not in LAWS:
         raise ValueError(f"unknown law form '{law}'; choose one of {', '.join(LAWS)}")
+    if method not in ("huber", "likelihood"):
+        raise ValueError(f"unknown method '{method}'; choose huber or likelihood")
+    unsupported = [opt for opt, used in (("--method likelihood", method != "huber"),
+                                         (f"--bootstrap {bootstrap}", bootstrap > 0),
+                                         (f"--drop-outliers {drop_outliers}", drop_outliers > 0),
+                                         ("--fix " + ", ".join(sorted(fixed or {})), bool(fixed))) if used]
+    if law != "chinchilla" and unsupported:  # rejected, never silently ignored (nor stored as applied)
+        raise ValueError(f"--law {law} does not support {'; '.join(unsupported)}: these apply to --law chinchilla "
+                         "only")
     plots = OutputDir(plots_dir, force=force, what="plots folder") if plots_dir else None
     if plots:
         plots.check_writable(PLOT_FILES)
@@ -36,7 +45,9 @@ def fit_file(db, path: str | Path, law: str = "chinchilla", method: str = "huber
     with session(db) as con:
         store.save_observations(con, inputs_hash, str(path), frame)
         cached = store.find_fit(con, inputs_hash, config)
-        if cached is not None and cached["name"] == name:
+        if cached is not None and cached["name"] == name:  # same points, same options: no work
+            prev = last_ok_run(con, "fit", None, inputs_hash)
+            skip_run(con, "fit", inputs_hash, config, None, prev["run_id"] if prev else None, counts_in=len(obs))
             return _report(cached, cached=True)
         run = start_run(con, "fit", inputs_hash, config, counts_in=len(obs))
         try:

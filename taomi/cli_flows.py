@@ -21,7 +21,12 @@ def run_cmd(flow: str = typer.Argument("all", help="curate | scaling | calibrate
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Run a pipeline flow once (Prefect; ephemeral API unless PREFECT_API_URL points at a server)."""
     quiet_prefect()
-    from flows.config import ConfigError
+    from flows.config import ConfigError, load_config
+
+    try:
+        load_config(config)  # the whole config is checked before Prefect starts or anything is written
+    except ConfigError as exc:
+        fail(str(exc))
     from flows.pipeline import run_flow
 
     try:

@@ -66,21 +66,22 @@ def quarantine_rows(con: duckdb.DuckDBPyConnection, corpus: str, limit: int = 50
         ORDER BY path, line LIMIT ?""", [corpus, limit]))
 
 
-def state_fingerprint(con: duckdb.DuckDBPyConnection, corpus: str | None = None) -> str:
-    """What a cached stage result depends on in the warehouse: its identity (a recreated file is a
-    new warehouse, so results cached for the old one are never reused), the corpus's documents,
-    files and the latest successful run of each stage."""
-    docs = con.execute("""SELECT count(*), coalesce(max(doc_id), 0), coalesce(bit_xor(hash(content_hash)), 0)
-                          FROM documents WHERE corpus IS NOT DISTINCT FROM coalesce(?, corpus)""", [corpus]).fetchall()
-    files = con.execute("SELECT coalesce(string_agg(file_hash, ',' ORDER BY file_hash), '') FROM sources "
-                        "WHERE corpus = coalesce(?, corpus)", [corpus]).fetchall()
-    runs = con.execute("""SELECT coalesce(string_agg(stage || ':' || run_id, ',' ORDER BY stage), '') FROM (
-                              SELECT stage, arg_max(run_id, finished_at) AS run_id FROM runs
-                              WHERE status = 'ok' AND corpus IS NOT DISTINCT FROM ? GROUP BY stage)""", [corpus]).fetchall()
-    wid = con.execute("SELECT value FROM warehouse_meta WHERE key = 'warehouse_id'").fetchall()
-    return f"{wid[0][0] if wid else ''}|{docs[0]}|{files[0][0]}|{runs[0][0]}"
-
-
 def document_count(con: duckdb.DuckDBPyConnection, corpus: str) -> int:
     return int(con.execute("SELECT count(*) FROM documents WHERE corpus = ?", [corpus]).fetchall()[0][0])
+
+
+def content_version(con: duckdb.DuckDBPyConnection, corpus: str) -> str:
+    """An order-independent fingerprint of a corpus's documents and annotations: what the label
+    check and the curriculum read (with the dedup config). Equal versions, equal inputs."""
+    d = con.execute("SELECT count(*), coalesce(bit_xor(hash(doc_id, content_hash)), 0) FROM documents "
+                    "WHERE corpus = ?", [corpus]).fetchall()[0]
+    a = con.execute("SELECT count(*), coalesce(bit_xor(hash(ext_id, coalesce(annotator, ''), label)), 0) "
+                    "FROM annotations WHERE corpus = ?", [corpus]).fetchall()[0]
+    return f"{d[0]}:{d[1]}|{a[0]}:{a[1]}"
+
+
+def source_known(con: duckdb.DuckDBPyConnection, corpus: str, file_hash: str, mapping: str) -> bool:
+    """Was this file (by content) already ingested into the corpus with this field mapping?"""
+    return bool(con.execute("SELECT count(*) FROM sources WHERE corpus = ? AND file_hash = ? AND mapping = ?",
+                            [corpus, file_hash, mapping]).fetchall()[0][0])
 

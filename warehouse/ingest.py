@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from warehouse.corpora import source_known
 from warehouse.csv_reader import csv_chunks
 from warehouse.db import one, transaction
 from warehouse.readers import (
@@ -34,7 +35,7 @@ from warehouse.readers import (
     lit,
     parquet_chunks,
 )
-from warehouse.runlog import finish_run, stable_hash, start_run
+from warehouse.runlog import finish_run, last_ok_run, skip_run, stable_hash, start_run
 
 __all__ = [
     "FileResult",
@@ -253,8 +254,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, cfg: In
     digest = known_hash or file_hash(p)
     size = p.stat().st_size
     result = FileResult(str(p), fmt, "ingested", digest, size)
-    if one(con, "SELECT 1 FROM sources WHERE corpus = ? AND file_hash = ? AND mapping = ?",
-                   [cfg.corpus, digest, json.dumps(asdict(cfg))]):
+    if source_known(con, cfg.corpus, digest, json.dumps(asdict(cfg))):
         if progress:
             progress(size)
         result.status = "unchanged"
@@ -293,9 +293,15 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[str | os.PathLike],
     one still fails midway (an I/O error), the files before it stay committed and PartialIngest
     says so, naming the failed file."""
     fields = cfg.fields()
-    checked = [check_input(p, fields)[0] for p in paths]
+    probed = [check_input(p, fields) for p in paths]
+    checked = [p for p, _, _ in probed]
     hashes = [file_hash(p) for p in checked]
     inputs_hash = stable_hash(sorted(hashes), asdict(cfg))
+    mapping = json.dumps(asdict(cfg))
+    if all(source_known(con, cfg.corpus, h, mapping) for h in hashes):  # nothing new: a skipped run
+        prev = last_ok_run(con, "ingest", cfg.corpus, inputs_hash)
+        skip_run(con, "ingest", inputs_hash, asdict(cfg), cfg.corpus, prev["run_id"] if prev else None)
+        return [FileResult(str(p), fmt, "unchanged", h, p.stat().st_size) for (p, fmt, _), h in zip(probed, hashes)]
     run = start_run(con, "ingest", inputs_hash, asdict(cfg), corpus=cfg.corpus)
     results: list[FileResult] = []
     try:

@@ -213,6 +213,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE sources_v9 RENAME TO sources",
         ],
     ),
+    (
+        10,
+        "honest run log: the process that owns a run (pid, host), and the run a skipped one reuses",
+        [
+            "ALTER TABLE runs ADD COLUMN pid INTEGER",
+            "ALTER TABLE runs ADD COLUMN host VARCHAR",
+            "ALTER TABLE runs ADD COLUMN reuses VARCHAR",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

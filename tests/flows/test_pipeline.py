@@ -184,3 +184,107 @@ def test_cron_schedule_registers(harness, small, tmp_path):
     assert dep.parameters["config"].endswith("pipeline.toml")
     with pytest.raises(ValueError):
         deployment("all", "x.toml", "not a cron")
+
+
+def _runs_since(db: Path, t0) -> list[tuple[str, str]]:
+    from warehouse.db import connect
+
+    con = connect(db, read_only=True)
+    try:
+        return con.execute("SELECT stage, status FROM runs WHERE started_at > ? ORDER BY started_at",
+                           [t0]).fetchall()
+    finally:
+        con.close()
+
+
+def _now_utc():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def test_rerun_with_same_config_only_skips_and_a_new_threshold_reruns_downstream(harness, tmp_path, small):
+    from flows.pipeline import run_flow
+
+    _, s = small
+    cfg = write_config(tmp_path, s)
+    first = run_flow("curate", str(cfg))["c"]
+    t0 = _now_utc()
+    again = run_flow("curate", str(cfg))["c"]
+    rows = _runs_since(tmp_path / "p.duckdb", t0)
+    assert {stage for stage, _ in rows} >= {"ingest", "dedup", "labels", "curriculum", "export"}
+    assert {status for _, status in rows} == {"skipped"}, rows
+    assert again["dedup"]["docs_out"] == first["dedup"]["docs_out"] and again["export"]["status"] == "unchanged"
+    # A new threshold: dedup and everything downstream of it re-run; ingest does not.
+    cfg.write_text(cfg.read_text().replace("[dedup]\n", "[dedup]\nthreshold = 0.6\n"))
+    t1 = _now_utc()
+    run_flow("curate", str(cfg))
+    status = dict(_runs_since(tmp_path / "p.duckdb", t1))
+    assert status == {"ingest": "skipped", "dedup": "ok", "labels": "ok", "curriculum": "ok", "export": "ok"}
+
+
+def test_a_typo_in_the_config_exits_2_before_anything_is_written(tmp_path, small):
+    from typer.testing import CliRunner
+
+    from taomi.cli import app
+
+    _, s = small
+    cfg = write_config(tmp_path, s)
+    cfg.write_text(cfg.read_text().replace("[dedup]\n", "[dedup]\ntreshold = 0.7\n"))
+    r = CliRunner().invoke(app, ["run", "curate", "--config", str(cfg)])
+    assert r.exit_code == 2 and "dedup: unknown key 'treshold'" in r.stderr and str(cfg) in r.stderr
+    assert not (tmp_path / "p.duckdb").exists()  # not even created
+    cfg.write_text(cfg.read_text().replace("treshold = 0.7", "threshold = \"high\""))
+    r = CliRunner().invoke(app, ["run", "curate", "--config", str(cfg)])
+    assert r.exit_code == 2 and "threshold must be float, got str 'high'" in r.stderr
+    assert not (tmp_path / "p.duckdb").exists()
+
+
+def test_fit_options_a_law_cannot_honour_are_rejected(tmp_path, small):
+    from typer.testing import CliRunner
+
+    from taomi.cli import app
+
+    _, s = small
+    db = str(tmp_path / "f.duckdb")
+    r = CliRunner().invoke(app, ["--db", db, "fit", s["scaling_runs"], "--law", "kaplan", "--drop-outliers", "5",
+                                 "--bootstrap", "50", "--method", "likelihood", "--fix", "alpha=0.3"])
+    assert r.exit_code == 2
+    assert "--law kaplan does not support --method likelihood; --bootstrap 50; --drop-outliers 5; --fix alpha" \
+        in r.stderr
+    assert not Path(db).exists() or "kaplan" not in Path(db).read_bytes().decode("latin-1")
+
+
+def test_retries_only_transient_errors():
+    import duckdb
+
+    from flows.config import ConfigError
+    from warehouse.db import WarehouseBusy, is_transient
+    from warehouse.outputs import OutputRefused
+
+    assert is_transient(WarehouseBusy("busy")) and is_transient(duckdb.IOException("Could not set lock on file"))
+    assert is_transient(OSError(5, "Input/output error")) and is_transient(TimeoutError())
+    for exc in (ValueError("bad"), TypeError("bug"), KeyError("x"), ConfigError("typo"), OutputRefused("no"),
+                FileNotFoundError(2, "gone"), PermissionError(13, "denied")):
+        assert not is_transient(exc), exc
+
+
+def test_abandoned_runs_are_marked_and_failures_keep_their_reason(tmp_path):
+    from warehouse.db import connect
+    from warehouse.runlog import list_runs, logged_run
+
+    db = str(tmp_path / "r.duckdb")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    con = connect(db)
+    con.execute("INSERT INTO runs (run_id, stage, inputs_hash, started_at, status, pid, host) "
+                "VALUES ('r1', 'dedup', 'x', now(), 'running', ?, ?)", [int(dead), __import__("socket").gethostname()])
+    con.close()
+    with pytest.raises(ZeroDivisionError), logged_run(db, "labels", "h", {}, "c"):
+        _ = 1 / 0
+    con = connect(db, read_only=True)
+    rows = {r["run_id"]: r for r in list_runs(con)}
+    con.close()
+    assert rows["r1"]["status"] == "abandoned" and f"pid {dead}" in rows["r1"]["message"]
+    failed = next(r for r in rows.values() if r["stage"] == "labels")
+    assert failed["status"] == "failed" and failed["message"] == "ZeroDivisionError: division by zero"
