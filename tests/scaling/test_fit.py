@@ -34,7 +34,6 @@ def test_grid_fit_reproduces_epoch(chinchilla_points):
         assert sig3(p[k], v), (k, p[k], v)
     assert f.objective_ == pytest.approx(1.01827402e-3, rel=1e-6)
     assert f.n_at_best_ >= 2 and f.converged_
-    assert f.seconds_ < 5
 
 
 def test_likelihood_fit_reproduces_epoch_headline(chinchilla_points):
