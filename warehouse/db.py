@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,10 @@ class WarehouseBusy(WarehouseError):
 
 
 LOCK_WAIT_S = float(os.environ.get("TAOMI_LOCK_WAIT_S", "30"))
+# One duckdb.connect at a time per process: two threads opening the same file at once (Prefect
+# tasks on a worker) could share a database instance before the Python client had registered its
+# Arrow scan on it ("python_arrow_scan does not exist", seen on Dask workers under load).
+_CONNECT = threading.Lock()
 _HOLDER = re.compile(r"held in (.*?) \(PID (\d+)\)")
 
 
@@ -113,7 +118,8 @@ def connect(
     delay = 0.05
     while True:
         try:
-            con = duckdb.connect(str(target), read_only=read_only)
+            with _CONNECT:
+                con = duckdb.connect(str(target), read_only=read_only)
             break
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
