@@ -144,3 +144,26 @@ def moe_params(dense_params: float, expert_params: float, experts: int, top_k: i
         raise ValueError("top_k cannot exceed experts")
     return {"total_params": dense_params + experts * expert_params,
             "active_params": dense_params + top_k * expert_params}
+
+
+def training_state_bytes(params: float, precision: str = "bf16", optimizer: str = "adam") -> float:
+    """Weights and gradients in `precision` plus the optimizer's states, fp32 master weights
+    included (ZeRO paper, Rajbhandari et al. 2020, sec. 3.1: 2 + 2 + 12 = 16 bytes/param for
+    mixed-precision Adam). The one place this is computed (plans and the MoE estimate use it)."""
+    if precision not in BYTES:
+        raise ValueError(f"precision must be one of {', '.join(BYTES)}")
+    if optimizer not in OPTIMIZER_BYTES:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZER_BYTES)}")
+    return params * (2 * BYTES[precision] + OPTIMIZER_BYTES[optimizer])
+
+
+def moe_estimate(dense_params: float, expert_params: float, experts: int, top_k: int, tokens: float,
+                 precision: str = "bf16") -> dict:
+    """Mixture of experts: training FLOPs follow the active parameters, memory the total."""
+    p = moe_params(dense_params, expert_params, experts, top_k)
+    return {**p, "experts": experts, "top_k": top_k, "tokens": tokens,
+            "training_flops": training_flops(p["active_params"], tokens),
+            "dense_equivalent_flops": training_flops(p["total_params"], tokens),
+            "weights_bytes": p["total_params"] * BYTES[precision] if precision in BYTES else None,
+            "training_state_bytes": training_state_bytes(p["total_params"], precision)}
+

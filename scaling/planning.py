@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from scaling import plan as P
-from scaling.compute import OPTIMIZER_BYTES, SECONDS_PER_DAY, train_time
+from scaling.compute import SECONDS_PER_DAY, train_time, training_state_bytes
 from scaling.hardware import get_gpu
 from scaling.laws import ChinchillaLaw, DataConstrainedLaw
 
@@ -118,12 +118,12 @@ def budget(req: PlanRequest, calibrations: list[dict], law=None) -> dict:
 
 
 def training_state(params: float, optimizer: str = "adam", gpu_memory_gb: float | None = None) -> dict:
-    """Mixed-precision training state: bf16 weights + bf16 grads + optimizer states
-    (ZeRO paper, Rajbhandari et al. 2020, sec. 3.1: 2 + 2 + 12 = 16 bytes per parameter with Adam)."""
-    per = 2 + 2 + OPTIMIZER_BYTES[optimizer]
-    out = {"optimizer": optimizer, "training_state_bytes": params * per, "bytes_per_param": per}
+    """Mixed-precision (bf16) training state, and the GPUs needed just to hold it with ZeRO-3."""
+    per = training_state_bytes(1, "bf16", optimizer)
+    total = params * per
+    out = {"optimizer": optimizer, "training_state_bytes": total, "bytes_per_param": per}
     if gpu_memory_gb:
-        out["min_gpus_for_state_zero3"] = math.ceil(params * per / (gpu_memory_gb * 1e9))
+        out["min_gpus_for_state_zero3"] = math.ceil(total / (gpu_memory_gb * 1e9))
     return out
 
 

@@ -259,17 +259,10 @@ def estimate_moe(dense_params: float = typer.Option(..., "--dense-params", help=
                  tokens: float = typer.Option(..., "--tokens"), precision: str = typer.Option("bf16", "--precision"),
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """Mixture of experts: FLOPs follow the active parameters, memory the total."""
-    from scaling.compute import BYTES, OPTIMIZER_BYTES, moe_params, training_flops
+    from scaling.compute import moe_estimate
 
     try:
-        p = moe_params(dense_params, expert_params, experts, top_k)
-        if precision not in BYTES:
-            raise ValueError(f"precision must be one of {', '.join(BYTES)}")
-        out = {**p, "experts": experts, "top_k": top_k, "tokens": tokens,
-               "training_flops": training_flops(p["active_params"], tokens),
-               "dense_equivalent_flops": training_flops(p["total_params"], tokens),
-               "weights_bytes": p["total_params"] * BYTES[precision],
-               "training_state_bytes": p["total_params"] * (2 * BYTES[precision] + OPTIMIZER_BYTES["adam"])}
+        out = moe_estimate(dense_params, expert_params, experts, top_k, tokens, precision)
     except ValueError as exc:
         fail(str(exc))
     emit(out, as_json, title="mixture of experts", console=console)
