@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from scaling.laws import ChinchillaLaw, DataConstrainedLaw, KaplanLaw, get_law
 from scaling.planning import PlanRequest, answer_with
-from warehouse import scaling_store as store
 
 
 def law_from_fit(row: dict):
@@ -31,7 +30,9 @@ def resolve_law(con, law: str | None = None, fit: str | None = None):
     if fit:
         if con is None:
             raise LookupError("no database to read fits from")
-        row = store.get_fit(con, fit)
+        from warehouse.scaling_store import get_fit  # only a stored fit needs the warehouse (fast start)
+
+        row = get_fit(con, fit)
         if row is None:
             raise LookupError(f"no stored fit named '{fit}' (see `taomi fits`)")
         lw, samples = law_from_fit(row)

@@ -304,24 +304,8 @@ for _sub in (cli_curation.app, cli_eval.app, cli_flows.app, cli_plan.app):
 def run() -> None:
     """Console entry point: the commands, with the errors a user can act on as one line each
     (never a traceback): a busy database exits 75 (try again later), an unusable path 2."""
-    from warehouse.db import WarehouseBusy, WarehouseError
-    from warehouse.outputs import OutputRefused
-
     try:
         code = app(standalone_mode=False)
-    except WarehouseBusy as exc:
-        code = one_line(str(exc), EXIT_TEMPFAIL)
-    except (WarehouseError, OutputRefused) as exc:
-        code = one_line(str(exc), EXIT_USAGE)
-    except RuntimeError as exc:
-        if "Timed out while attempting to connect" not in str(exc):
-            raise
-        code = one_line("the Prefect API did not start in time (a loaded machine?); retry, raise "
-                         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or point PREFECT_API_URL at a server",
-                         EXIT_TEMPFAIL)
-    except OSError as exc:  # a path the OS refused: name it and say why
-        where = f"{exc.filename}: " if exc.filename else ""
-        code = one_line(f"{where}{exc.strerror or exc}", EXIT_USAGE)
     except click.exceptions.Abort:
         code = one_line("aborted", 1)
     except click.exceptions.ClickException as exc:
@@ -329,4 +313,27 @@ def run() -> None:
         code = exc.exit_code
     except click.exceptions.Exit as exc:
         code = exc.exit_code
+    except Exception as exc:
+        code = _known_error(exc)
+        if code is None:
+            raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _known_error(exc: Exception) -> int | None:
+    """The exit code for an error a user can act on, after printing it as one line; None for a
+    bug. The warehouse's error classes are looked up only if their module was loaded (a command
+    that never opened the database cannot have raised them): quick commands stay quick."""
+    db, out = sys.modules.get("warehouse.db"), sys.modules.get("warehouse.outputs")
+    if db is not None and isinstance(exc, db.WarehouseBusy):
+        return one_line(str(exc), EXIT_TEMPFAIL)
+    if (db is not None and isinstance(exc, db.WarehouseError)) or (out is not None and isinstance(exc, out.OutputRefused)):
+        return one_line(str(exc), EXIT_USAGE)
+    if isinstance(exc, RuntimeError) and "Timed out while attempting to connect" in str(exc):
+        return one_line("the Prefect API did not start in time (a loaded machine?); retry, raise "
+                        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or point PREFECT_API_URL at a server",
+                        EXIT_TEMPFAIL)
+    if isinstance(exc, OSError):  # a path the OS refused: name it and say why
+        where = f"{exc.filename}: " if exc.filename else ""
+        return one_line(f"{where}{exc.strerror or exc}", EXIT_USAGE)
+    return None

@@ -1,0 +1,35 @@
+"""A fast start (issue 16, item 5): `taomi --help` and the quick commands import none of the heavy
+libraries they do not need (timings are bench/startup_bench.py's job, not a test's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ["pandas", "duckdb", "prefect", "torch", "matplotlib", "pyarrow", "fastapi", "datasketch"]
+PROBE = f"""
+import json, sys
+sys.argv = ["taomi"] + json.loads(sys.argv[1])
+from taomi.cli import run
+try:
+    run()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["laws"], ["gpus"],
+                                  ["estimate", "time", "--params", "7e9", "--tokens", "2e12", "--gpus", "64",
+                                   "--gpu", "h100-sxm", "--mfu", "0.4"],
+                                  ["plan", "--flops", "1e23", "--law", "chinchilla-2022"]])
+def test_quick_commands_import_no_heavy_library(args):
+    r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True, check=False,
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert json.loads(r.stderr.strip().splitlines()[-1]) == [], r.stderr[-2000:]
