@@ -62,7 +62,10 @@ def label_report(ann: pd.DataFrame, text_of: dict[str, str], n_boot: int, seed: 
             "majority": [classes[i] if i >= 0 else None for i in mv], "majority_confidence": mv_conf,
             "majority_tie": tie, "dawid_skene": [classes[i] if i >= 0 else None for i in ds],
             "ds_confidence": ds_conf})
-        if len(annotators) >= 2:
+        if len(annotators) >= 2 and not ((ratings >= 0).sum(axis=1) >= 2).any():
+            report["notes"].append("every item has a single rating: agreement needs items rated by at least "
+                                   "two annotators; consensus is each item's one label")
+        elif len(annotators) >= 2:
             agreement = agreement_report(ratings, annotators, classes, ds, n_boot, seed)
             agreement["annotator_accuracy_dawid_skene"] = dict(zip(annotators, acc.round(4).tolist()))
         else:
