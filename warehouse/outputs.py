@@ -68,11 +68,11 @@ class OutputDir:
         self.files = self._load_ledger()
         self._clean_partials()
         if exclusive and not force and not (self.path / LEDGER).exists():
-            foreign = [c.name for c in sorted(self.path.iterdir())][:5]
+            foreign = [c.name for c in sorted(self.path.iterdir())]
             if foreign:
                 raise OutputRefused(
-                    f"{self.path}: not empty and not written by Taomi (holds {', '.join(foreign)}"
-                    f"{', ...' if len(foreign) == 5 else ''}); choose a new or empty {what}, or {FORCE_HINT}")
+                    f"{self.path}: not empty and not written by Taomi (holds {', '.join(foreign[:5])}"
+                    f"{', ...' if len(foreign) > 5 else ''}); choose a new or empty {what}, or {FORCE_HINT}")
 
     # -- the ledger ---------------------------------------------------------------------------
     def _load_ledger(self) -> dict[str, dict]:
