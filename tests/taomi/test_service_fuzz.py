@@ -133,7 +133,7 @@ def test_a_20mb_body_is_413_and_does_not_stall_other_clients(server):
     finally:
         stop.set()
         t.join()
-    assert latencies and max(latencies) < 1.0 and statistics.median(latencies) < 0.1
+    assert latencies and max(latencies) < 1.5 and statistics.median(latencies) < 0.1  # the stall was 2-3 s
 
 
 def test_docs_work_offline(server):
