@@ -88,6 +88,7 @@ class ScalingSection(_Section):
     observations: str
     name: str | None = None
     bootstrap: int = Field(200, ge=0)
+    drop_outliers: int = Field(0, ge=0)
     plots: str | None = None
     budgets: list[BudgetSection] = []
 

@@ -131,10 +131,11 @@ def export_t(db: str, corpus: str, export: dict) -> dict:
 
 
 @task(name="fit", **RETRY)
-def fit_t(db: str, observations: str, bootstrap: int, name: str, plots: str | None = None) -> dict:
+def fit_t(db: str, observations: str, bootstrap: int, name: str, plots: str | None = None,
+          drop_outliers: int = 0) -> dict:
     from flows.scaling_task import fit_file
 
-    r = fit_file(db, observations, bootstrap=bootstrap, name=name, plots_dir=plots)
+    r = fit_file(db, observations, bootstrap=bootstrap, name=name, plots_dir=plots, drop_outliers=drop_outliers)
     _artifact(f"fit-{name}", f"fit {name}", [f"{k} = {v:.6g}" for k, v in r["params"].items()],
               [{"param": k, "lo": v[0], "hi": v[1]} for k, v in r["ci"].items()])
     return r
@@ -234,7 +235,8 @@ def scaling_flow(config: str | dict) -> dict:
     if not sc:
         return {"skipped": "no [scaling] section"}
     name = sc.get("name", Path(sc["observations"]).stem)
-    fit = fit_t(cfg["db"], sc["observations"], int(sc.get("bootstrap", 200)), name, sc.get("plots"))
+    fit = fit_t(cfg["db"], sc["observations"], int(sc.get("bootstrap", 200)), name, sc.get("plots"),
+                int(sc.get("drop_outliers", 0)))
     plans = [plan_t(cfg["db"], name, b) for b in sc.get("budgets", [])]
     return {"fit": fit, "plans": plans}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from scaling.data import CHINCHILLA_POINTS
 from taomi.demo_data import DemoConfig, generate
 from taomi.output import emit
 from warehouse.outputs import OutputDir
@@ -34,8 +35,11 @@ format = "parquet"
 shard_size = 1000
 
 [scaling]
-observations = "data/scaling_runs.csv"
-name = "demo-runs"
+# real measurements: Epoch AI's extraction of the Chinchilla paper's Figure 4 (Hoffmann et al.
+# 2022), fitted as Epoch did (Besiroglu et al. 2024): the 5 highest-loss points dropped
+observations = "{observations}"
+drop_outliers = 5
+name = "epoch-chinchilla"
 bootstrap = 200
 plots = "{plots}"
 budgets = [{{gpus = 64, gpu = "h100-sxm", days = 14}}, {{flops = 1e23}}]
@@ -80,7 +84,8 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
         f"{data['broken_lines']} broken lines -> {workdir / 'data'}")
     cfg_path = workdir / "pipeline.toml"
     home.write_text(cfg_path.name, DEMO_CONFIG.format(path=cfg_path, db=Path(db).resolve(), truth=data["truth"],
-                                                      plot=workdir / "plots" / "curriculum.png", plots=workdir / "plots"))
+                                                      plot=workdir / "plots" / "curriculum.png", plots=workdir / "plots",
+                                                      observations=CHINCHILLA_POINTS))
     say(f"running the `all` Prefect flow ({cfg_path}) ...")
     from flows.pipeline import run_flow
 
@@ -119,7 +124,8 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
         say(f"[bold]6. calibration[/]: {cal.get('skipped')}")
     fit = res["scaling"]["fit"]
     p, ci = fit["params"], fit["ci"]
-    say(f"[bold]7. scaling law[/] fitted to {fit['n_points']} small runs: L = {p['E']:.3f} + {p['A']:.0f}/N^{p['alpha']:.3f}"
+    say(f"[bold]7. scaling law[/] fitted to {fit['n_points']} published training runs (Epoch AI's extraction of "
+        f"Chinchilla's Fig. 4, 5 highest-loss dropped): L = {p['E']:.3f} + {p['A']:.0f}/N^{p['alpha']:.3f}"
         f" + {p['B']:.0f}/D^{p['beta']:.3f}; alpha 95% CI [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], beta "
         f"[{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}]"
         + (f"; poorly determined: {', '.join(fit['poorly_determined'])}" if fit["poorly_determined"] else ""))
