@@ -127,8 +127,7 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
     manifest = export_store.unchanged(out, key)
     if manifest is not None:  # this exact export is already in OUTDIR, intact
         with session(db) as con:
-            prev = last_ok_run(con, "export", corpus, key)
-            skip_run(con, "export", key, config, corpus, prev["run_id"] if prev else None, counts_in=len(rows))
+            skip_run(con, "export", key, config, corpus, counts_in=len(rows))
         return _export_result(out, "unchanged", manifest)
     with logged_run(db, "export", key, config, corpus, counts_in=len(rows)) as run:
         with session(db) as con:

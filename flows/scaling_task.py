@@ -13,7 +13,7 @@ from scaling.observations import read_observations
 from warehouse import scaling_store as store
 from warehouse.db import session
 from warehouse.outputs import OutputDir
-from warehouse.runlog import finish_run, last_ok_run, skip_run, stable_hash, start_run
+from warehouse.runlog import finish_run, skip_run, stable_hash, start_run
 
 LAWS = ("chinchilla", "kaplan", "data-constrained")
 PLOT_FILES = ("fit.png", "residuals.png", "isoflop.png")
@@ -46,8 +46,7 @@ def fit_file(db, path: str | Path, law: str = "chinchilla", method: str = "huber
         store.save_observations(con, inputs_hash, str(path), frame)
         cached = store.find_fit(con, inputs_hash, config)
         if cached is not None and cached["name"] == name:  # same points, same options: no work
-            prev = last_ok_run(con, "fit", None, inputs_hash)
-            skip_run(con, "fit", inputs_hash, config, None, prev["run_id"] if prev else None, counts_in=len(obs))
+            skip_run(con, "fit", inputs_hash, config, None, counts_in=len(obs))
             return _report(cached, cached=True)
         run = start_run(con, "fit", inputs_hash, config, counts_in=len(obs))
         try:

@@ -30,10 +30,10 @@ def _bytes(x: float) -> str:
 
 
 def _open_ro():
-    from warehouse.db import connect, db_path
+    """A read-only connection when a database exists (plans without one use published laws)."""
+    from warehouse.db import db_path, open_read_only
 
-    path = db_path(state.db)
-    return connect(path, read_only=True) if path.exists() else None
+    return open_read_only(state.db) if db_path(state.db).exists() else None
 
 
 @app.command()

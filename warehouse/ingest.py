@@ -35,7 +35,7 @@ from warehouse.readers import (
     lit,
     parquet_chunks,
 )
-from warehouse.runlog import finish_run, last_ok_run, skip_run, stable_hash, start_run
+from warehouse.runlog import finish_run, skip_run, stable_hash, start_run
 
 __all__ = [
     "FileResult",
@@ -299,8 +299,7 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[str | os.PathLike],
     inputs_hash = stable_hash(sorted(hashes), asdict(cfg))
     mapping = json.dumps(asdict(cfg))
     if all(source_known(con, cfg.corpus, h, mapping) for h in hashes):  # nothing new: a skipped run
-        prev = last_ok_run(con, "ingest", cfg.corpus, inputs_hash)
-        skip_run(con, "ingest", inputs_hash, asdict(cfg), cfg.corpus, prev["run_id"] if prev else None)
+        skip_run(con, "ingest", inputs_hash, asdict(cfg), cfg.corpus)
         return [FileResult(str(p), fmt, "unchanged", h, p.stat().st_size) for (p, fmt, _), h in zip(probed, hashes)]
     run = start_run(con, "ingest", inputs_hash, asdict(cfg), corpus=cfg.corpus)
     results: list[FileResult] = []

@@ -79,9 +79,13 @@ def start_run(con: duckdb.DuckDBPyConnection, stage: str, inputs_hash: str, conf
 
 
 def skip_run(con: duckdb.DuckDBPyConnection, stage: str, inputs_hash: str, config: dict, corpus: str | None,
-             reuses: str | None, counts_in: int | None = None) -> Run:
-    """Record that a stage did no work: its inputs equal those of run `reuses`."""
+             reuses: str | None = None, counts_in: int | None = None) -> Run:
+    """Record that a stage did no work: its inputs equal those of run `reuses` (default: the
+    latest successful run of the stage with these inputs, when there is one)."""
     mark_abandoned(con)
+    if reuses is None:
+        prev = last_ok_run(con, stage, corpus, inputs_hash)
+        reuses = prev["run_id"] if prev else None
     run = Run(uuid.uuid4().hex, stage, corpus, inputs_hash, config)
     now = _now()
     con.execute(
