@@ -141,7 +141,16 @@ def runs(limit: int = typer.Option(20, "--limit", min=1), as_json: bool = typer.
 
     with reading() as con:
         rows = list_runs(con, limit)
-    emit(rows, as_json, title="runs")
+    if as_json:
+        emit(rows, True, title="runs")
+        return
+    for r in rows:  # one line per run: the table was unreadable at 80 columns (--json has every field)
+        took = f"{(r['finished_at'] - r['started_at']).total_seconds():.1f}s" if r["finished_at"] else "-"
+        counts = f"{r['counts_in'] if r['counts_in'] is not None else '-'} -> " \
+                 f"{r['counts_out'] if r['counts_out'] is not None else '-'}"
+        why = f"reuses {r['reuses'][:8]}" if r["reuses"] else (r["message"] or "")
+        console.print(f"{r['run_id'][:8]}  {r['started_at']:%Y-%m-%d %H:%M:%S}  {r['stage']:<10} {r['corpus'] or '':<10} "
+                      f"{r['status']:<9} {counts:<16} {took:>7}  {why}", highlight=False, soft_wrap=True)
 
 
 def _dedup_config(threshold: float, num_perm: int, ngram: int, char_ngrams: bool, policy: str):
