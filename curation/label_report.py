@@ -11,7 +11,7 @@ import pandas as pd
 
 from curation.agreement import agreement_report
 from curation.consensus import dawid_skene, majority_vote
-from curation.suspects import find_suspects, hashed_features, out_of_fold_probabilities
+from curation.suspects import SuspectConfig, suspect_labels
 
 
 def rating_matrix(ann: pd.DataFrame) -> tuple[np.ndarray, list[str], list[str], list[str]]:
@@ -84,8 +84,7 @@ def label_report(ann: pd.DataFrame, text_of: dict[str, str], n_boot: int, seed: 
     if len(given) >= 20 and len(lab) >= 2 and given["label"].value_counts().min() >= 2:
         texts = [text_of[i] for i in given["ext_id"]]
         y = given["label"].map({c: i for i, c in enumerate(lab)}).to_numpy()
-        probs = out_of_fold_probabilities(hashed_features(texts), y, len(lab), seed=seed)
-        s = find_suspects(probs, y)
+        s = suspect_labels(texts, y, len(lab), SuspectConfig(seed=seed))
         idx = np.flatnonzero(s["suspect"])
         idx = idx[np.argsort(s["score"][idx], kind="stable")]
         suspects = pd.DataFrame({"ext_id": given["ext_id"].to_numpy()[idx], "given": [lab[y[i]] for i in idx],

@@ -1,86 +1,95 @@
-"""Suspect labels by confident learning (Northcutt et al. 2021) on out-of-fold probabilities of a
-small text classifier: hashed word uni+bigram counts (sublinear tf, L2-normalised), multinomial
-logistic regression with L2 (scipy L-BFGS), K-fold out-of-fold predictions.
+"""Suspect labels: confident learning (Northcutt et al. 2021, JAIR 70) on out-of-fold
+probabilities of two text classifiers, with the libraries made for each part.
 
-An item is suspect when its confident label (the most probable class among those clearing their
-class's average self-confidence threshold, Northcutt et al. eq. 2; the argmax when none does)
-differs from its given label; the ranking score is the self-confidence p(given label | text):
-lower is more suspect.
+- scikit-learn: TF-IDF features, the classifiers and the K-fold out-of-fold probabilities.
+  Two views averaged: logistic regression on word 1-2-grams (C=10, the usual cleanlab text
+  baseline) and a calibrated linear SVM on word + character 2-5-grams, which catches what the
+  word view misses (identifiers, morphology, markup).
+- cleanlab: the confident joint and its pruning (`filter_by="both"`: an item is flagged only when
+  both the per-class and the noise-rate rules agree, the precision-leaning choice), and the
+  self-confidence score that ranks the list.
+
+Measured on real text (bench/labels_bench.py: 2,040 docstrings of six libraries, 5/8/15% flips),
+this ensemble + "both" has precision 0.79-0.81 where cleanlab's default on the single word model
+has 0.63-0.74, at equal or higher F1.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
-import zlib
+import os
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import minimize
-
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-def hashed_features(texts: list[str], n_features: int = 1 << 16) -> sparse.csr_matrix:
-    """Word unigrams and bigrams hashed (crc32, stable across runs) into n_features columns."""
-    rows, cols = [], []
-    for i, t in enumerate(texts):
-        w = _TOKEN.findall(t.lower())
-        grams = w + [a + " " + b for a, b in itertools.pairwise(w)]
-        rows.extend([i] * len(grams))
-        cols.extend(zlib.crc32(g.encode()) % n_features for g in grams)
-    x = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(texts), n_features))
-    x.sum_duplicates()
-    x.data = 1 + np.log(x.data)
-    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-    return sparse.diags(1 / np.maximum(norms, 1e-12)) @ x
+@dataclass(frozen=True)
+class SuspectConfig:
+    folds: int = 5
+    seed: int = 0
+    workers: int = 0  # processes for the folds; 0 = one per core, at most `folds`
+    filter_by: str = "both"  # cleanlab's pruning rule
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise ValueError(f"folds must be >= 2, got {self.folds}")
+        if self.filter_by not in ("both", "prune_by_noise_rate", "prune_by_class", "confident_learning",
+                                  "predicted_neq_given"):
+            raise ValueError(f"filter_by {self.filter_by!r} is not one of cleanlab's rules")
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def _features(texts: list[str]):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    min_df = 2 if len(texts) >= 100 else 1
+    words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
+                            min_df=min_df).fit_transform(texts)
+    return words, sparse.hstack([words, chars]).tocsr()
 
 
-def fit_logreg(x: sparse.csr_matrix, y: np.ndarray, k: int, l2: float = 1e-3, max_iter: int = 200) -> np.ndarray:
-    """Multinomial logistic regression weights (d + 1, k), mean cross-entropy + l2/2 |W|^2."""
-    n, d = x.shape
-    onehot = np.eye(k)[y]
-
-    def fun(w):
-        W = w.reshape(d + 1, k)
-        p = _softmax(x @ W[:-1] + W[-1])
-        loss = -np.sum(onehot * np.log(p + 1e-12)) / n + 0.5 * l2 * np.sum(W[:-1] ** 2)
-        g = p - onehot
-        grad = np.vstack([x.T @ g / n + l2 * W[:-1], g.sum(axis=0) / n])
-        return loss, grad.ravel()
-
-    r = minimize(fun, np.zeros((d + 1) * k), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
-    return r.x.reshape(d + 1, k)
-
-
-def out_of_fold_probabilities(x: sparse.csr_matrix, y: np.ndarray, k: int, folds: int = 5, seed: int = 0
+def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: SuspectConfig = SuspectConfig()
                               ) -> np.ndarray:
-    n = x.shape[0]
-    order = np.random.default_rng(seed).permutation(n)
-    probs = np.zeros((n, k))
-    for f in range(folds):
-        test = order[f::folds]
-        train = np.setdiff1d(order, test)
-        W = fit_logreg(x[train], y[train], k)
-        probs[test] = _softmax(x[test] @ W[:-1] + W[-1])
+    """(n, k) probabilities, each row from models that never saw that item."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.svm import LinearSVC
+
+    counts = np.bincount(y, minlength=k)
+    folds = int(min(cfg.folds, counts.min()))
+    if folds < 2:
+        raise ValueError("every class needs at least 2 items for out-of-fold probabilities")
+    cv = StratifiedKFold(folds, shuffle=True, random_state=cfg.seed)
+    jobs = cfg.workers or min(folds, os.cpu_count() or 1)
+    words, both = _features(texts)
+    probs = cross_val_predict(LogisticRegression(C=10, max_iter=1000), words, y, cv=cv, method="predict_proba",
+                              n_jobs=jobs)
+    # The SVM's calibration splits each training fold in 3: it needs a few items per class.
+    if counts.min() >= 10:
+        svm = CalibratedClassifierCV(LinearSVC(C=0.5), cv=3)
+        probs = (probs + cross_val_predict(svm, both, y, cv=cv, method="predict_proba", n_jobs=jobs)) / 2
     return probs
 
 
-def find_suspects(probs: np.ndarray, given: np.ndarray) -> dict[str, np.ndarray]:
-    """Confident-learning suspects: (mask, suggested label, self-confidence score)."""
-    n, k = probs.shape
-    thresholds = np.array([probs[given == j, j].mean() if np.any(given == j) else 1.0 for j in range(k)])
-    above = probs >= thresholds[None, :]
-    masked = np.where(above, probs, -1.0)
-    # Nothing clears its threshold (a well-separated classifier sets them high): fall back to the
-    # argmax, i.e. cleanlab's "predicted != given" rule for those items.
-    confident = np.where(above.any(axis=1), masked.argmax(axis=1), probs.argmax(axis=1))
-    suspect = confident != given
-    self_conf = probs[np.arange(n), given]
-    return {"suspect": suspect, "suggested": confident, "score": self_conf, "thresholds": thresholds}
+def find_suspects(probs: np.ndarray, given: np.ndarray, filter_by: str = "both") -> dict[str, np.ndarray]:
+    """Confident-learning suspects: mask, suggested label (the most probable other class) and
+    score (self-confidence p(given | text): lower is more suspect)."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    with warnings.catch_warnings():  # cleanlab warns, per class, when a class is never predicted
+        warnings.simplefilter("ignore", UserWarning)
+        suspect = find_label_issues(given, probs, filter_by=filter_by, n_jobs=1)
+    score = get_label_quality_scores(given, probs, method="self_confidence")
+    other = probs.copy()
+    other[np.arange(len(given)), given] = -1.0
+    return {"suspect": suspect, "suggested": other.argmax(axis=1), "score": score}
+
+
+def suspect_labels(texts: list[str], y: np.ndarray, k: int, cfg: SuspectConfig = SuspectConfig()
+                   ) -> dict[str, np.ndarray]:
+    """Suspects among `texts` with given label codes `y` (0..k-1), plus the probabilities."""
+    probs = out_of_fold_probabilities(texts, y, k, cfg)
+    return find_suspects(probs, y, cfg.filter_by) | {"probs": probs}

@@ -1,5 +1,8 @@
 """Failure tracing: for each failed item, the nearest training documents (TF-IDF cosine over
-hashed word uni+bigrams, two streaming passes) and how much the corpus has like it."""
+hashed word uni+bigrams, two streaming passes) and how much the corpus has like it.
+
+Features: scikit-learn's stateless HashingVectorizer (word 1-2-grams into 2^16 columns, no
+vocabulary to hold, so the training corpus streams in batches), sublinear tf, L2 rows."""
 
 from __future__ import annotations
 
@@ -7,10 +10,19 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 from scipy import sparse
-
-from curation.suspects import hashed_features
+from sklearn.feature_extraction.text import HashingVectorizer
 
 N_FEATURES = 1 << 16
+_HASHER = HashingVectorizer(ngram_range=(1, 2), n_features=N_FEATURES, alternate_sign=False, norm=None,
+                            token_pattern=r"(?u)\b\w+\b")
+
+
+def hashed_features(texts: list[str]) -> sparse.csr_matrix:
+    """Sublinear-tf hashed word uni+bigram counts, rows L2-normalised."""
+    x = _HASHER.transform(texts).tocsr()
+    x.data = 1 + np.log(x.data)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    return sparse.diags(1 / np.maximum(norms, 1e-12)) @ x
 
 
 def _binary(x: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -20,7 +32,7 @@ def _binary(x: sparse.csr_matrix) -> sparse.csr_matrix:
 
 
 def _weighted(texts: list[str], idf: np.ndarray) -> sparse.csr_matrix:
-    x = hashed_features(texts, N_FEATURES) @ sparse.diags(idf)
+    x = hashed_features(texts) @ sparse.diags(idf)
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
     return sparse.diags(1 / np.maximum(norms, 1e-12)) @ x
 
@@ -31,7 +43,7 @@ def nearest_documents(items: list[str], batches: Callable[[], Iterable[tuple[np.
     df = np.zeros(N_FEATURES)
     n_docs = 0
     for _, texts in batches():
-        df += np.asarray(_binary(hashed_features(texts, N_FEATURES)).sum(axis=0)).ravel()
+        df += np.asarray(_binary(hashed_features(texts)).sum(axis=0)).ravel()
         n_docs += len(texts)
     idf = np.log((n_docs + 1) / (df + 1)) + 1
     q = _weighted(items, idf)
