@@ -16,7 +16,20 @@ import numpy as np
 from dedup.config import DedupConfig
 
 U64 = np.uint64
-_NGRAM_MULT = np.array([(0x9E3779B97F4A7C15 * (2 * k + 1)) % (1 << 64) | 1 for k in range(32)], dtype=U64)
+SHINGLE_VERSION = 2  # part of the dedup config hash: signatures of another version are never mixed in
+
+
+def _splitmix_int(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) % (1 << 64)
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) % (1 << 64)
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) % (1 << 64)
+    return x ^ (x >> 31)
+
+
+# One pseudo-random odd multiplier per window position. (Version 1 used c*(2k+1): the n-gram hash
+# then depended only on each word's summed position weights, so reorderings of a few words, e.g.
+# digit runs "0 1 2 0 2 1 ..." or a small alphabet's character n-grams, collided.)
+_NGRAM_MULT = np.array([_splitmix_int(k + 1) | 1 for k in range(32)], dtype=U64)
 
 # ASCII punctuation -> space (punctuation folding). Common non-ASCII punctuation NFKC keeps:
 _ASCII_PUNCT = str.maketrans({c: " " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"})

@@ -17,6 +17,7 @@ from dedup.decisions import merge_decisions
 from dedup.exact import exact_duplicates
 from dedup.pipeline import near_duplicates, signatures_for
 from dedup.quality import quality_score
+from dedup.shingle import SHINGLE_VERSION
 from warehouse import dedup_store as store
 from warehouse.db import session
 from warehouse.outputs import check_file
@@ -26,7 +27,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def config_hash(cfg: DedupConfig) -> str:
-    return stable_hash({k: v for k, v in cfg.as_dict().items() if k != "batch_docs"})
+    return stable_hash({k: v for k, v in cfg.as_dict().items() if k != "batch_docs"} | {"shingle": SHINGLE_VERSION})
 
 
 def _rank(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig) -> np.ndarray:

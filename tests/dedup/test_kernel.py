@@ -139,3 +139,16 @@ def test_exact_groups_keep_one_by_rank():
 def test_bad_config_is_a_clear_error(kwargs):
     with pytest.raises(ValueError):
         DedupConfig(**kwargs)
+
+
+@pytest.mark.parametrize("cfg", [DedupConfig(ngram=13), DedupConfig(ngram=5), DedupConfig(char_ngrams=True, ngram=5)])
+def test_reordered_windows_of_a_small_vocabulary_never_collide(cfg):
+    # Digit runs, tables, DNA-like strings: few distinct tokens, many orders. Distinct windows
+    # must hash apart (a position-weighted sum of word hashes made reorderings collide).
+    rng = np.random.default_rng(0)
+    seq = rng.integers(0, 3, 6000).astype(str).tolist()
+    text = ("".join(seq) if cfg.char_ngrams else " ".join(seq))
+    h, _ = shingle_batch([text], cfg)
+    toks = list(text) if cfg.char_ngrams else seq
+    windows = {tuple(toks[i:i + cfg.ngram]) for i in range(len(toks) - cfg.ngram + 1)}
+    assert len(np.unique(h)) == len(windows)
