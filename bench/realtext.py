@@ -4,16 +4,16 @@ each labelled with the library it documents.
 Human-written prose about overlapping subjects (arrays, statistics, models, data frames, plots),
 so the classes share vocabulary: nothing here is generated. Parsed with `ast` from the installed
 source (nothing is imported), the code examples cut off, exact repeats dropped, then a seeded
-sample per class. Cached under bench/out/ keyed on the packages' versions.
+sample per class. Cached under bench/out/ keyed on each package's version.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -54,26 +54,32 @@ def _docstrings(module: str, min_words: int, max_words: int) -> list[dict]:
     return out
 
 
+def _cached_docstrings(module: str, dist: str, min_words: int, max_words: int) -> list[dict]:
+    """One library's docstrings, cached under bench/out/ by library version and word limits."""
+    cache = _CACHE / f"docstrings-{module}-{importlib.metadata.version(dist)}-{min_words}-{max_words}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    docs = _docstrings(module, min_words, max_words)
+    _CACHE.mkdir(exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(docs))
+    tmp.replace(cache)
+    return docs
+
+
 def docstring_corpus(per_class: int = 340, seed: int = 0, min_words: int = 30, max_words: int = 200,
                      libraries=LIBRARIES) -> list[dict]:
     """[{id, text, label, where}] with up to `per_class` docstrings from each library."""
-    versions = {m: importlib.metadata.version(dist) for m, dist in libraries}
-    key = hashlib.sha256(json.dumps([versions, per_class, seed, min_words, max_words]).encode()).hexdigest()[:16]
-    cache = _CACHE / f"docstrings-{key}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
     rows, seen = [], set()
-    for module, _ in libraries:
+    for module, dist in libraries:
         docs = []
-        for d in _docstrings(module, min_words, max_words):
+        for d in _cached_docstrings(module, dist, min_words, max_words):
             norm = _SPACE.sub(" ", d["text"].lower())
             if norm not in seen:  # exact repeats (inherited, templated) would sit in two folds
                 seen.add(norm)
                 docs.append(d)
         for i, d in enumerate(random.Random(seed).sample(docs, min(per_class, len(docs)))):
             rows.append({"id": f"{module}-{i:04d}", "text": d["text"], "label": module, "where": d["where"]})
-    _CACHE.mkdir(exist_ok=True)
-    cache.write_text(json.dumps(rows))
     return rows
 
 
