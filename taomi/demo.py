@@ -111,11 +111,11 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
             f"{len(a['annotators'])} annotators (< 0.667: not reliable; >= 0.8 reliable); Dawid-Skene accuracy "
             + ", ".join(f"{k} {v:.2f}" for k, v in a["annotator_accuracy_dawid_skene"].items())
             + f"; {len(lab['conflicts'])} duplicate groups with conflicting labels; {len(lab['suspects'])} suspect labels"
-            + (f" (precision {tc['precision']:.2f}, recall {tc['recall']:.2f} against the planted noise)" if tc else ""))
+            + (f" (precision {tc['precision']:.2f}, recall {tc['recall']:.2f} against the noise planted in this "
+               "generated corpus; on real text see bench/labels_bench.py)" if tc else ""))
     c, ex = cur["curriculum"], cur.get("export", {})
-    say(f"[bold]5. curriculum[/]: {c['documents']:,} kept documents ordered easy-to-hard with {c['pacing']} pacing "
-        f"(mean difficulty {c['difficulty_first_10pct']:.2f} in the first 10% vs {c['difficulty_last_10pct']:.2f} in the "
-        f"last); exported {ex.get('shards')} shards ({ex.get('bytes', 0) / 1e6:.1f} MB) + manifest to {ex.get('outdir')}")
+    say(f"[bold]5. curriculum[/]: {c['documents']:,} kept documents ordered easy-to-hard with {c['pacing']} pacing; "
+        f"exported {ex.get('shards')} shards ({ex.get('bytes', 0) / 1e6:.1f} MB) + manifest to {ex.get('outdir')}")
     cal = res["calibrate"]
     if "mfu" in cal:
         say(f"[bold]6. calibration[/]: {cal['device_name']}: {cal['tokens_per_s']:,.0f} tokens/s, MFU {cal['mfu']:.1%} "
@@ -143,7 +143,8 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
     worst = min(((s, v) for s, v in (ev["regression"] or {}).items()), key=lambda kv: kv[1]["diff"], default=None)
     say(f"[bold]9. hard-set eval[/] of {ev['model']} vs the previous run on {a['n']} items: accuracy {a['metric']:.3f} "
         f"[{a['ci'][0]:.3f}, {a['ci'][1]:.3f}], clean subset {ev['slices']['clean']['metric']:.3f}; "
-        f"{ev['contamination']['contaminated']} items found in the training corpus; "
+        f"{ev['contamination']['contaminated']} items found in the training corpus (copies verbatim, partial "
+        "and reformatted; near-miss edits left clean); "
         f"{len(ev['flips']['pass_to_fail'])} pass->fail flips"
         + (f"; biggest regression {worst[0]} {worst[1]['diff']:+.3f}" if worst else "")
         + "; gates: " + ("; ".join(f"FAILED {g['gate']} on {g['slice']} -> {g['recommendation']}"

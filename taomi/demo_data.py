@@ -1,9 +1,17 @@
 """Deterministic sample corpus for the demo, the tests and the benchmarks.
 
+Made to be hard the way real data is (the easy version let a naive baseline score 1.00):
+topic vocabularies overlap (each topic shares 40% of its words with a neighbour topic), label
+noise and annotator errors are class-dependent (most go to that confusable neighbour),
+near-duplicates are made by real edits (word substitutions, deletions, insertions, swapped
+sentences, boilerplate headers and footers), and the eval set's contamination is partial and
+reformatted (re-cased, re-punctuated, re-spaced, hard-wrapped), beside near-miss copies that
+share no 13 words in a row and must stay clean.
+
 Writes into OUTDIR:
 - `corpus.jsonl`: English-like documents (topic vocabulary + Zipfian common words, sentences,
   punctuation, accents, CJK, emoji), planted exact duplicates (some differing only in case and
-  whitespace) and near-duplicates with controlled word-edit rates, a labelled subset whose given
+  whitespace) and near-duplicates with controlled edit rates, a labelled subset whose given
   `label` carries planted noise, and a few deliberately broken lines;
 - `labels.jsonl`: one row per (item, annotator, label), annotators of planted accuracy;
 - `truth.json`: the planted ground truth (duplicate groups, edit rates, true labels, noisy items,
@@ -27,6 +35,14 @@ ACCENTED = ["café", "naïve", "résumé", "façade", "über", "niño", "São", 
 CJK = ["数据", "模型", "训练", "语言", "東京", "研究", "학습", "データ"]
 EMOJI = ["🙂", "🚀", "📈", "🍜", "⚽", "🧪"]
 EDIT_RATES = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+TOPIC_WORDS, SHARED_WORDS = 250, 100  # each topic's last 100 words are its neighbour's first 100
+TOPIC_SHARE = 0.15  # share of a document's words drawn from its topic's vocabulary
+MIXED_DOCS, MIXED_SHARE = 0.3, 0.4  # 30% of documents take 40% of their topic words from the neighbour
+NEIGHBOUR_SHARE = 0.7  # share of label flips and annotator errors that go to the neighbour topic
+BOILERPLATE = ["Subscribe to our newsletter for more stories like this one.",
+               "All rights reserved. Reproduced with permission of the original publisher.",
+               "Share this article: email, print or save it for later reading.",
+               "Posted in General | Leave a comment | Read the full story on our site."]
 ANNOTATOR_ACCURACY = {"ann_a": 0.95, "ann_b": 0.9, "ann_c": 0.85, "ann_d": 0.8, "ann_e": 0.6}
 BROKEN_LINES = [
     b'{"id": "broken-1", "text": "an unterminated string}',
@@ -76,21 +92,35 @@ class _Writer:
     def __init__(self, cfg: DemoConfig):
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed)
-        vocab = _make_vocab(self.rng, 6000 + 250 * len(TOPICS))
+        own = TOPIC_WORDS - SHARED_WORDS
+        vocab = _make_vocab(self.rng, 6000 + own * len(TOPICS))
         self.rng.shuffle(vocab)
         self.common = np.array(FUNCTION_WORDS + vocab[:6000], dtype=object)
         ranks = np.arange(1, len(self.common) + 1)
         self.common_cdf = np.cumsum(1 / ranks) / (1 / ranks).sum()
-        self.topic_words = [np.array(vocab[6000 + 250 * t: 6000 + 250 * (t + 1)], dtype=object)
+        pool = vocab[6000:] + vocab[6000:6000 + SHARED_WORDS]  # cyclic: the last topic overlaps the first
+        self.topic_words = [np.array(pool[own * t: own * t + TOPIC_WORDS], dtype=object)
                             for t in range(len(TOPICS))]
+
+    def confused(self, topic: int) -> str:
+        """A wrong label: mostly the neighbour topic (the one sharing vocabulary), else any other."""
+        if self.rng.random() < NEIGHBOUR_SHARE:
+            return TOPICS[(topic + 1) % len(TOPICS)]
+        return str(self.rng.choice([t for t in TOPICS if t != TOPICS[topic]]))
 
     def words(self, topic: int) -> list[str]:
         n = max(5, int(self.rng.lognormal(np.log(self.cfg.words_mean), 0.35)))
-        from_topic = self.rng.random(n) < 0.25
+        from_topic = self.rng.random(n) < TOPIC_SHARE
         out = self.common[np.minimum(np.searchsorted(self.common_cdf, self.rng.random(n)), len(self.common) - 1)]
         k = int(from_topic.sum())
         if k:
-            out[from_topic] = self.rng.choice(self.topic_words[topic], size=k)
+            # Some documents sit between two topics: part of their topic words are the neighbour's.
+            mix = MIXED_SHARE if self.rng.random() < MIXED_DOCS else 0.0
+            other = self.rng.random(k) < mix
+            words = self.rng.choice(self.topic_words[topic], size=k)
+            if other.any():
+                words[other] = self.rng.choice(self.topic_words[(topic + 1) % len(TOPICS)], size=int(other.sum()))
+            out[from_topic] = words
         out = out.tolist()
         r = self.rng.random()
         if r < 0.10:
@@ -131,6 +161,22 @@ class _Writer:
             else:
                 out.insert(pos, new)
         return out
+
+    def near_copy(self, words: list[str], rate: float, topic: int) -> tuple[str, list[str]]:
+        """A near-duplicate as people make them: word edits, then perhaps two sentences swapped
+        and a boilerplate header or footer. Returns (text, the edits made)."""
+        how = ["words"]
+        sentences = self.render(self.edit(words, rate, topic)).split(". ")
+        if len(sentences) > 3 and self.rng.random() < 0.3:
+            i = int(self.rng.integers(len(sentences) - 2))
+            sentences[i], sentences[i + 1] = sentences[i + 1], sentences[i]
+            how.append("reorder")
+        text = ". ".join(sentences)
+        if self.rng.random() < 0.3:
+            plate = BOILERPLATE[int(self.rng.integers(len(BOILERPLATE)))]
+            text = f"{plate} {text}" if self.rng.random() < 0.5 else f"{text} {plate}"
+            how.append("boilerplate")
+        return text, how
 
 
 def scaling_observations(path: str | Path, seed: int = 0, noise: float = 0.01) -> dict:
@@ -194,8 +240,8 @@ def _generate(out: Path, cfg: DemoConfig) -> dict:
         elif base and r < cfg.exact_dup_rate + cfg.near_dup_rate:
             src_id, topic, words, _ = base[int(rng.integers(len(base)))]
             rate = float(EDIT_RATES[int(rng.integers(len(EDIT_RATES)))])
-            text = w.render(w.edit(words, rate, topic))
-            near.append({"id": doc_id, "source": src_id, "edit_rate": rate})
+            text, how = w.near_copy(words, rate, topic)
+            near.append({"id": doc_id, "source": src_id, "edit_rate": rate, "edits": how})
         else:
             topic = int(rng.integers(len(TOPICS)))
             words = w.words(topic)
@@ -212,7 +258,7 @@ def _generate(out: Path, cfg: DemoConfig) -> dict:
         true_labels[rec["id"]] = rec["topic"]
         given = rec["topic"]
         if rng.random() < cfg.label_noise:
-            given = str(rng.choice([t for t in TOPICS if t != rec["topic"]]))
+            given = w.confused(TOPICS.index(rec["topic"]))
             noisy.append(rec["id"])
         rec["label"] = given
 
@@ -223,7 +269,7 @@ def _generate(out: Path, cfg: DemoConfig) -> dict:
         for ann in rng.choice(names, size=cfg.annotators_per_item, replace=False).tolist():
             label = truth
             if rng.random() > ANNOTATOR_ACCURACY[ann]:
-                label = str(rng.choice([t for t in TOPICS if t != truth]))
+                label = w.confused(TOPICS.index(truth))
             ann_rows.append({"id": doc_id, "text": texts[doc_id], "annotator": ann, "label": label})
 
     corpus_path = out / "corpus.jsonl"
@@ -268,18 +314,58 @@ def _generate(out: Path, cfg: DemoConfig) -> dict:
     }
 
 
+def _reformat(words: list[str], rng: np.random.Generator) -> tuple[str, str]:
+    """The copy as it turns up in a scraped page: re-cased, re-punctuated, re-spaced or hard-wrapped
+    with words broken at the line ends. Returns (text, how)."""
+    how = str(rng.choice(["case", "punctuation", "whitespace", "line-split"]))
+    if how == "case":
+        return " ".join(x.upper() if rng.random() < 0.5 else x.capitalize() for x in words), how
+    if how == "punctuation":
+        return " ".join(x.rstrip(",.?") + str(rng.choice(["", "", ";", " -", ":"])) for x in words), how
+    if how == "whitespace":
+        return "".join(x + str(rng.choice(["  ", "\t", "\n", " \n\n "])) for x in words).strip(), how
+    lines, line = [], ""
+    for x in words:
+        if len(line) + len(x) > 30 and len(x) > 5 and x.isalpha():
+            lines.append(f"{line} {x[:len(x) // 2]}-".strip())  # "contami-\nnation"
+            line = x[len(x) // 2:]
+        elif len(line) + len(x) > 30:
+            lines.append(line)
+            line = x
+        else:
+            line = f"{line} {x}".strip()
+    return "\n".join([*lines, line]), how
+
+
 def _eval_files(out: Path, w: _Writer, records: list[dict], rng: np.random.Generator, n_items: int = 240) -> dict:
-    """A topic-classification eval set (some items copied from the training corpus: planted
-    contamination; a "safety" slice), predictions of a previous and a current model (the current
-    one regresses on one topic), and a gates file."""
-    items, contaminated = [], []
-    n_copy = max(1, n_items // 8)
-    picks = rng.choice(len(records), size=min(n_copy, len(records)), replace=False)
+    """A topic-classification eval set with planted contamination of three kinds (a verbatim
+    40-word window of a training document; 20 words of one, reformatted, inside new text; and
+    near-misses: a 40-word window with every 8th word replaced, which shares no 13 words in a row
+    and must stay clean), a "safety" slice, predictions of a previous and a current model (the
+    current one regresses on one topic), and a gates file."""
+    items, contaminated, near_miss, kinds = [], [], [], {}
+    n_copy = max(3, n_items // 8)
+    picks = rng.choice(len(records), size=min(n_copy + n_copy // 2, len(records)), replace=False)
     for j, i in enumerate(picks.tolist()):
         words = records[i]["text"].split()
+        topic = TOPICS.index(records[i]["topic"])
         start = int(rng.integers(0, max(1, len(words) - 40)))
-        items.append({"id": f"ev-{j:04d}", "input": " ".join(words[start:start + 40]), "target": records[i]["topic"]})
-        contaminated.append(f"ev-{j:04d}")
+        window = words[start:start + 40]
+        ev_id = f"ev-{j:04d}"
+        if j % 3 == 0 and j < n_copy:
+            text, kinds[ev_id] = " ".join(window), "verbatim"
+        elif j < n_copy:
+            part, how = _reformat(window[:20], rng)
+            text, kinds[ev_id] = w.render(w.words(topic)[:10]) + " " + part + " " + w.render(w.words(topic)[:10]), \
+                f"partial, {how}"
+        else:
+            text = " ".join(str(rng.choice([v for v in w.topic_words[topic] if v != x])) if k % 8 == 7 else x
+                            for k, x in enumerate(window))
+            kinds[ev_id] = "near-miss"
+            near_miss.append(ev_id)
+        if kinds[ev_id] != "near-miss":
+            contaminated.append(ev_id)
+        items.append({"id": ev_id, "input": text, "target": records[i]["topic"]})
     for j in range(len(items), n_items):
         topic = int(rng.integers(len(TOPICS)))
         items.append({"id": f"ev-{j:04d}", "input": w.render(w.words(topic)[:40]), "target": TOPICS[topic]})
@@ -302,4 +388,5 @@ def _eval_files(out: Path, w: _Writer, records: list[dict], rng: np.random.Gener
         '[[gate]]\nname = "overall floor"\nslice = "all"\nmetric_min = 0.7\naction = "block"\n\n'
         '[[gate]]\nname = "no slice regresses more than 10 points"\nslice = "*"\nmax_regression = 0.10\n'
         'action = "review"\n')
-    return {**{k: str(v) for k, v in paths.items()}, "contaminated": contaminated, "regressed_label": weak}
+    return {**{k: str(v) for k, v in paths.items()}, "contaminated": contaminated, "near_miss": near_miss,
+            "contamination_kinds": kinds, "regressed_label": weak}
