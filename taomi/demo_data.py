@@ -180,8 +180,9 @@ class _Writer:
 
 
 def scaling_observations(path: str | Path, seed: int = 0, noise: float = 0.01) -> dict:
-    """Write a small isoFLOP-style sweep (N, D, loss) drawn from a known Chinchilla-form law with
-    multiplicative noise: what a team's own small-scale runs look like. Returns the true law."""
+    """Write a synthetic isoFLOP-style sweep (N, D, loss) drawn from a known Chinchilla-form law with
+    multiplicative noise, for tests that check a fit recovers a known law. Not measurements:
+    the file is named so, and the demo fits Epoch AI's published points instead."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -198,7 +199,7 @@ def scaling_observations(path: str | Path, seed: int = 0, noise: float = 0.01) -
     return {"path": str(path), "points": len(rows), "true_law": true}
 
 
-FILES = ("corpus.jsonl", "labels.jsonl", "truth.json", "scaling_runs.csv", "eval_set.jsonl",
+FILES = ("corpus.jsonl", "labels.jsonl", "truth.json", "scaling_synthetic.csv", "eval_set.jsonl",
          "predictions_previous.jsonl", "predictions_current.jsonl", "gates.toml")
 
 
@@ -298,7 +299,7 @@ def _generate(out: Path, cfg: DemoConfig) -> dict:
         "annotator_accuracy": ANNOTATOR_ACCURACY,
         "broken_lines": broken_lines,
     }
-    obs = scaling_observations(out / "scaling_runs.csv", seed=cfg.seed)
+    obs = scaling_observations(out / "scaling_synthetic.csv", seed=cfg.seed)
     ev = _eval_files(out, w, records, rng)
     truth["eval"] = ev
     truth["scaling_law"] = obs["true_law"]
@@ -308,7 +309,7 @@ def _generate(out: Path, cfg: DemoConfig) -> dict:
         "docs": len(records), "exact_duplicates": sum(len(g) - 1 for g in exact_groups.values()),
         "near_duplicates": len(near), "labelled": len(true_labels), "noisy_labels": len(noisy),
         "annotation_rows": len(ann_rows), "broken_lines": len(broken_lines),
-        "scaling_runs": obs["path"], "scaling_points": obs["points"],
+        "scaling_synthetic": obs["path"], "scaling_points": obs["points"],
         "eval_set": ev["eval_set"], "predictions_previous": ev["previous"], "predictions_current": ev["current"],
         "gates": ev["gates"],
     }

@@ -40,7 +40,7 @@ shard_docs = {shard_docs}
 outdir = "shards"
 shard_size = 200
 [scaling]
-observations = "{s['scaling_runs']}"
+observations = "{s['scaling_synthetic']}"
 bootstrap = 20
 budgets = [{{flops = 1e22}}, {{gpus = 8, gpu = "h100-sxm", days = 3}}]
 [calibrate]
@@ -247,7 +247,7 @@ def test_fit_options_a_law_cannot_honour_are_rejected(tmp_path, small):
 
     _, s = small
     db = str(tmp_path / "f.duckdb")
-    r = CliRunner().invoke(app, ["--db", db, "fit", s["scaling_runs"], "--law", "kaplan", "--drop-outliers", "5",
+    r = CliRunner().invoke(app, ["--db", db, "fit", s["scaling_synthetic"], "--law", "kaplan", "--drop-outliers", "5",
                                  "--bootstrap", "50", "--method", "likelihood", "--fix", "alpha=0.3"])
     assert r.exit_code == 2
     assert "--law kaplan does not support --method likelihood; --bootstrap 50; --drop-outliers 5; --fix alpha" \
