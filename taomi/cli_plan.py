@@ -115,16 +115,18 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
 @estimate.command("time")
 def estimate_time(params: float = typer.Option(..., "--params"), tokens: float = typer.Option(..., "--tokens"),
                   gpus: int = typer.Option(..., "--gpus", min=1), gpu: str | None = typer.Option(None, "--gpu"),
-                  mfu: float = typer.Option(..., "--mfu"), recompute: str = typer.Option("none", "--recompute"),
+                  mfu: float = typer.Option(..., "--mfu", help="Model FLOPs utilisation (6ND / time / peak)."),
+                  recompute: str = typer.Option("none", "--recompute", help="none | selective | full (HFU shown)"),
                   peak_tflops: float | None = typer.Option(None, "--peak-tflops"),
                   as_json: bool = typer.Option(False, "--json")) -> None:
-    """Training time = FLOPs / (GPUs x peak x MFU), FLOPs = 6ND (8ND with full recomputation)."""
-    from scaling.compute import train_time, training_flops
+    """Training time = 6ND / (GPUs x peak x MFU). MFU counts model FLOPs only (PaLM); with
+    --recompute full the hardware also runs one extra forward (8ND), shown as HFU."""
+    from scaling.compute import training_time
     from scaling.hardware import get_gpu
 
     try:
         peak = peak_tflops if peak_tflops is not None else get_gpu(gpu or "").peak_tflops_bf16
-        out = train_time(training_flops(params, tokens, recompute), gpus, peak, mfu)
+        out = training_time(params, tokens, gpus, peak, mfu, recompute)
     except (KeyError, ValueError) as exc:
         fail(str(exc).strip("'\""))
     out.update(params=params, tokens=tokens, gpus=gpus, gpu=gpu, peak_tflops=peak, mfu=mfu, recompute=recompute)
@@ -143,8 +145,13 @@ def estimate_memory(layers: int = typer.Option(..., "--layers"), hidden: int = t
                     tp: int = typer.Option(1, "--tp", help="Tensor (+ sequence) parallel degree."),
                     generate: int = typer.Option(0, "--generate", help="Tokens generated (KV cache)."),
                     prompt: int | None = typer.Option(None, "--prompt", help="Prompt tokens (default --seq)."),
-                    params: float | None = typer.Option(None, "--params", help="Parameter count (default 12·L·h²)."),
-                    vocab: int = typer.Option(0, "--vocab"), precision: str = typer.Option("bf16", "--precision"),
+                    params: float | None = typer.Option(None, "--params",
+                                                        help="Parameter count (default: counted from the shape)."),
+                    vocab: int = typer.Option(0, "--vocab", help="Vocabulary (embeddings and fp32 logits)."),
+                    ffn: int | None = typer.Option(None, "--ffn", help="MLP width (default 4h, or 8h/3 for swiglu)."),
+                    mlp: str = typer.Option("gelu", "--mlp", help="gelu | swiglu"),
+                    untied: bool = typer.Option(False, "--untied-embeddings", help="Separate output embedding."),
+                    precision: str = typer.Option("bf16", "--precision"),
                     kv_precision: str | None = typer.Option(None, "--kv-precision", help="e.g. int8 or fp8"),
                     optimizer: str = typer.Option("adam", "--optimizer", help="adam | adam8bit | sgd-momentum | sgd"),
                     zero: int = typer.Option(0, "--zero", help="ZeRO stage 0-3."), dp: int = typer.Option(1, "--dp"),
@@ -158,7 +165,8 @@ def estimate_memory(layers: int = typer.Option(..., "--layers"), hidden: int = t
         out = memory(MemoryQuery(layers=layers, hidden=hidden, heads=heads, seq=seq, batch=batch, kv_heads=kv_heads,
                                  params=params, vocab=vocab, precision=precision, optimizer=optimizer, zero=zero,
                                  dp=dp, recompute=recompute, tp=tp, generate=generate, prompt=prompt,
-                                 kv_precision=kv_precision, paged_block=paged, train=not inference))
+                                 kv_precision=kv_precision, paged_block=paged, train=not inference, ffn=ffn,
+                                 mlp=mlp, tied_embeddings=not untied))
     except ValueError as exc:
         fail(str(exc))
     if as_json:
@@ -168,7 +176,8 @@ def estimate_memory(layers: int = typer.Option(..., "--layers"), hidden: int = t
     t.add_column("part")
     t.add_column("bytes", justify="right")
     t.add_column("GiB", justify="right")
-    for k in ("weights_bytes", "gradient_bytes", "optimizer_bytes", "activation_bytes", "kv_cache_bytes", "total_bytes"):
+    for k in ("weights_bytes", "gradient_bytes", "optimizer_bytes", "activation_bytes", "logits_bytes",
+              "kv_cache_bytes", "total_bytes"):
         t.add_row(k.replace("_bytes", ""), f"{out[k]:,.0f}", f"{out[k] / 2 ** 30:,.2f}")
     console.print(t)
     console.print(f"parameters {out['params']:.4g}; activations per layer {out['activation_bytes_per_layer']:,.0f} B")

@@ -78,6 +78,9 @@ class MemoryRequest(Strict):
     prompt: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
     params: Pos | None = None
     vocab: Annotated[int, Field(ge=0, le=100_000_000)] = 0
+    ffn: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
+    mlp: Annotated[str, Field(pattern="^(gelu|swiglu)$")] = "gelu"
+    tied_embeddings: bool = True
     precision: Annotated[str, Field(pattern="^(fp32|tf32|bf16|fp16|fp8|int8|int4)$")] = "bf16"
     kv_precision: Annotated[str, Field(pattern="^(fp32|tf32|bf16|fp16|fp8|int8|int4)$")] | None = None
     optimizer: Annotated[str, Field(pattern="^(adam|adamw|adam8bit|sgd-momentum|sgd)$")] = "adam"
@@ -216,7 +219,7 @@ class WarehouseReader:
 
 def create_app(db: str | None = None) -> FastAPI:
     from flows.plan_task import answer, needs_database
-    from scaling.compute import MemoryQuery, memory, train_time, training_flops
+    from scaling.compute import MemoryQuery, memory, training_time
     from scaling.hardware import get_gpu
     from scaling.laws import PUBLISHED
     from scaling.planning import PlanRequest
@@ -287,7 +290,7 @@ def create_app(db: str | None = None) -> FastAPI:
     def est_time(req: TimeRequest):
         try:
             peak = req.peak_tflops if req.peak_tflops is not None else get_gpu(req.gpu or "").peak_tflops_bf16
-            return finite(train_time(training_flops(req.params, req.tokens, req.recompute), req.gpus, peak, req.mfu))
+            return finite(training_time(req.params, req.tokens, req.gpus, peak, req.mfu, req.recompute))
         except (KeyError, ValueError, ArithmeticError) as exc:
             return bad(str(exc).strip("'\""))
 

@@ -15,8 +15,11 @@ from scaling.compute import (
     kv_cache_bytes,
     memory,
     moe_params,
+    param_count,
     train_time,
     training_flops,
+    training_state_bytes,
+    training_time,
 )
 from scaling.hardware import get_gpu
 from scaling.laws import ChinchillaLaw, get_law
@@ -78,9 +81,18 @@ def test_repetition_moves_the_optimum_and_caps_epochs():
     assert [row["effective_tokens"] <= row["tokens"] + 1 for row in r["table"]] == [True] * 7
 
 
-def test_gpt3_training_time_34_days():
-    t = train_time(training_flops(175e9, 300e9, "full"), 1024, get_gpu("a100").peak_tflops_bf16, 0.45)
-    assert round(t["days"], 1) == 33.8  # ~34 days (ARCHITECTURE.md)
+def test_gpt3_training_time_mfu_vs_hfu():
+    a100 = get_gpu("a100").peak_tflops_bf16
+    # MFU counts model FLOPs (6ND) whatever is recomputed (PaLM): MFU 0.45 -> ~25.3 days.
+    t = training_time(175e9, 300e9, 1024, a100, 0.45, "full")
+    assert round(t["days"], 1) == 25.4 and t["hfu"] == pytest.approx(0.6)
+    assert t["hardware_flops"] == pytest.approx(8 * 175e9 * 300e9)
+    assert training_time(175e9, 300e9, 1024, a100, 0.45)["days"] == t["days"]  # recompute does not change MFU time
+    # The ~34 days quoted for GPT-3 is HFU 0.45 with full recompute, i.e. MFU 0.45 * 6/8.
+    assert round(training_time(175e9, 300e9, 1024, a100, 0.45 * 6 / 8, "full")["days"], 1) == 33.8
+    with pytest.raises(ValueError, match="HFU"):
+        training_time(1e9, 1e9, 1, a100, 0.9, "full")
+    assert train_time(training_flops(1e9, 1e9), 1, a100, 0.5)["hfu"] == 0.5
 
 
 def test_gpt3_activation_memory_korthikanti():
@@ -88,6 +100,37 @@ def test_gpt3_activation_memory_korthikanti():
     assert activation_bytes_per_layer(s, b, h, a) == s * b * h * (34 + 5 * a * s / h) == 2_868_903_936
     assert activation_bytes_per_layer(s, b, h, a, "selective", tp=8) == 34 * s * b * h / 8
     assert activation_bytes_per_layer(s, b, h, a, "full") == 2 * s * b * h
+    # fp32 activations: the 16-bit values double, the 1-byte dropout masks do not: 66 sbh + 9 as^2 b.
+    assert activation_bytes_per_layer(s, b, h, a, bytes_per_elem=4) == 66 * s * b * h + 9 * a * s * s * b
+
+
+def test_memory_precision_logits_and_full_recompute():
+    q = {"layers": 4, "hidden": 512, "heads": 8, "seq": 1024, "params": 1e8}
+    fp32 = memory(MemoryQuery(**q, precision="fp32"))
+    # fp32 Adam: weights 4 + grads 4 + moments 8 = 16 B/param (no master copy), not 20.
+    assert (fp32["weights_bytes"] + fp32["gradient_bytes"] + fp32["optimizer_bytes"]) / 1e8 == 16
+    assert training_state_bytes(1, "fp32") == 16 and training_state_bytes(1, "bf16") == 16
+    assert fp32["activation_bytes"] > memory(MemoryQuery(**q))["activation_bytes"]
+    # Logits in fp32: 4 x s x V; at V = 128K and s = 8K that is ~4.2 GB per sequence.
+    big = memory(MemoryQuery(layers=1, hidden=4096, heads=32, seq=8192, vocab=128_000, params=1e9))
+    assert big["logits_bytes"] == 4 * 8192 * 128_000 and big["logits_bytes"] > 4e9
+    assert big["total_bytes"] >= big["logits_bytes"] + big["activation_bytes"]
+    # Full recompute keeps each layer's input plus one whole layer while it is recomputed.
+    full = memory(MemoryQuery(**q, recompute="full"))
+    s, h, a = 1024, 512, 8
+    assert full["activation_bytes"] == 4 * 2 * s * h + (34 * s * h + 5 * a * s * s)
+
+
+def test_param_count_gqa_swiglu_matches_released_models():
+    # LLaMA-2-7B and Llama-3-8B (GQA, 8 KV heads), as their checkpoints count them.
+    assert param_count(32, 4096, 32, vocab=32_000, mlp="swiglu", tied_embeddings=False) == 6_738_415_616
+    assert param_count(32, 4096, 32, kv_heads=8, vocab=128_256, ffn=14_336, mlp="swiglu",
+                       tied_embeddings=False) == 8_030_261_248
+    # GPT-style (no GQA, gelu, 4h): 12 L h^2 plus the norms.
+    assert param_count(12, 768, 12) == 12 * 12 * 768 ** 2 + 12 * 2 * 768
+    m = memory(MemoryQuery(layers=32, hidden=4096, heads=32, kv_heads=8, seq=8, vocab=128_256, ffn=14_336,
+                           mlp="swiglu", tied_embeddings=False))
+    assert m["params"] == 8_030_261_248
 
 
 def test_kv_cache_gpt3_and_gqa_and_paging():
@@ -131,7 +174,7 @@ def test_cli_plan_json_and_errors():
     assert r["mfu"] == 0.4 and "default" in r["mfu_source"] and r["days"] == pytest.approx(7)
     t = json.loads(runner.invoke(app, ["estimate", "time", "--params", "175e9", "--tokens", "300e9", "--gpus", "1024",
                                        "--gpu", "a100", "--mfu", "0.45", "--recompute", "full", "--json"]).stdout)
-    assert round(t["days"], 1) == 33.8 and "seconds" in t
+    assert round(t["days"], 1) == 25.4 and t["hfu"] == pytest.approx(0.6) and "seconds" in t
     m = json.loads(runner.invoke(app, ["estimate", "memory", "--layers", "96", "--hidden", "12288", "--heads", "96",
                                        "--seq", "2048", "--batch", "1", "--generate", "100", "--json"]).stdout)
     for k in ("weights_bytes", "optimizer_bytes", "activation_bytes", "kv_cache_bytes", "total_bytes"):
