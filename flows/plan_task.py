@@ -5,7 +5,15 @@ and hands them to the pure `scaling.planning.answer_with`; the MFU rule is docum
 
 from __future__ import annotations
 
-from scaling.laws import ChinchillaLaw, DataConstrainedLaw, KaplanLaw, get_law
+from scaling.laws import (
+    DEFAULT_LAW,
+    PUBLISHED,
+    ChinchillaLaw,
+    DataConstrainedLaw,
+    KaplanLaw,
+    get_law,
+    published_samples,
+)
 from scaling.planning import PlanRequest, answer_with
 
 
@@ -26,7 +34,7 @@ def law_from_fit(row: dict):
 
 
 def resolve_law(con, law: str | None = None, fit: str | None = None):
-    """(law, bootstrap sample laws or None, description)."""
+    """(law, bootstrap sample laws or None, description, info: name, source, warning)."""
     if fit:
         if con is None:
             raise LookupError("no database to read fits from")
@@ -36,21 +44,27 @@ def resolve_law(con, law: str | None = None, fit: str | None = None):
         if row is None:
             raise LookupError(f"no stored fit named '{fit}' (see `taomi fits`)")
         lw, samples = law_from_fit(row)
-        return lw, samples, f"fit '{fit}' ({row['law']}, {row['n_points']} points)"
-    name = law or "chinchilla-2022"
-    return get_law(name), None, f"published law '{name}'"
+        return lw, samples, f"fit '{fit}' ({row['law']}, {row['n_points']} points)", {
+            "name": fit, "source": f"stored fit of {row['n_points']} points", "warning": ""}
+    name = law or DEFAULT_LAW
+    lw = get_law(name)
+    pub = PUBLISHED[name]
+    samples = published_samples(name)
+    info = {"name": name, "source": pub.citation, "warning": pub.warning, "default": name == DEFAULT_LAW,
+            "bootstrap_samples": len(samples) if samples else 0}
+    return lw, list(samples) if samples else None, f"published law '{name}'", info
 
 
 def answer(req: PlanRequest, con=None) -> dict:
     """The plan (or inverse answer) for a request. `con`: a warehouse connection, or None when
     there is no database (published laws and given MFUs need none)."""
-    law, samples, desc = resolve_law(con, req.law, req.fit)
+    law, samples, desc, info = resolve_law(con, req.law, req.fit)
     calibrations = []
     if con is not None and req.needs_calibration:
         from warehouse.calibration_store import calibrations_for
 
         calibrations = calibrations_for(con, req.gpu)
-    return answer_with(req, law, samples, desc, calibrations)
+    return answer_with(req, law, samples, desc, calibrations, info)
 
 
 def needs_database(req: PlanRequest) -> bool:

@@ -85,6 +85,7 @@ def _fit(obs, law, method, bootstrap, drop_outliers, fixed, seed, progress) -> d
         "n_at_best": f.n_at_best_, "converged": f.converged_, "seconds": getattr(f, "seconds_", None),
         "ci": {k: list(v) for k, v in getattr(f, "ci_", {}).items()} or None,
         "poorly_determined": getattr(f, "poorly_determined_", None), "extra": extra,
+        "degenerate_resamples": getattr(f, "degenerate_", None),
         "n_starts": getattr(f, "n_starts_", None), "_law": f.law_, "_residuals": f.residuals_,
         "samples": f.bootstrap_samples_[:, :5].round(10).tolist() if hasattr(f, "bootstrap_samples_") else None,
     }

@@ -265,6 +265,7 @@ class ChinchillaFitter:
         # refit (the grid evaluation alone costs 40 ms a refit here).
         near = self.local_optima_
         samples = []
+        self.degenerate_ = 0  # resamples whose refit leaves the law's domain (E -> 0, exponent <= 0)
         t = time.perf_counter()
         for k in range(n):
             idx = rng.integers(0, len(o), len(o))
@@ -272,11 +273,18 @@ class ChinchillaFitter:
             obj = grid_objective(near, xs, ys, ls, ws, self.config.delta)
             starts = np.vstack([self.theta_, near[np.argmin(obj)]])
             theta, _, _, _ = self._solve(xs, ys, ls, ws, starts, polish_only=True)
-            law = theta_to_law(theta)
+            try:
+                law = theta_to_law(theta)
+            except ValueError:
+                self.degenerate_ += 1  # counted and reported, never fatal to the other resamples
+                continue
             samples.append([law.A, law.B, law.E, law.alpha, law.beta, law.a_exponent, law.b_exponent])
             if progress:
                 progress(k + 1, n)
         self.bootstrap_seconds_ = time.perf_counter() - t
+        if len(samples) < max(10, n // 2):
+            raise ValueError(f"{self.degenerate_} of {n} bootstrap refits left the law's domain (E -> 0 or an "
+                             "exponent <= 0): these points do not determine a Chinchilla-form law")
         s = np.array(samples)
         lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
         names = ["A", "B", "E", "alpha", "beta", "a", "b"]
@@ -289,6 +297,8 @@ class ChinchillaFitter:
             if (k in ("A", "B", "E") and h / max(l, 1e-300) > 2.0)
             or (k not in ("A", "B", "E") and (h - l) / max(abs(est[k]), 1e-300) > 0.5)
         ]
+        if self.degenerate_ > 0.05 * n:
+            self.poorly_determined_.append(f"{self.degenerate_}/{n} resamples degenerate")
         return self
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +72,10 @@ class KaplanLaw:
     L_inf: float = 0.0
     name: str = "kaplan"
     source: str = ""
+    # How a budget is split: "frontier" = Kaplan's compute-efficient frontier (sec. 6, fig. 14:
+    # N = 1.3e9 C_min^0.73, from L(N, S_min) at the critical batch size; N non-embedding);
+    # "eq1.5" = the minimum of eq. 1.5 along C = 6ND (N ~ C^0.575: not what Kaplan published).
+    allocation: str = "frontier"
 
     kind = "kaplan"
 
@@ -78,6 +84,8 @@ class KaplanLaw:
             _pos(k, getattr(self, k))
         if not (math.isfinite(self.L_inf) and self.L_inf >= 0):
             raise ValueError(f"L_inf must be >= 0, got {self.L_inf!r}")
+        if self.allocation not in ("frontier", "eq1.5"):
+            raise ValueError(f"allocation must be 'frontier' or 'eq1.5', got {self.allocation!r}")
 
     def predict_loss(self, N, D):
         N = np.asarray(N, dtype=float)
@@ -134,6 +142,15 @@ class DataConstrainedLaw:
         return {**self.base.params(), "R_D_star": self.R_D_star, "R_N_star": self.R_N_star}
 
 
+PF_DAY_FLOPS = 1e15 * 86_400
+KAPLAN_FRONTIER_N, KAPLAN_FRONTIER_EXP = 1.3e9, 0.73  # Kaplan et al. 2020, sec. 6.1, fig. 14
+
+
+def kaplan_frontier_params(C):
+    """Kaplan's compute-efficient model size: N = 1.3e9 (C_min / PF-day)^0.73 non-embedding params."""
+    return KAPLAN_FRONTIER_N * (np.asarray(C, dtype=float) / PF_DAY_FLOPS) ** KAPLAN_FRONTIER_EXP
+
+
 def _u_n(base: ChinchillaLaw, U):
     """Compute-optimal N for D = U tokens: D_opt = G^-1 (C/6)^b  =>  C/6 = (U G)^(1/b), N = G (C/6)^a."""
     c6 = (np.asarray(U, dtype=float) * base.G) ** (1 / base.b_exponent)
@@ -145,34 +162,49 @@ class Published:
     law: object
     citation: str
     notes: str = ""
+    warning: str = ""  # printed with every plan under this law
+    samples_file: str | None = None  # bootstrap refits shipped in scaling/data (A, B, E, alpha, beta)
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"name": self.law.name, "kind": self.law.kind, "params": self.law.params(),
-                "citation": self.citation, "notes": self.notes}
+                "citation": self.citation, "notes": self.notes, "warning": self.warning,
+                "bootstrap": bool(self.samples_file), "default": self.law.name == DEFAULT_LAW}
 
 
+DEFAULT_LAW = "epoch-2024"
 _CHIN = ChinchillaLaw(E=math.exp(0.5267228), A=math.exp(6.0073404), B=math.exp(6.0179186),
                       alpha=0.33917084, beta=0.2849083, name="chinchilla-2022")
+_HOFFMANN_WARNING = (
+    "Hoffmann et al.'s approach-3 fit, which Besiroglu et al. 2024 showed is flawed: it gives ~2x the "
+    "tokens per parameter (45-59) of approaches 1 and 2, Epoch's refit and Chinchilla's own 70B/1.4T "
+    "(~20). The default law, epoch-2024, is the refit")
 
 PUBLISHED: dict[str, Published] = {
-    "chinchilla-2022": Published(
-        _CHIN, "Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models', eq. 10 (unrounded "
-        "a=6.0073404, b=6.0179186, e=0.5267228 as released with the paper's fit)"),
-    "chinchilla-2022-rounded": Published(
-        ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28, name="chinchilla-2022-rounded"),
-        "Hoffmann et al. 2022, eq. 10 as printed (rounded)"),
     "epoch-2024": Published(
         ChinchillaLaw(E=1.8169, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658, name="epoch-2024"),
-        "Besiroglu et al. 2024, 'Chinchilla Scaling: A replication attempt' (Huber-likelihood fit)"),
+        "Besiroglu et al. 2024, 'Chinchilla Scaling: A replication attempt' (Huber-likelihood fit of "
+        "Hoffmann et al.'s data)", "the default: agrees with approaches 1 and 2 (~20 tokens per parameter); "
+        "CIs from 1,000 bootstrap refits shipped with Taomi", samples_file="epoch_2024_bootstrap.csv"),
+    "chinchilla-2022": Published(
+        _CHIN, "Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models', eq. 10 (unrounded "
+        "a=6.0073404, b=6.0179186, e=0.5267228 as released with the paper's fit)", warning=_HOFFMANN_WARNING),
+    "chinchilla-2022-rounded": Published(
+        ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28, name="chinchilla-2022-rounded"),
+        "Hoffmann et al. 2022, eq. 10 as printed (rounded)", warning=_HOFFMANN_WARNING),
     "kaplan-2020": Published(
         KaplanLaw(N_c=6.4e13, D_c=1.8e13, alpha_N=0.076, alpha_D=0.103, name="kaplan-2020"),
-        "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', eq. 1.5 and table 2",
-        "N counts non-embedding parameters; loss in nats/token on WebText2"),
+        "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', eq. 1.5 and table 2; allocation: "
+        "the compute-efficient frontier of sec. 6.1, N = 1.3e9 (C_min/PF-day)^0.73",
+        "N counts non-embedding parameters; loss in nats/token on WebText2",
+        warning="Kaplan's frontier puts almost all extra compute into parameters (N ~ C^0.73): far fewer "
+                "tokens per parameter than the Chinchilla-form laws, the allocation Hoffmann et al. 2022 revised"),
     "muennighoff-2023": Published(
         DataConstrainedLaw(base=_CHIN, R_D_star=15.4, R_N_star=5.3, name="muennighoff-2023"),
         "Muennighoff et al. 2023, 'Scaling Data-Constrained Language Models', eq. 5 (R_D* ~ 15.4, R_N* ~ 5.3)",
-        "decay constants from the paper on the Chinchilla-2022 base law"),
+        "decay constants from the paper on the Chinchilla-2022 base law",
+        warning="its base is chinchilla-2022, ~2x the tokens per parameter that approaches 1 and 2 and "
+                "Epoch's refit give; `--unique-tokens` with the default law applies the same decay to epoch-2024"),
 }
 
 
@@ -182,6 +214,16 @@ def get_law(name: str):
         return PUBLISHED[name].law
     except KeyError:
         raise KeyError(f"unknown law '{name}'; known: {', '.join(sorted(PUBLISHED))}") from None
+
+
+@lru_cache(maxsize=8)
+def published_samples(name: str) -> tuple[ChinchillaLaw, ...] | None:
+    """The shipped bootstrap refits of a published law, or None when it ships none."""
+    pub = PUBLISHED.get(name)
+    if pub is None or not pub.samples_file:
+        return None
+    rows = np.loadtxt(Path(__file__).with_name("data") / pub.samples_file, delimiter=",", skiprows=1, ndmin=2)
+    return tuple(ChinchillaLaw(A=a, B=b, E=e, alpha=al, beta=be) for a, b, e, al, be in rows)
 
 
 def law_to_dict(law) -> dict:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-from scaling.laws import ChinchillaLaw, DataConstrainedLaw
+from scaling.laws import ChinchillaLaw, DataConstrainedLaw, KaplanLaw, kaplan_frontier_params
 
 
 def _check_flops(C: float) -> None:
@@ -25,19 +25,25 @@ def optimal_split(law, C: float, U: float | None = None) -> tuple[float, float]:
     if isinstance(law, ChinchillaLaw):
         # N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b (Hoffmann et al. 2022, eq. 4)
         return law.G * (C / 6) ** law.a_exponent, (C / 6) ** law.b_exponent / law.G
+    if isinstance(law, KaplanLaw) and law.allocation == "frontier":
+        n = float(min(kaplan_frontier_params(C), C / 6))
+        return n, C / (6 * n)
+    return _search_split(lambda n, d: loss_at(law, n, d, U), C)
 
+
+def _search_split(loss, C: float, max_tokens: float = math.inf) -> tuple[float, float]:
+    """argmin over N of loss(N, min(C/6N, max_tokens)): a grid over 1 <= N <= C/6 (D >= 1), then
+    a bounded polish around the best grid point."""
     def f(x: float) -> float:
         n = math.exp(x)
-        d = C / (6 * n)
-        return float(law.predict_loss(n, d, U)) if isinstance(law, DataConstrainedLaw) else float(law.predict_loss(n, d))
+        return float(loss(n, min(C / (6 * n), max_tokens)))
 
-    lo, hi = math.log(1e3), math.log(C / 6 / 1e3)
-    xs = np.linspace(lo, hi, 200)
+    xs = np.linspace(0.0, math.log(C / 6), 240)
     i = int(np.argmin([f(x) for x in xs]))
     r = minimize_scalar(f, bounds=(xs[max(i - 1, 0)], xs[min(i + 1, len(xs) - 1)]), method="bounded",
                         options={"xatol": 1e-10})
     n = math.exp(r.x)
-    return n, C / (6 * n)
+    return n, min(C / (6 * n), max_tokens)
 
 
 def loss_at(law, N: float, D: float, U: float | None = None) -> float:
@@ -55,31 +61,42 @@ def plan(law, C: float, samples: list | None = None, U: float | None = None, lev
         for s in samples:
             sn, sd = optimal_split(s, C, U)
             rows.append((sn, sd, sd / sn, loss_at(s, sn, sd, U)))
-        arr = np.array(rows)
-        lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-        out["ci"] = {k: [float(np.percentile(arr[:, i], lo)), float(np.percentile(arr[:, i], hi))]
-                     for i, k in enumerate(("params", "tokens", "tokens_per_param", "loss"))}
+        out["ci"] = percentile_ci(rows, ("params", "tokens", "tokens_per_param", "loss"), level)
     return out
 
 
-def flops_for_loss(law, target: float) -> dict:
-    """The least compute whose optimal plan reaches `target` loss (inverse query)."""
-    floor = law.E if isinstance(law, ChinchillaLaw) else getattr(law, "L_inf", 0.0)
+def percentile_ci(rows, names, level: float = 0.95) -> dict:
+    """Percentile intervals per column of `rows` (one row per bootstrap law)."""
+    arr = np.asarray(rows, dtype=float)
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {k: [float(np.percentile(arr[:, i], lo)), float(np.percentile(arr[:, i], hi))] for i, k in enumerate(names)}
+
+
+def flops_for_loss(law, target: float, U: float | None = None) -> dict:
+    """The least compute whose optimal plan reaches `target` loss (inverse query), for every law;
+    with U unique tokens (data-constrained law) the epochs are capped as in `data_limited_plan`."""
+    floor = law.E if isinstance(law, ChinchillaLaw) else law.base.E if isinstance(law, DataConstrainedLaw) \
+        else getattr(law, "L_inf", 0.0)
     if target <= floor:
         raise ValueError(f"target loss {target} is at or below the law's irreducible loss ({floor:.4g})")
+    limited = isinstance(law, DataConstrainedLaw) and U
+
+    def split(c: float) -> tuple[float, float]:
+        return _limited_split(law, c, U) if limited else optimal_split(law, c, U)
 
     def g(logc: float) -> float:
-        c = math.exp(logc)
-        n, d = optimal_split(law, c)
-        return loss_at(law, n, d) - target
+        n, d = split(math.exp(logc))
+        return loss_at(law, n, d, U) - target
 
     lo, hi = math.log(1.000001e6), math.log(0.999999e35)
     if g(lo) < 0:
         raise ValueError(f"target loss {target} is reached below 1e6 FLOPs; nothing to plan")
     if g(hi) > 0:
-        raise ValueError(f"target loss {target} needs more than 1e35 FLOPs under this law")
+        what = f"with {U:.3g} unique tokens the loss levels off at {g(hi) + target:.4g}" if limited \
+            else f"under this law (loss {g(hi) + target:.4g} there)"
+        raise ValueError(f"target loss {target} is not reached with 1e35 FLOPs: {what}")
     c = math.exp(brentq(g, lo, hi, xtol=1e-12))
-    n, d = optimal_split(law, c)
+    n, d = split(c)
     return {"target_loss": target, "flops": c, "params": n, "tokens": d, "tokens_per_param": d / n}
 
 
@@ -142,13 +159,12 @@ def repetition_plan(law: DataConstrainedLaw, C: float, U: float, value_floor: fl
     """How many epochs over U unique tokens are worth it (Muennighoff et al. 2023, eq. 5).
 
     The marginal value of a repeated token after R repetitions is exp(-R / R_D*) of a fresh one;
-    epochs are "worth it" while that value stays >= value_floor.
-    """
+    epochs are "worth it" while that value stays >= value_floor. The constrained plan never
+    goes past that (data_limited_plan)."""
     if not (U > 0 and math.isfinite(U)):
         raise ValueError("unique tokens must be a positive finite number")
     n_free, d_free = optimal_split(law.base, C)
-    n, d = optimal_split(law, C, U)
-    worth_r = law.R_D_star * math.log(1 / value_floor)
+    lim = data_limited_plan(law, C, U, value_floor=value_floor)
     table = []
     for epochs in (1, 2, 4, 8, 16, 32, 64):
         dd = U * epochs
@@ -158,8 +174,110 @@ def repetition_plan(law: DataConstrainedLaw, C: float, U: float, value_floor: fl
     return {
         "flops": C, "unique_tokens": U,
         "unconstrained": {"params": n_free, "tokens": d_free, "epochs": d_free / U, "loss": loss_at(law.base, n_free, d_free)},
-        "constrained": {"params": n, "tokens": d, "epochs": d / U, "loss": loss_at(law, n, d, U)},
-        "epochs_worth_it": 1 + worth_r,
+        "constrained": {"params": lim["params"], "tokens": lim["tokens"], "epochs": lim["epochs"], "loss": lim["loss"],
+                        "flops": lim["flops"]},
+        "epochs_worth_it": lim["epochs_rewarded"],
         "value_floor": value_floor,
+        "flat": lim["flat"],
         "table": table,
     }
+
+
+FLAT_SHARE = 0.5
+
+
+def epochs_rewarded(law: DataConstrainedLaw, value_floor: float = 0.5) -> float:
+    """Epochs over the unique tokens while a repeated token is still worth >= value_floor of a
+    fresh one: exp(-R / R_D*) >= floor  =>  1 + R_D* ln(1/floor) (Muennighoff et al. 2023, eq. 5)."""
+    return 1 + law.R_D_star * math.log(1 / value_floor)
+
+
+def _limited_split(law: DataConstrainedLaw, C: float, U: float, value_floor: float = 0.5) -> tuple[float, float]:
+    """Best (N, D) with 6ND <= C and D <= U x epochs_rewarded: no more epochs than the law rewards."""
+    _check_flops(C)
+    return _search_split(lambda n, d: loss_at(law, n, d, U), C, U * epochs_rewarded(law, value_floor))
+
+
+def data_limited_plan(law: DataConstrainedLaw, C: float, U: float, tol: float = 1e-3,
+                      value_floor: float = 0.5) -> dict:
+    """The plan for C FLOPs with U unique tokens that never repeats data past what the law rewards.
+
+    When the loss is flat (more compute buys less than `tol` nats), the answer is the least
+    compute that reaches within `tol` of the best loss at C, and the rest of the budget is
+    reported as waste."""
+    if not (U > 0 and math.isfinite(U)):
+        raise ValueError("unique tokens must be a positive finite number")
+    n, d = _limited_split(law, C, U, value_floor)
+    best = loss_at(law, n, d, U)
+    used, flat = C, None
+
+    def gap(logc: float) -> float:
+        c = math.exp(logc)
+        return loss_at(law, *_limited_split(law, c, U, value_floor), U) - (best + tol)
+
+    lo = math.log(1.000001e6)  # least compute reaching best + tol (loss never rises with C)
+    if gap(lo) > 0 and gap(math.log(C)) < 0:
+        used = math.exp(brentq(gap, lo, math.log(C), xtol=1e-6))
+    if used < FLAT_SHARE * C:  # over half the budget buys < tol nats: flat, not the usual slow gain
+        n, d = _limited_split(law, used, U, value_floor)
+        flat = {"flops_needed": used, "flops_wasted": C - used, "waste_share": 1 - used / C, "tolerance": tol,
+                "best_loss_at_budget": best}
+    return {"flops": 6 * n * d, "budget_flops": C, "params": n, "tokens": d, "tokens_per_param": d / n,
+            "loss": loss_at(law, n, d, U), "epochs": d / U, "epochs_rewarded": epochs_rewarded(law, value_floor),
+            "flat": flat}
+
+
+def inference_aware(law: ChinchillaLaw, target: float, inference_tokens: float) -> dict:
+    """Sardana et al. 2023 ('Beyond Chinchilla-Optimal'): the (N, D) reaching `target` loss with the
+    least training + inference compute, 6ND + 2N x inference_tokens. Expected heavy use moves
+    the optimum to a smaller model trained on more tokens (8B on 15T is this trade)."""
+    if getattr(law, "kind", None) != "chinchilla":
+        raise ValueError(f"inference-aware planning needs a Chinchilla-form law, not {law.kind}")
+    if not (inference_tokens >= 0 and math.isfinite(inference_tokens)):
+        raise ValueError("inference_tokens must be a finite number >= 0")
+    if target <= law.E:
+        raise ValueError(f"target loss {target} is at or below the law's irreducible loss ({law.E:.4g})")
+    n_min = (law.A / (target - law.E)) ** (1 / law.alpha)  # below this N no amount of data reaches the target
+
+    def tokens_for(n: float) -> float:  # L(N, D) = target  =>  D = (B / (target - E - A N^-alpha))^(1/beta)
+        return (law.B / (target - law.E - law.A / n ** law.alpha)) ** (1 / law.beta)
+
+    def total(x: float) -> float:
+        n = math.exp(x)
+        return math.log(6 * n * tokens_for(n) + 2 * n * inference_tokens)
+
+    lo, hi = math.log(n_min) + 1e-9, math.log(n_min) + 25
+    xs = np.linspace(lo + 1e-6, hi, 400)
+    i = int(np.argmin([total(x) for x in xs]))
+    r = minimize_scalar(total, bounds=(xs[max(i - 1, 0)], xs[min(i + 1, len(xs) - 1)]), method="bounded",
+                        options={"xatol": 1e-10})
+    n = math.exp(r.x)
+    d = tokens_for(n)
+    ref = flops_for_loss(law, target)
+    ref_total = ref["flops"] + 2 * ref["params"] * inference_tokens
+    ours = 6 * n * d + 2 * n * inference_tokens
+    return {"target_loss": target, "inference_tokens": inference_tokens, "params": n, "tokens": d,
+            "tokens_per_param": d / n, "training_flops": 6 * n * d, "inference_flops": 2 * n * inference_tokens,
+            "total_flops": ours,
+            "compute_optimal": {"params": ref["params"], "tokens": ref["tokens"], "training_flops": ref["flops"],
+                                "total_flops": ref_total},
+            "saving": 1 - ours / ref_total}
+
+
+def predict(law, N: float, D: float, U: float | None = None, samples=None, level: float = 0.95) -> dict:
+    """Loss at any (N, D) with a CI from the bootstrap laws, and how far the run is from the
+    compute-optimal split of the same compute (overtrained runs are planned on purpose)."""
+    for name, v in (("params", N), ("tokens", D)):
+        if not (0 < v < 1e30 and math.isfinite(v)):
+            raise ValueError(f"{name} must be a positive number below 1e30")
+    C = 6 * N * D
+    out = {"params": N, "tokens": D, "flops": C, "tokens_per_param": D / N, "loss": loss_at(law, N, D, U)}
+    if samples:
+        out["ci"] = {"loss": percentile_ci([[loss_at(s, N, D, U)] for s in samples], ("loss",), level)["loss"]}
+    if 1e6 <= C <= 1e35:
+        n_opt, d_opt = optimal_split(law, C, U)
+        out["compute_optimal"] = {"params": n_opt, "tokens": d_opt, "tokens_per_param": d_opt / n_opt,
+                                  "loss": loss_at(law, n_opt, d_opt, U)}
+        out["overtraining"] = (D / N) / (d_opt / n_opt)
+        out["loss_above_optimal"] = out["loss"] - out["compute_optimal"]["loss"]
+    return out

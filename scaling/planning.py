@@ -11,7 +11,7 @@ DEFAULT_MFU, and the answer says which. A 124M calibration never sets the MFU of
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from scaling import plan as P
 from scaling.compute import SECONDS_PER_DAY, train_time, training_state_bytes
@@ -20,6 +20,7 @@ from scaling.laws import ChinchillaLaw, DataConstrainedLaw
 
 DEFAULT_MFU = 0.40  # a well-tuned dense transformer on current GPUs; measure yours with `taomi calibrate`
 MFU_SIZE_FACTOR = 10.0  # a calibration speaks for models within one decade of its own size
+SAMPLES_DATA_LIMITED = 100  # bootstrap laws used for the CIs of a data-limited plan (each is a search)
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,18 @@ class PlanRequest:
     params: float | None = None
     tokens: float | None = None
     experiments: bool = False
+    kaplan_allocation: str | None = None  # "frontier" (default for kaplan-2020) or "eq1.5"
+    inference_tokens: float | None = None  # with target_loss: Sardana et al. 2023 training + inference
 
     def __post_init__(self) -> None:
         if self.law and self.fit:
             raise ValueError("give a law or a fit, not both")
-        if self.params is not None and self.tokens is not None:
-            raise ValueError("give params or tokens, not both")
+        if self.inference_tokens is not None and (self.target_loss is None or not 0 <= self.inference_tokens < 1e30):
+            raise ValueError("inference_tokens (>= 0) goes with target_loss: the loss to reach at least total cost")
+        if self.kaplan_allocation is not None and self.kaplan_allocation not in ("frontier", "eq1.5"):
+            raise ValueError("kaplan_allocation must be 'frontier' or 'eq1.5'")
+        if self.unique_tokens is not None and not (0 < self.unique_tokens < 1e30):
+            raise ValueError("unique_tokens must be a positive number below 1e30")
         if self.mfu is not None and not (0 < self.mfu <= 1):
             raise ValueError(f"mfu is a fraction of peak in (0, 1], got {self.mfu}")
         inverse = self.target_loss is not None or self.params is not None or self.tokens is not None
@@ -55,9 +62,14 @@ class PlanRequest:
             if self.flops is None and (self.gpus is None or self.days is None
                                        or (self.gpu is None and self.peak_tflops is None)):
                 raise ValueError("give flops, or gpus, gpu (or peak_tflops) and days")
+        _ = self.kind  # a contradictory combination is an error now, not when answered
 
     @property
     def kind(self) -> str:
+        if self.params is not None and self.tokens is not None:
+            if self.target_loss is not None or self.flops is not None or self.gpus is not None:
+                raise ValueError("params + tokens predicts a loss: give no budget or target with them")
+            return "predict"
         if self.target_loss is not None:
             return "target_loss"
         if self.params is not None or self.tokens is not None:
@@ -129,27 +141,43 @@ def training_state(params: float, optimizer: str = "adam", gpu_memory_gb: float 
 
 def make_plan(law, samples, law_desc: str, bud: dict, unique_tokens: float | None = None,
               optimizer: str = "adam") -> dict:
-    """The plan a user came for: N*, D*, tokens/param, loss (+ CIs), GPU-days, training memory."""
+    """The plan a user came for: N*, D*, tokens/param, loss (+ CIs), GPU-days, training memory.
+    With limited unique tokens the plan never repeats data past what the law rewards, and when
+    the loss is flat it is the least compute reaching it (the rest of the budget is reported)."""
     out = {"law": law_desc, **bud}
-    out.update(P.plan(law, bud["flops"], samples, U=unique_tokens))
+    limited = isinstance(law, DataConstrainedLaw) and unique_tokens
+    if limited:
+        lim = P.data_limited_plan(law, bud["flops"], unique_tokens)
+        out.update({k: lim[k] for k in ("params", "tokens", "tokens_per_param", "loss")})
+        if samples:
+            rows = []
+            for s in samples[:SAMPLES_DATA_LIMITED]:
+                r = P.data_limited_plan(s, bud["flops"], unique_tokens)
+                rows.append([r[k] for k in ("params", "tokens", "tokens_per_param", "loss")])
+            out["ci"] = P.percentile_ci(rows, ("params", "tokens", "tokens_per_param", "loss"))
+        out["repetition"] = P.repetition_plan(law, bud["flops"], unique_tokens)
+        plan_flops = lim["flops"]
+    else:
+        out.update(P.plan(law, bud["flops"], samples, U=unique_tokens))
+        plan_flops = bud["flops"]
+    out["plan_flops"] = plan_flops
     n = out["params"]
-    out["isoflop_profile"] = P.isoflop_profile(law, bud["flops"], U=unique_tokens)
+    out["isoflop_profile"] = P.isoflop_profile(law, bud["flops"], U=unique_tokens) if not limited else []
     if isinstance(law, ChinchillaLaw):
         out["marginal"] = P.marginal_returns(law, n, out["tokens"])
     out["memory"] = training_state(n, optimizer, bud.get("gpu_memory_gb"))
     peak, mfu = bud.get("peak_tflops"), bud.get("mfu")
     if peak and mfu:
-        t = train_time(bud["flops"], bud["gpus"], peak, mfu)
+        t = train_time(plan_flops, bud["gpus"], peak, mfu)
         out.update(seconds=t["seconds"], days=t["days"], gpu_days=t["gpu_days"])
-    if isinstance(law, DataConstrainedLaw) and unique_tokens:
-        out["repetition"] = P.repetition_plan(law, bud["flops"], unique_tokens)
     return out
 
 
 def inverse_for(law, params: float | None = None, tokens: float | None = None) -> dict:
     """The compute-optimal partner of a fixed model size (params) or token count (tokens)."""
     if law.kind != "chinchilla":
-        raise ValueError("params/tokens need a Chinchilla-form law")
+        raise ValueError(f"--params/--tokens need a Chinchilla-form law; '{law.name}' is {law.kind} "
+                         "(use the default epoch-2024 or a fitted Chinchilla law)")
     if (params is None) == (tokens is None):
         raise ValueError("give params or tokens, not both")
     for name, v in (("params", params), ("tokens", tokens)):
@@ -159,23 +187,51 @@ def inverse_for(law, params: float | None = None, tokens: float | None = None) -
 
 
 def with_repetition(law, desc: str, unique_tokens: float | None):
-    """A Chinchilla law planned against limited unique tokens gets Muennighoff et al.'s decay."""
-    if unique_tokens and law.kind == "chinchilla":
+    """A Chinchilla law planned against limited unique tokens gets Muennighoff et al.'s decay.
+    A law that cannot honour unique tokens (Kaplan's has no repetition term) is an error."""
+    if not unique_tokens:
+        return law, desc
+    if law.kind == "chinchilla":
         return (DataConstrainedLaw(base=law, name=law.name + "+repetition"),
-                desc + " with Muennighoff et al. 2023 repetition decay (R_D* 15.4)")
-    return law, desc
+                desc + " with Muennighoff et al. 2023 repetition decay (R_D* 15.4, R_N* 5.3)")
+    if law.kind == "data-constrained":
+        return law, desc
+    raise ValueError(f"unique_tokens needs a Chinchilla-form or data-constrained law; '{law.name}' ({law.kind}) "
+                     "has no term for repeated data")
 
 
-def answer_with(req: PlanRequest, law, samples, desc: str, calibrations: list[dict]) -> dict:
+def with_allocation(law, allocation: str | None):
+    if allocation is None:
+        return law
+    if law.kind != "kaplan":
+        raise ValueError(f"kaplan_allocation applies to a Kaplan law, not '{law.name}' ({law.kind})")
+    return replace(law, allocation=allocation)
+
+
+def answer_with(req: PlanRequest, law, samples, desc: str, calibrations: list[dict], info: dict | None = None) -> dict:
     """The whole answer to a request, given the law (and its bootstrap samples) and the GPU's
-    calibrations; pure. `flows.plan_task.answer` reads those and calls this."""
-    if req.kind == "target_loss":
-        return {"law": desc, **P.flops_for_loss(law, req.target_loss)}
-    if req.kind == "inverse":
-        return {"law": desc, **inverse_for(law, req.params, req.tokens)}
-    bud = budget(req, calibrations, law)
+    calibrations; pure. `flows.plan_task.answer` reads those and calls this. Every answer names
+    the law, its source and (for plans) tokens per parameter, and carries the law's warning."""
+    law = with_allocation(law, req.kaplan_allocation)
     law, desc = with_repetition(law, desc, req.unique_tokens)
-    out = make_plan(law, samples, desc, bud, req.unique_tokens)
+    if samples and isinstance(law, DataConstrainedLaw):  # bootstrap laws get the same decay
+        samples = [s if isinstance(s, DataConstrainedLaw) else
+                   DataConstrainedLaw(base=s, R_D_star=law.R_D_star, R_N_star=law.R_N_star) for s in samples]
+    head = {"law": desc, "law_info": dict(info or {})}
+    if getattr(law, "kind", "") == "kaplan":
+        head["law_info"]["allocation"] = ("Kaplan's compute-efficient frontier, N = 1.3e9 (C/PF-day)^0.73 "
+                                          "(non-embedding N)" if law.allocation == "frontier"
+                                          else "minimum of eq. 1.5 along C = 6ND (not Kaplan's published allocation)")
+    if req.kind == "predict":
+        return {**head, **P.predict(law, req.params, req.tokens, req.unique_tokens, samples)}
+    if req.kind == "target_loss" and req.inference_tokens is not None:
+        return {**head, **P.inference_aware(law, req.target_loss, req.inference_tokens)}
+    if req.kind == "target_loss":
+        return {**head, **P.flops_for_loss(law, req.target_loss, req.unique_tokens)}
+    if req.kind == "inverse":
+        return {**head, **inverse_for(law, req.params, req.tokens)}
+    bud = budget(req, calibrations, law)
+    out = {**make_plan(law, samples, desc, bud, req.unique_tokens), "law_info": head["law_info"]}
     if req.experiments:
         out["experiments"] = P.suggested_experiments(law, bud["flops"])
     return out

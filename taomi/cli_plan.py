@@ -50,6 +50,12 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
          params: float | None = typer.Option(None, "--params", help="Inverse: compute-optimal tokens for this model size."),
          tokens: float | None = typer.Option(None, "--tokens", help="Inverse: compute-optimal model size for these tokens."),
          experiments: bool = typer.Option(False, "--experiments", help="Suggest isoFLOP runs to do next."),
+         inference_tokens: float | None = typer.Option(
+             None, "--inference-tokens", help="With --target-loss: tokens the model will serve; minimises "
+             "training + inference FLOPs (Sardana et al. 2023)."),
+         kaplan_allocation: str | None = typer.Option(
+             None, "--kaplan-allocation", help="kaplan-2020 only: frontier (Kaplan's published N ~ C^0.73, the "
+             "default) or eq1.5 (the minimum of eq. 1.5 along C = 6ND)."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Compute-optimal model size and tokens for a budget, with GPU-days and training memory."""
     from flows.plan_task import answer, needs_database
@@ -58,7 +64,8 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
     try:
         req = PlanRequest(flops=flops, gpus=gpus, gpu=gpu, days=days, mfu=mfu, peak_tflops=peak_tflops, law=law,
                           fit=fit, unique_tokens=unique_tokens, target_loss=target_loss, params=params,
-                          tokens=tokens, experiments=experiments)
+                          tokens=tokens, experiments=experiments, kaplan_allocation=kaplan_allocation,
+                          inference_tokens=inference_tokens)
     except ValueError as exc:
         fail(str(exc))
     con = _open_ro() if needs_database(req) else None
@@ -72,14 +79,23 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
     if as_json:
         print(json.dumps(out, default=str))
         return
+    info = out.get("law_info") or {}
+    console.print(f"law: {out['law']}" + (f" — {info['source']}" if info.get("source") else ""))
+    if info.get("allocation"):
+        console.print(f"allocation: {info['allocation']}")
+    if info.get("warning"):
+        console.print(f"[yellow]warning: {info['warning']}[/]")
     t = Table(title=f"compute-optimal plan ({out['law']})", show_header=True)
     for c in ("quantity", "value", "95% CI"):
         t.add_column(c)
     ci = out.get("ci", {})
-    rows = [("compute (FLOPs)", "flops"), ("parameters N", "params"), ("tokens D", "tokens"),
+    rows = [("compute (FLOPs)", "flops"), ("compute the plan uses", "plan_flops"), ("parameters N", "params"),
+            ("tokens D", "tokens"),
             ("tokens per parameter", "tokens_per_param"), ("predicted loss", "loss"),
             ("wall-clock days", "days"), ("GPU-days", "gpu_days")]
     for label, k in rows:
+        if k == "plan_flops" and out.get("plan_flops") == out.get("flops"):
+            continue
         if k in out:
             c = ci.get(k)
             t.add_row(label, _g(out[k]), f"[{_g(c[0])}, {_g(c[1])}]" if c else "")
@@ -92,7 +108,7 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
         if "min_gpus_for_state_zero3" in m:
             t.add_row("GPUs needed just to hold it (ZeRO-3)", str(m["min_gpus_for_state_zero3"]), "")
     console.print(t)
-    if "isoflop_profile" in out:
+    if out.get("isoflop_profile"):
         emit([{"N x": r["factor"], "params": _g(r["params"]), "tokens": _g(r["tokens"]), "loss": f"{r['loss']:.4f}",
                "vs optimum": f"+{r['loss_increase']:.4f}"} for r in out["isoflop_profile"]], False,
              title="isoFLOP profile at this budget", console=console)
@@ -102,14 +118,59 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
                       f"{m['dloss_dlog_tokens']:.4f} (at the optimum they balance)")
     if "repetition" in out:
         r = out["repetition"]
-        console.print(f"with {_g(r['unique_tokens'])} unique tokens: optimum {_g(r['constrained']['params'])} params on "
-                      f"{_g(r['constrained']['tokens'])} tokens = {r['constrained']['epochs']:.1f} epochs; repeating "
-                      f"is worth it up to ~{r['epochs_worth_it']:.1f} epochs (a repeated token still worth >= "
+        console.print(f"with {_g(r['unique_tokens'])} unique tokens: {_g(r['constrained']['params'])} params on "
+                      f"{_g(r['constrained']['tokens'])} tokens = {r['constrained']['epochs']:.1f} epochs, never more "
+                      f"than the ~{r['epochs_worth_it']:.1f} the law rewards (a repeated token still worth >= "
                       f"{r['value_floor']:.0%} of a fresh one)")
+        if r.get("flat"):
+            f = r["flat"]
+            console.print(f"[yellow]the loss is flat: {_g(f['flops_needed'])} FLOPs reach within {f['tolerance']} of "
+                          f"the best loss at this budget ({f['best_loss_at_budget']:.4f}); the other "
+                          f"{f['waste_share']:.1%} of the budget ({_g(f['flops_wasted'])} FLOPs) buys nothing: "
+                          "find more unique data[/]")
     if out.get("experiments"):
         emit([{"flops": _g(e["flops"]), "params": _g(e["params"]), "tokens": _g(e["tokens"])}
               for e in out["experiments"]], False, title="suggested isoFLOP experiments (Chinchilla approach 2)",
              console=console)
+
+
+@app.command()
+def predict(params: float = typer.Option(..., "--params", help="Model size N."),
+            tokens: float = typer.Option(..., "--tokens", help="Training tokens D."),
+            law: str | None = typer.Option(None, "--law", help="Published law (default epoch-2024)."),
+            fit: str | None = typer.Option(None, "--fit", help="A stored fit (see `taomi fits`)."),
+            unique_tokens: float | None = typer.Option(None, "--unique-tokens", help="Unique tokens (repetition)."),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Predicted loss at any (N, D) with a 95% CI, against the compute-optimal split of the same compute."""
+    from flows.plan_task import answer, needs_database
+    from scaling.planning import PlanRequest
+
+    try:
+        req = PlanRequest(params=params, tokens=tokens, law=law, fit=fit, unique_tokens=unique_tokens)
+    except ValueError as exc:
+        fail(str(exc))
+    con = _open_ro() if needs_database(req) else None
+    try:
+        out = answer(req, con)
+    except (KeyError, LookupError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    finally:
+        if con is not None:
+            con.close()
+    if as_json:
+        print(json.dumps(out, default=str))
+        return
+    ci = out.get("ci", {}).get("loss")
+    console.print(f"law: {out['law']}")
+    if out["law_info"].get("warning"):
+        console.print(f"[yellow]warning: {out['law_info']['warning']}[/]")
+    console.print(f"loss at N = {_g(params)}, D = {_g(tokens)} ({out['tokens_per_param']:.1f} tokens/param, "
+                  f"{_g(out['flops'])} FLOPs): {out['loss']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
+    opt = out.get("compute_optimal")
+    if opt:
+        console.print(f"compute-optimal for the same FLOPs: N = {_g(opt['params'])}, D = {_g(opt['tokens'])}, loss "
+                      f"{opt['loss']:.4f}; this run is {out['overtraining']:.1f}x the optimal tokens per parameter "
+                      f"and {out['loss_above_optimal']:+.4f} nats from the optimum (smaller models cost less to serve)")
 
 
 @estimate.command("time")

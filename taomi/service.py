@@ -53,6 +53,9 @@ class PlanBody(Strict):
         None, description="Inverse: compute-optimal tokens for this model size")
     tokens: Annotated[float, Field(gt=0, le=1e30, allow_inf_nan=False)] | None = Field(
         None, description="Inverse: compute-optimal model size for these tokens")
+    kaplan_allocation: Annotated[str, Field(pattern="^(frontier|eq1\\.5)$")] | None = Field(
+        None, description="Kaplan law only: the published frontier (default) or the eq. 1.5 optimum")
+    experiments: bool = False
 
 
 class TimeRequest(Strict):

@@ -39,13 +39,18 @@ def test_endpoints(server):
     assert httpx.get(b + "/health").json()["status"] == "ok"
     assert {x["name"] for x in httpx.get(b + "/laws").json()} >= {"chinchilla-2022", "epoch-2024", "kaplan-2020"}
     assert [f["name"] for f in httpx.get(b + "/fits").json()["fits"]] == ["mine"]
-    p = httpx.post(b + "/plan", json={"flops": 5.76e23}).json()
+    p = httpx.post(b + "/plan", json={"flops": 5.76e23, "law": "chinchilla-2022"}).json()
     assert 39e9 < p["params"] < 41e9 and {"tokens", "loss", "flops", "tokens_per_param"} <= set(p)
+    assert "flawed" in p["law_info"]["warning"]
+    p = httpx.post(b + "/plan", json={"flops": 5.76e23}).json()  # the default: Epoch's refit, ~20 tokens/param
+    assert 65e9 < p["params"] < 75e9 and p["law_info"]["name"] == "epoch-2024" and "ci" in p
     p = httpx.post(b + "/plan", json={"flops": 1e22, "fit": "mine"}).json()
     assert p["ci"]["params"][0] < p["params"] < p["ci"]["params"][1]
     inv = httpx.post(b + "/plan", json={"params": 7e10}).json()
     assert inv["tokens"] > 7e10 and inv["params"] == 7e10
-    assert httpx.post(b + "/plan", json={"params": 1e9, "tokens": 1e10}).status_code == 422
+    pred = httpx.post(b + "/plan", json={"params": 1e9, "tokens": 1e10}).json()  # both: a prediction
+    assert pred["ci"]["loss"][0] < pred["loss"] < pred["ci"]["loss"][1]
+    assert httpx.post(b + "/plan", json={"params": 1e9, "tokens": 1e10, "flops": 1e22}).status_code == 422
     t = httpx.post(b + "/estimate/time", json={"params": 175e9, "tokens": 300e9, "gpus": 1024, "gpu": "a100",
                                                 "mfu": 0.45, "recompute": "full"}).json()
     assert round(t["days"], 1) == 25.4 and t["hfu"] == pytest.approx(0.6)
