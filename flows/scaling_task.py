@@ -79,7 +79,9 @@ def _fit(obs, law, method, bootstrap, drop_outliers, fixed, seed, progress) -> d
         extra = {}
     else:
         f = DataConstrainedFitter().fit(obs)
-        extra = {}
+        if bootstrap:
+            f.bootstrap(obs, n=bootstrap, seed=seed, progress=progress)
+        extra = {"base_points": f.base_points_}
     return {
         "params": f.params_, "objective": f.objective_, "n_points": f.n_points_,
         "n_at_best": f.n_at_best_, "converged": f.converged_, "seconds": getattr(f, "seconds_", None),

@@ -79,22 +79,33 @@ class KaplanFitter:
 
 
 class DataConstrainedFitter:
-    """Fits the base Chinchilla law on the points without repetition (U >= D) with the fast
-    fitter, then R_D* and R_N* on all points with the base law held fixed (Muennighoff et al.
-    2023 fit the decay constants the same way, on top of a base law)."""
+    """Staged, then joint (Muennighoff et al. 2023 fit the decay constants on top of a base law):
+
+    1. the base Chinchilla law on the points its own decay terms leave untouched: no repetition
+       (U >= D) and no excess parameters (N <= U_N, the compute-optimal size for U tokens),
+       iterated because U_N depends on the base law;
+    2. R_D* and R_N* on all points with that base held fixed;
+    3. all seven parameters refined together on all points, from the staged solution.
+
+    `bootstrap(obs, n)` refits resamples (stages 1-2) for percentile CIs of every parameter."""
 
     def __init__(self, delta: float = 1e-3):
         self.delta = delta
 
-    def fit(self, obs: Observations) -> DataConstrainedFitter:
-        if obs.U is None:
-            raise ValueError("the data-constrained law needs a unique-tokens column U")
-        fresh = obs.U >= obs.D
-        if fresh.sum() < 6:
-            raise ValueError(f"need >= 6 points trained without repetition (U >= D) to fit the base law; "
-                             f"got {int(fresh.sum())}")
-        base_fit = ChinchillaFitter(FitConfig(delta=self.delta)).fit(obs.subset(np.flatnonzero(fresh)))
-        base: ChinchillaLaw = base_fit.law_
+    def _staged(self, obs: Observations) -> DataConstrainedLaw:
+        from scaling.laws import _u_n
+
+        keep = obs.U >= obs.D
+        for _ in range(5):
+            if keep.sum() < 6:
+                raise ValueError(f"need >= 6 points trained without repetition or excess parameters (U >= D, N "
+                                 f"<= the compute-optimal size for U) to fit the base law; got {int(keep.sum())}")
+            base = ChinchillaFitter(FitConfig(delta=self.delta)).fit(obs.subset(np.flatnonzero(keep))).law_
+            new = (obs.U >= obs.D) & (obs.N <= _u_n(base, obs.U) * (1 + 1e-9))
+            if new.sum() < 6 or np.array_equal(new, keep):
+                break
+            keep = new
+        self.base_points_ = int(keep.sum())
         logl = np.log(obs.loss)
         w = obs.weight if obs.weight is not None else np.ones(len(obs))
 
@@ -104,8 +115,60 @@ class DataConstrainedFitter:
             return float((w * huber(r, self.delta)).sum())
 
         starts = np.log(np.array(list(itertools.product([2, 15, 60], [1, 5, 30])), dtype=float))
-        z, f, n_at = _multistart(fun, starts)
-        self.law_ = DataConstrainedLaw(base=base, R_D_star=float(np.exp(z[0])), R_N_star=float(np.exp(z[1])),
+        z, _, _ = _multistart(fun, starts)
+        return DataConstrainedLaw(base=base, R_D_star=float(np.exp(z[0])), R_N_star=float(np.exp(z[1])))
+
+    def fit(self, obs: Observations) -> DataConstrainedFitter:
+        if obs.U is None:
+            raise ValueError("the data-constrained law needs a unique-tokens column U")
+        staged = self._staged(obs)
+        logl = np.log(obs.loss)
+        w = obs.weight if obs.weight is not None else np.ones(len(obs))
+
+        def unpack(z):
+            base = ChinchillaLaw(A=float(np.exp(z[0])), B=float(np.exp(z[1])), E=float(np.exp(z[2])),
+                                 alpha=float(z[3]), beta=float(z[4]))
+            return DataConstrainedLaw(base=base, R_D_star=float(np.exp(z[5])), R_N_star=float(np.exp(z[6])))
+
+        def fun(z):
+            if z[3] <= 0 or z[4] <= 0:
+                return 1e6
+            r = np.log(unpack(z).predict_loss(obs.N, obs.D, obs.U)) - logl
+            return float((w * huber(r, self.delta)).sum())
+
+        b = staged.base
+        z0 = np.array([np.log(b.A), np.log(b.B), np.log(b.E), b.alpha, b.beta, np.log(staged.R_D_star),
+                       np.log(staged.R_N_star)])
+        z, f, n_at = _multistart(fun, np.array([z0]))
+        if f > fun(z0):  # the joint polish never makes it worse
+            z, f = z0, fun(z0)
+        law = unpack(z)
+        self.law_ = DataConstrainedLaw(base=law.base, R_D_star=law.R_D_star, R_N_star=law.R_N_star,
                                        name="fit-data-constrained")
-        return _set_fitted(self, f, n_at, len(starts), obs,
-                           np.log(self.law_.predict_loss(obs.N, obs.D, obs.U)) - logl)
+        out = _set_fitted(self, f, max(n_at, 2), 1, obs, np.log(self.law_.predict_loss(obs.N, obs.D, obs.U)) - logl)
+        return out
+
+    def bootstrap(self, obs: Observations, n: int = 200, seed: int = 0, level: float = 0.95,
+                  progress=None) -> DataConstrainedFitter:
+        rng = np.random.default_rng(seed)
+        rows = []
+        self.degenerate_ = 0
+        for k in range(n):
+            idx = rng.integers(0, len(obs), len(obs))
+            try:
+                law = self._staged(obs.subset(idx))
+            except ValueError:
+                self.degenerate_ += 1
+                continue
+            rows.append([*law.base.params().values(), law.R_D_star, law.R_N_star])
+            if progress:
+                progress(k + 1, n)
+        if len(rows) < max(10, n // 2):
+            raise ValueError(f"{self.degenerate_} of {n} bootstrap refits failed: too few points without repetition")
+        arr = np.array(rows)
+        names = [*self.law_.base.params(), "R_D_star", "R_N_star"]
+        lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+        self.ci_ = {k: (float(np.percentile(arr[:, i], lo)), float(np.percentile(arr[:, i], hi)))
+                    for i, k in enumerate(names)}
+        self.poorly_determined_ = [k for k, (a, b) in self.ci_.items() if b / max(a, 1e-300) > 2.0]
+        return self

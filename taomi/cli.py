@@ -274,6 +274,56 @@ def fit(path: Path = typer.Argument(..., help="Observations: CSV, Parquet or JSO
 
 
 @app.command()
+def approaches(path: Path = typer.Argument(..., help="Runs: N, D (or C), loss[, run]; a run column with several "
+                                                     "checkpoints per run enables approach 1"),
+               reference_flops: float | None = typer.Option(None, "--reference-flops",
+                                                            help="Compare N_opt here (default 100x the largest run)."),
+               bootstrap: int = typer.Option(300, "--bootstrap", min=0, help="Resamples for the exponents' CIs."),
+               seed: int = typer.Option(0, "--seed"),
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Hoffmann et al.'s approaches 1-3 side by side on the same runs, with their disagreement and
+    a held-out check (fit the smaller budgets, predict the largest)."""
+    from scaling.approaches import compare, holdout_check
+    from scaling.observations import ObservationError, read_observations
+
+    try:
+        obs = read_observations(path)
+        out = compare(obs, reference_flops, n_boot=bootstrap, seed=seed)
+    except (ObservationError, ValueError) as exc:
+        fail(str(exc))
+    try:
+        out["holdout"] = holdout_check(obs)
+    except ValueError as exc:
+        out["holdout"] = {"skipped": str(exc)}
+    if as_json:
+        print(json.dumps(out, default=str))
+        return
+    table = Table(title=f"N_opt ~ C^a on {len(obs)} points; N_opt at {out['reference_flops']:.3g} FLOPs")
+    for col in ("approach", "a", "95% CI", "b", "N_opt at reference"):
+        table.add_column(col)
+    for r in out["approaches"].values():
+        ci = r["ci"]["a"]
+        table.add_row(r["method"], f"{r['a']:.4f}", f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "",
+                      f"{r['b']:.4f}", f"{r['params_opt_at_reference']:.4g}")
+    console.print(table)
+    for k, why in out["skipped"].items():
+        console.print(f"{k.replace('_', ' ')}: skipped: {why}")
+    d = out["disagreement"]
+    if d:
+        console.print(f"disagreement: a in [{d['a_range'][0]:.4f}, {d['a_range'][1]:.4f}]; N_opt at the reference "
+                      f"differs {d['params_opt_ratio']:.2f}x between approaches")
+    h = out["holdout"]
+    if "skipped" in h:
+        console.print(f"held-out check: skipped: {h['skipped']}")
+    else:
+        console.print(f"held-out check: fitted on {h['train_points']} runs below {h['held_out_flops']:.3g} FLOPs, the "
+                      f"{h['held_out_points']} runs there are predicted within {h['loss_error_mean_abs']:.2%} "
+                      f"(max {h['loss_error_max_abs']:.2%})"
+                      + (f"; N_opt observed {h['params_opt_observed']:.4g}, approach 3 "
+                         f"{h['params_opt_approach_3']:.4g}" if "params_opt_observed" in h else ""))
+
+
+@app.command()
 def fits(as_json: bool = typer.Option(False, "--json")) -> None:
     """Stored fits (latest per name)."""
     from warehouse.scaling_store import list_fits

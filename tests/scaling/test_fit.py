@@ -160,3 +160,21 @@ def test_cli_fit_json_and_store(chinchilla_points, tmp_path, shared_data):
     bad.write_text("N,D,loss\n1e8,1e9,3\n")
     r = runner.invoke(app, ["--db", db, "fit", str(bad)])
     assert r.exit_code == 2 and "cannot determine" in r.stderr
+
+
+def test_data_constrained_fit_recovers_both_decays_on_noise_free_data_with_cis():
+    # Issue 14: the base law was fitted on points its own U_N term decays (R_N* 5.92 for 5.3).
+    truth = DataConstrainedLaw(base=get_law("epoch-2024"), R_D_star=15.4, R_N_star=5.3)
+    rng = np.random.default_rng(2)
+    N = np.repeat(np.geomspace(3e7, 3e9, 8), 10)
+    D = np.tile(np.geomspace(1e9, 3e11, 10), 8)
+    U = np.where(rng.random(len(N)) < 0.4, D * 2, D / rng.choice([1.5, 3, 6, 12, 30, 60], len(N)))
+    L = truth.predict_loss(N, D, U)
+    obs = from_frame(pd.DataFrame({"N": N, "D": D, "loss": L, "U": U}))
+    f = DataConstrainedFitter().fit(obs)
+    assert f.params_["R_N_star"] == pytest.approx(5.3, rel=0.02)
+    assert f.params_["R_D_star"] == pytest.approx(15.4, rel=0.02)
+    assert f.base_points_ < int((U >= D).sum())  # points with excess parameters were left out of stage 1
+    f.bootstrap(obs, n=12, seed=0)
+    lo, hi = f.ci_["R_D_star"]
+    assert lo <= 15.4 * 1.05 and hi >= 15.4 * 0.95
