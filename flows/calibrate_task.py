@@ -47,20 +47,35 @@ def run_calibration(db, corpus: str | None = None, size: str = "tiny", steps: in
     return r
 
 
-def run_sweep(db, corpus: str | None = None, name: str = "micro-sweep", progress=None, **kw) -> dict:
-    """Train tiny models at several (N, D), store the observations and fit them."""
+def run_sweep(db, corpus: str | None = None, name: str = "micro-sweep", progress=None, scale: str = "cpu",
+              device: str = "cpu", workers: int = 0, bootstrap: int = 200) -> dict:
+    """Train small models at a grid of (N, D) on the corpus (scaling.sweep), store the points as a
+    fit with bootstrap CIs, and say whether they support a law and what to run next."""
     from flows.scaling_task import fit_file
-    from scaling.calibrate import micro_sweep
+    from scaling.sweep import judge, micro_sweep
 
-    rows = micro_sweep(corpus_tokens(db, corpus), progress=progress, **kw)
+    sw = micro_sweep(corpus_tokens(db, corpus), scale, device=device, workers=workers, progress=progress)
+    rows = sw["rows"]
+    verdict = judge(rows)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / f"{name}.csv"
-        pd.DataFrame(rows).to_csv(path, index=False)
+        pd.DataFrame(rows)[["N", "D", "loss", "run"]].to_csv(path, index=False)
         try:
-            fit = fit_file(db, path, name=name, bootstrap=100)
-        except ValueError as exc:  # a tiny noisy sweep may not determine a law: say so
+            fit = fit_file(db, path, name=name, bootstrap=bootstrap)
+        except ValueError as exc:  # the points may not determine a law: say so, with what to run next
             fit = {"error": str(exc)}
-    return {"observations": rows, "fit": fit}
+            verdict["supports_a_law"] = False
+            verdict["advice"].append(f"the fit failed ({exc}); widen D (3x the largest) or add larger models")
+    shaky = [k for k in ("alpha", "beta") if k in (fit.get("poorly_determined") or [])]
+    if shaky:
+        verdict["supports_a_law"] = False
+        ci = fit["ci"]
+        verdict["advice"].append(
+            "the exponents are poorly determined (" + ", ".join(f"{k} [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" for k in shaky)
+            + "): train 3x longer at every size (the smallest runs are still in their early transient), or run "
+            "`taomi calibrate --sweep --scale gpu` on a GPU")
+    return {"observations": rows, "seconds": sw["seconds"], "workers": sw["workers"], "preset": sw["preset"],
+            "held_out_tokens_evaluated": rows[0]["eval_tokens"] if rows else 0, "verdict": verdict, "fit": fit}
 
 
 def run_extrapolation(db, corpus: str | None = None, **kw) -> dict:

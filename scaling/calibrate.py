@@ -1,5 +1,5 @@
 """Throughput calibration: a real micro-training step on the hardware at hand -> tokens/s, FLOP/s,
-MFU; a micro scaling sweep on the user's corpus; a length-extrapolation check.
+MFU; a length-extrapolation check (the micro scaling sweep is scaling/sweep.py).
 
 The only module that imports torch (lazily: every other command works without it). MFU is
 measured against the device's dense bf16 peak from scaling/hardware.py; an unknown device is never
@@ -188,24 +188,6 @@ def train_eval(tokens: np.ndarray, cfg, train_tokens: int, batch: int = 8, seed:
             out[f"loss@{t}"] = float(np.mean([float(model(*next(ev))[1]) for _ in range(4)]))
     out["loss"] = out[f"loss@{cfg.seq}"]
     return out
-
-
-def micro_sweep(tokens: np.ndarray, sizes=((2, 32), (2, 64), (3, 96)), budgets=(1e5, 3e5, 8e5), seq: int = 64,
-                seed: int = 0, progress=None) -> list[dict]:
-    """Train tiny models at several (N, D) on the corpus; held-out loss of each: scaling observations."""
-    from scaling.model import ModelConfig
-
-    split = int(len(tokens) * 0.9)
-    train, held = tokens[:split], tokens[split:]
-    rows = []
-    runs = [(layers, hidden, d) for layers, hidden in sizes for d in budgets]
-    for k, (layers, hidden, d) in enumerate(runs):
-        cfg = ModelConfig(vocab=256, layers=layers, hidden=hidden, heads=max(1, hidden // 32), seq=seq)
-        r = train_eval(train, cfg, int(d), seed=seed, eval_tokens=held)
-        rows.append({"N": r["params"], "D": r["tokens"], "loss": r["loss"], "run": f"L{layers}-h{hidden}-D{int(d)}"})
-        if progress:
-            progress(k + 1, len(runs))
-    return rows
 
 
 def length_extrapolation(tokens: np.ndarray, seq: int = 64, factors=(2, 4, 8), train_tokens: int = 400_000,

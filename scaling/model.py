@@ -97,7 +97,7 @@ class TinyLM(nn.Module):
         logits = self.head(self.norm(x))
         if targets is None:
             return logits
-        return logits, F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
+        return logits, F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
 
     def num_params(self) -> int:
         """Parameters counted once (tied embedding = the output projection's matmul)."""

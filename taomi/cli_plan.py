@@ -272,6 +272,9 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
               batch: int = typer.Option(8, "--batch", min=1),
               corpus: str | None = typer.Option(None, "--corpus", help="Train on this corpus (default: sample text)."),
               sweep: bool = typer.Option(False, "--sweep", help="Micro scaling sweep on the corpus, then fit it."),
+              scale: str = typer.Option("cpu", "--scale", help="Sweep preset: cpu (minutes on 2 cores, 8K-360K "
+                                        "params) | gpu (10M-100M params)."),
+              workers: int = typer.Option(0, "--workers", min=0, help="Sweep processes on the CPU (0: one per core)."),
               extrapolate: bool = typer.Option(False, "--extrapolate", help="Length extrapolation check (2x-8x)."),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Measure tokens/s and MFU with a real torch training step; plans use it for this GPU."""
@@ -287,9 +290,13 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
         if sweep:
             from taomi.output import make_progress
 
+            if scale not in ("cpu", "gpu"):
+                fail(f"--scale must be cpu or gpu, not {scale!r}")
+            sweep_device = "cpu" if scale == "cpu" else ("cuda" if device in ("auto", "cuda") else device)
             with make_progress(console, quiet=as_json, units="count") as progress:
-                task = progress.add_task("sweep runs", total=9)
-                out = run_sweep(state.db, corpus, progress=lambda k, n: progress.update(task, completed=k, total=n))
+                task = progress.add_task("sweep runs", total=None)
+                out = run_sweep(state.db, corpus, scale=scale, device=sweep_device, workers=workers,
+                                progress=lambda k, n: progress.update(task, completed=k, total=n))
         elif extrapolate:
             out = run_extrapolation(state.db, corpus)
         else:
@@ -301,14 +308,25 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
         print(json.dumps(out, default=str))
         return
     if sweep:
-        emit(out["observations"], False, title="micro sweep (held-out loss)", console=console)
-        f = out["fit"]
+        emit([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+               if k in ("N", "D", "seed", "lr", "loss")} for r in out["observations"]], False,
+             title=f"micro sweep: held-out loss on {out['held_out_tokens_evaluated']:,} tokens "
+                   f"({out['seconds']:.0f} s, {out['workers']} workers)", console=console)
+        f, v = out["fit"], out["verdict"]
         if "error" in f:
             console.print(f"[yellow]fit:[/] {f['error']}")
         else:
-            p = f["params"]
-            console.print(f"fitted: L = {p['E']:.3f} + {p['A']:.3g}/N^{p['alpha']:.3f} + {p['B']:.3g}/D^{p['beta']:.3f} "
-                          f"(stored as fit '{f['name']}'; poorly determined: {', '.join(f['poorly_determined']) or 'none'})")
+            p, ci = f["params"], f.get("ci") or {}
+            cis = ", ".join(f"{k} [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" for k in ("alpha", "beta") if k in ci)
+            console.print(f"fitted: L = {p['E']:.3f} + {p['A']:.3g}/N^{p['alpha']:.3f} + {p['B']:.3g}/D^{p['beta']:.3f}"
+                          f" ({cis}; stored as fit '{f['name']}')")
+        console.print(f"N spans {v['decades_of_N']:.2f} decades, D {v['decades_of_D']:.2f}; loss falls with N at "
+                      f"{sum(v['loss_falls_with_N'].values())}/{len(v['loss_falls_with_N'])} D values and with D at "
+                      f"{sum(v['loss_falls_with_D'].values())}/{len(v['loss_falls_with_D'])} sizes")
+        if v["supports_a_law"]:
+            console.print("[green]these points support a law[/]")
+        for a in v["advice"]:
+            console.print(f"[yellow]next:[/] {a}")
         return
     if extrapolate:
         emit(out["table"], False, title=f"held-out loss vs context (trained at {out['train_context']})", console=console)

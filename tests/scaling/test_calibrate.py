@@ -15,7 +15,7 @@ from taomi.cli import app
 
 torch = pytest.importorskip("torch")
 
-from scaling.calibrate import byte_tokens, calibrate, length_extrapolation, micro_sweep, table_gpu
+from scaling.calibrate import byte_tokens, calibrate, length_extrapolation, table_gpu
 from scaling.model import SIZES, TinyLM, flops_per_token
 
 runner = CliRunner()
@@ -94,12 +94,37 @@ def test_calibration_stored_and_used_by_plans(tmp_path, sample):
 
 
 def test_sweep_and_extrapolation_small(tokens):
-    rows = micro_sweep(tokens, sizes=((1, 32), (2, 64)), budgets=(2e4, 6e4), seq=32)
-    assert len(rows) == 4 and all(r["loss"] > 0 for r in rows)
+    from scaling.sweep import SweepPreset, judge, micro_sweep
+
+    # A small preset in-process and in 2 worker processes: same rows (every run is seeded).
+    p = SweepPreset(sizes=((1, 16), (2, 64)), tokens=(2e4, 6e4), seq=32, batch=8, seeds=(0, 1), eval_tokens=4096)
+    one = micro_sweep(tokens, p, workers=1)
+    two = micro_sweep(tokens, p, workers=2)
+    assert [(r["run"], round(r["loss"], 5)) for r in one["rows"]] == [(r["run"], round(r["loss"], 5)) for r in two["rows"]]
+    rows = one["rows"]
+    assert len(rows) == 8 and all(r["eval_tokens"] >= 4096 for r in rows)
     big = {r["run"]: r["loss"] for r in rows}
-    assert big["L2-h64-D60000"] < big["L1-h32-D20000"]
+    assert big["L2-h64-D60000-s0"] < big["L1-h16-D20000-s0"]
+    assert {r["lr"] for r in rows if r["N"] == rows[0]["N"]} != {r["lr"] for r in rows if r["N"] != rows[0]["N"]}
+    v = judge(rows)
+    assert v["decades_of_N"] < 1.5 and not v["supports_a_law"] and any("decades" in a for a in v["advice"])
+    with pytest.raises(ValueError, match="held-out slice"):
+        micro_sweep(tokens[:5000], p, workers=1)
     e = length_extrapolation(tokens, seq=32, factors=(2, 4), train_tokens=40_000)
     assert [t["factor"] for t in e["table"]] == [1, 2, 4] and isinstance(e["graceful"], bool)
+
+
+def test_judge_says_what_to_run_next():
+    from scaling.sweep import judge
+
+    rows = [{"N": n, "D": d, "loss": 3 - 0.1 * i - 0.2 * j + (0.5 if (i, j) == (2, 0) else 0), "seed": 0}
+            for i, n in enumerate((1e4, 1e5, 1e6)) for j, d in enumerate((1e5, 1e6))]
+    v = judge(rows)
+    assert v["loss_falls_with_D"][1e6] and not v["loss_falls_with_N"][1e5]
+    assert any("D = 100,000" in a and "undertrained" in a for a in v["advice"])
+    good = [{"N": n, "D": d, "loss": 3 - 0.1 * i - 0.2 * j, "seed": 0}
+            for i, n in enumerate((1e4, 1e5, 1e6)) for j, d in enumerate((1e5, 1e6))]
+    assert judge(good)["supports_a_law"]
 
 
 def test_without_torch_calibrate_explains_and_the_rest_works(monkeypatch, db):
@@ -108,3 +133,16 @@ def test_without_torch_calibrate_explains_and_the_rest_works(monkeypatch, db):
     assert res.exit_code == 2 and "pip install 'taomi[torch]'" in res.stderr
     assert runner.invoke(app, ["plan", "--flops", "1e21", "--json"]).exit_code == 0
     assert np.isfinite(json.loads(runner.invoke(app, ["plan", "--flops", "1e21", "--json"]).stdout)["params"])
+
+
+def test_gpu_preset_spans_10m_to_100m_parameters():
+    from scaling.model import ModelConfig
+    from scaling.sweep import PRESETS
+
+    sizes = [TinyLM(ModelConfig(vocab=256, layers=layer, hidden=h, heads=h // 16, seq=8)).num_params()
+             for layer, h in PRESETS["gpu"].sizes]
+    assert 10e6 <= min(sizes) and max(sizes) <= 100e6
+    cpu = [TinyLM(ModelConfig(vocab=256, layers=layer, hidden=h, heads=max(1, h // 16), seq=8)).num_params()
+           for layer, h in PRESETS["cpu"].sizes]
+    assert np.log10(max(cpu) / min(cpu)) >= 1.5 and PRESETS["cpu"].eval_tokens >= 65_536
+    assert len(PRESETS["cpu"].seeds) >= 2
