@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
 
 from scaling.laws import ChinchillaLaw, DataConstrainedLaw, KaplanLaw, kaplan_frontier_params
 
@@ -34,6 +33,7 @@ def optimal_split(law, C: float, U: float | None = None) -> tuple[float, float]:
 def _search_split(loss, C: float, max_tokens: float = math.inf) -> tuple[float, float]:
     """argmin over N of loss(N, min(C/6N, max_tokens)): a grid over 1 <= N <= C/6 (D >= 1), then
     a bounded polish around the best grid point."""
+    from scipy.optimize import minimize_scalar  # lazy: a closed-form plan needs no scipy
     def f(x: float) -> float:
         n = math.exp(x)
         return float(loss(n, min(C / (6 * n), max_tokens)))
@@ -75,6 +75,7 @@ def percentile_ci(rows, names, level: float = 0.95) -> dict:
 def flops_for_loss(law, target: float, U: float | None = None) -> dict:
     """The least compute whose optimal plan reaches `target` loss (inverse query), for every law;
     with U unique tokens (data-constrained law) the epochs are capped as in `data_limited_plan`."""
+    from scipy.optimize import brentq  # lazy: a closed-form plan needs no scipy
     floor = law.E if isinstance(law, ChinchillaLaw) else law.base.E if isinstance(law, DataConstrainedLaw) \
         else getattr(law, "L_inf", 0.0)
     if target <= floor:
@@ -205,6 +206,7 @@ def data_limited_plan(law: DataConstrainedLaw, C: float, U: float, tol: float = 
     When the loss is flat (more compute buys less than `tol` nats), the answer is the least
     compute that reaches within `tol` of the best loss at C, and the rest of the budget is
     reported as waste."""
+    from scipy.optimize import brentq  # lazy: a closed-form plan needs no scipy
     if not (U > 0 and math.isfinite(U)):
         raise ValueError("unique tokens must be a positive finite number")
     n, d = _limited_split(law, C, U, value_floor)
@@ -231,6 +233,7 @@ def inference_aware(law: ChinchillaLaw, target: float, inference_tokens: float) 
     """Sardana et al. 2023 ('Beyond Chinchilla-Optimal'): the (N, D) reaching `target` loss with the
     least training + inference compute, 6ND + 2N x inference_tokens. Expected heavy use moves
     the optimum to a smaller model trained on more tokens (8B on 15T is this trade)."""
+    from scipy.optimize import minimize_scalar  # lazy: a closed-form plan needs no scipy
     if getattr(law, "kind", None) != "chinchilla":
         raise ValueError(f"inference-aware planning needs a Chinchilla-form law, not {law.kind}")
     if not (inference_tokens >= 0 and math.isfinite(inference_tokens)):
