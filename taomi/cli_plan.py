@@ -36,6 +36,26 @@ def _open_ro():
     return open_read_only(state.db) if db_path(state.db).exists() else None
 
 
+def _answer(**request) -> dict:
+    """A PlanRequest answered by the one `flows.plan_task.answer` (the service calls it too); a
+    database is opened read-only only when the request needs one. Bad input: one line, exit 2."""
+    from flows.plan_task import answer, needs_database
+    from scaling.planning import PlanRequest
+
+    try:
+        req = PlanRequest(**request)
+    except ValueError as exc:
+        fail(str(exc))
+    con = _open_ro() if needs_database(req) else None
+    try:
+        return answer(req, con)
+    except (KeyError, LookupError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    finally:
+        if con is not None:
+            con.close()
+
+
 @app.command()
 def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budget in FLOPs, e.g. 5.76e23."),
          gpus: int | None = typer.Option(None, "--gpus", min=1),
@@ -58,24 +78,9 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
              "default) or eq1.5 (the minimum of eq. 1.5 along C = 6ND)."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Compute-optimal model size and tokens for a budget, with GPU-days and training memory."""
-    from flows.plan_task import answer, needs_database
-    from scaling.planning import PlanRequest
-
-    try:
-        req = PlanRequest(flops=flops, gpus=gpus, gpu=gpu, days=days, mfu=mfu, peak_tflops=peak_tflops, law=law,
-                          fit=fit, unique_tokens=unique_tokens, target_loss=target_loss, params=params,
-                          tokens=tokens, experiments=experiments, kaplan_allocation=kaplan_allocation,
-                          inference_tokens=inference_tokens)
-    except ValueError as exc:
-        fail(str(exc))
-    con = _open_ro() if needs_database(req) else None
-    try:
-        out = answer(req, con)
-    except (KeyError, LookupError, ValueError) as exc:
-        fail(str(exc).strip("'\""))
-    finally:
-        if con is not None:
-            con.close()
+    out = _answer(flops=flops, gpus=gpus, gpu=gpu, days=days, mfu=mfu, peak_tflops=peak_tflops, law=law, fit=fit,
+                  unique_tokens=unique_tokens, target_loss=target_loss, params=params, tokens=tokens,
+                  experiments=experiments, kaplan_allocation=kaplan_allocation, inference_tokens=inference_tokens)
     if as_json:
         print(json.dumps(out, default=str))
         return
@@ -142,21 +147,7 @@ def predict(params: float = typer.Option(..., "--params", help="Model size N."),
             unique_tokens: float | None = typer.Option(None, "--unique-tokens", help="Unique tokens (repetition)."),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Predicted loss at any (N, D) with a 95% CI, against the compute-optimal split of the same compute."""
-    from flows.plan_task import answer, needs_database
-    from scaling.planning import PlanRequest
-
-    try:
-        req = PlanRequest(params=params, tokens=tokens, law=law, fit=fit, unique_tokens=unique_tokens)
-    except ValueError as exc:
-        fail(str(exc))
-    con = _open_ro() if needs_database(req) else None
-    try:
-        out = answer(req, con)
-    except (KeyError, LookupError, ValueError) as exc:
-        fail(str(exc).strip("'\""))
-    finally:
-        if con is not None:
-            con.close()
+    out = _answer(params=params, tokens=tokens, law=law, fit=fit, unique_tokens=unique_tokens)
     if as_json:
         print(json.dumps(out, default=str))
         return
