@@ -84,7 +84,11 @@ def label_report(ann: pd.DataFrame, text_of: dict[str, str], n_boot: int, seed: 
     if len(given) >= 20 and len(lab) >= 2 and given["label"].value_counts().min() >= 2:
         texts = [text_of[i] for i in given["ext_id"]]
         y = given["label"].map({c: i for i, c in enumerate(lab)}).to_numpy()
-        s = suspect_labels(texts, y, len(lab), SuspectConfig(seed=seed))
+        try:
+            s = suspect_labels(texts, y, len(lab), SuspectConfig(seed=seed))
+        except ValueError as exc:  # e.g. texts with no words at all: the classifier has nothing to learn from
+            report["notes"].append(f"suspect labels not computed: {exc}")
+            s = {"suspect": np.zeros(len(y), dtype=bool), "score": np.ones(len(y)), "suggested": y}
         idx = np.flatnonzero(s["suspect"])
         idx = idx[np.argsort(s["score"][idx], kind="stable")]
         suspects = pd.DataFrame({"ext_id": given["ext_id"].to_numpy()[idx], "given": [lab[y[i]] for i in idx],

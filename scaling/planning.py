@@ -48,7 +48,8 @@ class PlanRequest:
         if self.law and self.fit:
             raise ValueError("give a law or a fit, not both")
         if self.inference_tokens is not None and (self.target_loss is None or not 0 <= self.inference_tokens < 1e30):
-            raise ValueError("inference_tokens (>= 0) goes with target_loss: the loss to reach at least total cost")
+            raise ValueError("inference_tokens (>= 0) goes with target_loss: the plan that reaches that loss with the "
+                             "least training + inference compute")
         if self.kaplan_allocation is not None and self.kaplan_allocation not in ("frontier", "eq1.5"):
             raise ValueError("kaplan_allocation must be 'frontier' or 'eq1.5'")
         if self.unique_tokens is not None and not (0 < self.unique_tokens < 1e30):

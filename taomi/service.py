@@ -56,6 +56,8 @@ class PlanBody(Strict):
     kaplan_allocation: Annotated[str, Field(pattern="^(frontier|eq1\\.5)$")] | None = Field(
         None, description="Kaplan law only: the published frontier (default) or the eq. 1.5 optimum")
     experiments: bool = False
+    inference_tokens: Annotated[float, Field(ge=0, le=1e30, allow_inf_nan=False)] | None = Field(
+        None, description="With target_loss: tokens the model will serve (Sardana et al. 2023)")
 
 
 class TimeRequest(Strict):

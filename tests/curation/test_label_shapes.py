@@ -57,3 +57,13 @@ def test_every_input_shape_works_with_a_clear_note(tmp_path, ingest_files, name,
     if name == "label_only":  # precision first: only planted flips are flagged (cleanlab's "both" rule
         flagged = {s["id"] for s in r["suspects"]}  # is conservative on 60 items: 2 of the 4 here)
         assert flagged <= {"0", "15", "30", "45"} and len(flagged) >= 2
+
+
+def test_texts_without_words_get_a_note_not_a_crash():
+    import pandas as pd
+
+    from curation.label_report import label_report
+
+    ann = pd.DataFrame({"ext_id": [str(i) for i in range(30)], "label": ["a", "b"] * 15, "annotator": [""] * 30})
+    report, _, _, suspects, _ = label_report(ann, {str(i): "!!! ... ???" for i in range(30)}, 0, 0, "c")
+    assert suspects.empty and any("suspect labels not computed" in n for n in report["notes"])
