@@ -156,7 +156,8 @@ def suggested_experiments(law, C: float, budgets: int = 3, sizes: int = 5, step:
     return out
 
 
-def repetition_plan(law: DataConstrainedLaw, C: float, U: float, value_floor: float = 0.5) -> dict:
+def repetition_plan(law: DataConstrainedLaw, C: float, U: float, value_floor: float = 0.5,
+                    limited: dict | None = None) -> dict:
     """How many epochs over U unique tokens are worth it (Muennighoff et al. 2023, eq. 5).
 
     The marginal value of a repeated token after R repetitions is exp(-R / R_D*) of a fresh one;
@@ -165,7 +166,7 @@ def repetition_plan(law: DataConstrainedLaw, C: float, U: float, value_floor: fl
     if not (U > 0 and math.isfinite(U)):
         raise ValueError("unique tokens must be a positive finite number")
     n_free, d_free = optimal_split(law.base, C)
-    lim = data_limited_plan(law, C, U, value_floor=value_floor)
+    lim = limited or data_limited_plan(law, C, U, value_floor=value_floor)  # a caller may have it already
     table = []
     for epochs in (1, 2, 4, 8, 16, 32, 64):
         dd = U * epochs

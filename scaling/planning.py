@@ -156,7 +156,7 @@ def make_plan(law, samples, law_desc: str, bud: dict, unique_tokens: float | Non
                 r = P.data_limited_plan(s, bud["flops"], unique_tokens)
                 rows.append([r[k] for k in ("params", "tokens", "tokens_per_param", "loss")])
             out["ci"] = P.percentile_ci(rows, ("params", "tokens", "tokens_per_param", "loss"))
-        out["repetition"] = P.repetition_plan(law, bud["flops"], unique_tokens)
+        out["repetition"] = P.repetition_plan(law, bud["flops"], unique_tokens, limited=lim)
         plan_flops = lim["flops"]
     else:
         out.update(P.plan(law, bud["flops"], samples, U=unique_tokens))
