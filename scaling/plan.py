@@ -27,21 +27,23 @@ def optimal_split(law, C: float, U: float | None = None) -> tuple[float, float]:
     if isinstance(law, KaplanLaw) and law.allocation == "frontier":
         n = float(min(kaplan_frontier_params(C), C / 6))
         return n, C / (6 * n)
-    return _search_split(lambda n, d: loss_at(law, n, d, U), C)
+    return _search_split(law, C, U)
 
 
-def _search_split(loss, C: float, max_tokens: float = math.inf) -> tuple[float, float]:
-    """argmin over N of loss(N, min(C/6N, max_tokens)): a grid over 1 <= N <= C/6 (D >= 1), then
-    a bounded polish around the best grid point."""
+def _search_split(law, C: float, U: float | None = None, max_tokens: float = math.inf) -> tuple[float, float]:
+    """argmin over N of the loss at (N, min(C/6N, max_tokens)): one vectorised grid over
+    1 <= N <= C/6 (D >= 1), then a bounded polish around the best grid point."""
     from scipy.optimize import minimize_scalar  # lazy: a closed-form plan needs no scipy
-    def f(x: float) -> float:
-        n = math.exp(x)
-        return float(loss(n, min(C / (6 * n), max_tokens)))
+
+    def losses(x):
+        n = np.exp(x)
+        d = np.minimum(C / (6 * n), max_tokens)
+        return law.predict_loss(n, d, U) if isinstance(law, DataConstrainedLaw) else law.predict_loss(n, d)
 
     xs = np.linspace(0.0, math.log(C / 6), 240)
-    i = int(np.argmin([f(x) for x in xs]))
-    r = minimize_scalar(f, bounds=(xs[max(i - 1, 0)], xs[min(i + 1, len(xs) - 1)]), method="bounded",
-                        options={"xatol": 1e-10})
+    i = int(np.argmin(losses(xs)))
+    r = minimize_scalar(lambda x: float(losses(x)), bounds=(xs[max(i - 1, 0)], xs[min(i + 1, len(xs) - 1)]),
+                        method="bounded", options={"xatol": 1e-10})
     n = math.exp(r.x)
     return n, min(C / (6 * n), max_tokens)
 
@@ -197,7 +199,7 @@ def epochs_rewarded(law: DataConstrainedLaw, value_floor: float = 0.5) -> float:
 def _limited_split(law: DataConstrainedLaw, C: float, U: float, value_floor: float = 0.5) -> tuple[float, float]:
     """Best (N, D) with 6ND <= C and D <= U x epochs_rewarded: no more epochs than the law rewards."""
     _check_flops(C)
-    return _search_split(lambda n, d: loss_at(law, n, d, U), C, U * epochs_rewarded(law, value_floor))
+    return _search_split(law, C, U, U * epochs_rewarded(law, value_floor))
 
 
 def data_limited_plan(law: DataConstrainedLaw, C: float, U: float, tol: float = 1e-3,
