@@ -194,8 +194,8 @@ PUBLISHED: dict[str, Published] = {
         "Hoffmann et al. 2022, eq. 10 as printed (rounded)", warning=_HOFFMANN_WARNING),
     "kaplan-2020": Published(
         KaplanLaw(N_c=6.4e13, D_c=1.8e13, alpha_N=0.076, alpha_D=0.103, name="kaplan-2020"),
-        "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', eq. 1.5 and table 2; allocation: "
-        "the compute-efficient frontier of sec. 6.1, N = 1.3e9 (C_min/PF-day)^0.73",
+        "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', eq. 1.5 and table 2 (loss); sec. 6.1 "
+        "(allocation)",
         "N counts non-embedding parameters; loss in nats/token on WebText2",
         warning="Kaplan's frontier puts almost all extra compute into parameters (N ~ C^0.73): far fewer "
                 "tokens per parameter than the Chinchilla-form laws, the allocation Hoffmann et al. 2022 revised"),

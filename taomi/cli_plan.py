@@ -113,6 +113,13 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
         if "min_gpus_for_state_zero3" in m:
             t.add_row("GPUs needed just to hold it (ZeRO-3)", str(m["min_gpus_for_state_zero3"]), "")
     console.print(t)
+    if "inference_tokens" in out:
+        ref = out["compute_optimal"]
+        console.print(f"to reach loss {out['target_loss']} and serve {_g(out['inference_tokens'])} tokens: training "
+                      f"{_g(out['training_flops'])} + inference {_g(out['inference_flops'])} = "
+                      f"{_g(out['total_flops'])} FLOPs, {out['saving']:.0%} less than the compute-optimal "
+                      f"{_g(ref['params'])} params on {_g(ref['tokens'])} tokens ({_g(ref['total_flops'])} FLOPs "
+                      "in all; Sardana et al. 2023)")
     if out.get("isoflop_profile"):
         emit([{"N x": r["factor"], "params": _g(r["params"]), "tokens": _g(r["tokens"]), "loss": f"{r['loss']:.4f}",
                "vs optimum": f"+{r['loss_increase']:.4f}"} for r in out["isoflop_profile"]], False,
@@ -277,12 +284,13 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
         fail(str(exc))
     from flows.calibrate_task import run_calibration, run_extrapolation, run_sweep
 
+    if scale not in ("cpu", "gpu"):
+        fail(f"--scale must be cpu or gpu, not {scale!r}")
+
     try:
         if sweep:
             from taomi.output import make_progress
 
-            if scale not in ("cpu", "gpu"):
-                fail(f"--scale must be cpu or gpu, not {scale!r}")
             sweep_device = "cpu" if scale == "cpu" else ("cuda" if device in ("auto", "cuda") else device)
             with make_progress(console, quiet=as_json, units="count") as progress:
                 task = progress.add_task("sweep runs", total=None)

@@ -146,3 +146,8 @@ def test_gpu_preset_spans_10m_to_100m_parameters():
            for layer, h in PRESETS["cpu"].sizes]
     assert np.log10(max(cpu) / min(cpu)) >= 1.5 and PRESETS["cpu"].eval_tokens >= 65_536
     assert len(PRESETS["cpu"].seeds) >= 2
+
+
+def test_sweep_scale_is_checked_with_one_clear_line():
+    r = runner.invoke(app, ["calibrate", "--sweep", "--scale", "tpu"])
+    assert r.exit_code == 2 and r.stderr.strip() == "error: --scale must be cpu or gpu, not 'tpu'"
