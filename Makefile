@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml
 	then echo "installed with uv"; \
 	else $(PY) -m pip install -q --upgrade pip $(QUIET) && $(PY) -m pip install -q -e ".[torch,test]" $(QUIET); fi
 	$(PY) -c "import taomi, duckdb, prefect, datasketch, torch, sklearn, cleanlab"
+	# compile the dedup kernel once per install (numba caches the machine code), never per run
+	$(PY) -c "from dedup.kernel import warm; warm()"
 	touch $(STAMP)
 
 demo: $(STAMP)

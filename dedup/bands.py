@@ -58,18 +58,14 @@ def _pairs_in_runs(order: np.ndarray, run_starts: np.ndarray, run_lens: np.ndarr
     return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
 
 
-def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, mask: np.ndarray | None = None) -> np.ndarray:
-    """Unique (i, j), i < j, row indices of documents sharing at least one band key.
-
-    `mask` excludes rows (documents without shingles share the all-max signature).
-    """
-    n = sigs.shape[0]
-    idx = np.arange(n) if mask is None else np.flatnonzero(mask)
-    if len(idx) < 2:
+def candidate_pairs_from_keys(keys: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
+    """Unique (a, b), a < b, doc ids sharing at least one band key. `keys` (n, bands) rows belong
+    to `doc_ids` (ascending: members of a bucket are then paired in id order)."""
+    n = len(doc_ids)
+    if n < 2:
         return np.empty((0, 2), dtype=np.int64)
-    keys = band_keys(sigs[idx], bands, rows)
     found = []
-    for b in range(bands):
+    for b in range(keys.shape[1]):
         k = keys[:, b]
         order = np.argsort(k, kind="stable")
         ks = k[order]
@@ -82,7 +78,39 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, mask: np.ndarray | 
         found.append(_pairs_in_runs(order, run_starts, run_lens))
     if not found:
         return np.empty((0, 2), dtype=np.int64)
-    pairs = np.concatenate(found)
+    return doc_ids[unique_pairs(np.concatenate(found), n)]
+
+
+def unique_pairs(pairs: np.ndarray, n: int) -> np.ndarray:
+    """Distinct (i, j) rows of non-negative ints below n, sorted."""
+    if len(pairs) == 0:
+        return np.empty((0, 2), dtype=np.int64)
     code = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
-    local = np.stack((code // n, code % n), axis=1)
-    return idx[local]
+    return np.stack((code // n, code % n), axis=1)
+
+
+def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """Unique (i, j), i < j, row indices of documents sharing at least one band key.
+
+    `mask` excludes rows (documents without shingles share the all-max signature).
+    """
+    idx = np.arange(sigs.shape[0]) if mask is None else np.flatnonzero(mask)
+    return candidate_pairs_from_keys(band_keys(sigs[idx], bands, rows), idx)
+
+
+def pairs_from_buckets(members: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(a, b), a < b, doc ids paired inside each bucket members[offsets[i]:offsets[i+1]] (ascending),
+    by the same rule as the in-memory path (all pairs, or sorted neighbours in a huge bucket)."""
+    if len(offsets) < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    return _pairs_in_runs(members, offsets[:-1], np.diff(offsets))
+
+
+def unique_id_pairs(pairs: np.ndarray) -> np.ndarray:
+    """Distinct rows of (a, b) doc-id pairs, sorted."""
+    if len(pairs) == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    n = int(pairs.max()) + 1
+    if n < 3_000_000_000:  # a * n + b fits int64
+        return unique_pairs(pairs, n)
+    return np.unique(pairs, axis=0)

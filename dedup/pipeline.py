@@ -1,23 +1,27 @@
 """The near-duplicate stages over arrays, in pipeline order: shingle -> sign -> band -> verify -> cluster.
 
-Pure: takes arrays and a `fetch_texts(doc_ids) -> list[str]` callable, returns arrays. The caller
-(flows/dedup_task.py) does the I/O.
+Pure: takes arrays (texts as lists or Arrow string columns) and a `fetch_texts(doc_ids)` callable,
+returns arrays. The caller (flows/dedup_task.py) does the I/O. Word n-grams run through the
+compiled kernel (`dedup.kernel`) when numba is installed; the numpy stages in `dedup.shingle` and
+`dedup.minhash` are the reference it is tested against, and run otherwise (and for char n-grams).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedup.bands import candidate_pairs, choose_bands
+from dedup import kernel
+from dedup.bands import band_keys, candidate_pairs_from_keys, choose_bands
 from dedup.cluster import Decisions, decide
 from dedup.config import DedupConfig
 from dedup.minhash import sign
-from dedup.shingle import shingle_batch, shingle_sets
-from dedup.verify import verify_pairs
+from dedup.shingle import shingle_batch
+from dedup.verify import verify_flat
 
 FetchTexts = Callable[[np.ndarray], list[str]]
 
@@ -33,11 +37,23 @@ class NearResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-KERNEL_DOCS = 2000  # texts per shingle+sign step: keeps the working arrays cache-sized (fastest here)
+KERNEL_DOCS = 2000  # texts per numpy shingle+sign step: keeps the working arrays cache-sized (fastest here)
 
 
-def signatures_for(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(n_shingles per text, signatures (n, num_perm) uint32) for a batch of texts."""
+def compiled(cfg: DedupConfig) -> bool:
+    """Whether this config runs on the compiled kernel (word n-grams, numba importable)."""
+    return kernel.AVAILABLE and not cfg.char_ngrams
+
+
+def shingles(texts, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit shingle hashes, offsets) of a batch of texts, a list or an Arrow string column
+    (compiled or reference path, same bits)."""
+    if compiled(cfg):
+        return kernel.shingle_texts(texts, cfg)
+    return shingle_batch(texts if isinstance(texts, list) else [t or "" for t in texts.to_pylist()], cfg)
+
+
+def _signatures_numpy(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     n_sh, sigs = [], []
     for lo in range(0, max(len(texts), 1), KERNEL_DOCS):
         hashes, offsets = shingle_batch(texts[lo:lo + KERNEL_DOCS], cfg)
@@ -46,10 +62,54 @@ def signatures_for(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.n
     return np.concatenate(n_sh), np.concatenate(sigs)
 
 
+def signatures_for(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(n_shingles per text, signatures (n, num_perm) uint32) for a batch of texts."""
+    return kernel.sign_texts(texts, cfg) if compiled(cfg) else _signatures_numpy(texts, cfg)
+
+
+def signatures_arrow(column, cfg: DedupConfig, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Signatures of an Arrow string column. The compiled kernel releases the GIL, so `workers`
+    threads sign contiguous slices in parallel on shared memory (no copies, no pickling); the
+    rows are identical whatever the number of workers."""
+    if not compiled(cfg):
+        return _signatures_numpy([t or "" for t in column.to_pylist()], cfg)
+    n = len(column)
+    if workers <= 1 or n < 2 * workers:
+        return kernel.sign_arrow(column, cfg)
+    cuts = np.linspace(0, n, workers + 1).astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(lambda k: kernel.sign_arrow(column.slice(cuts[k], cuts[k + 1] - cuts[k]), cfg),
+                              range(workers)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def shingle_sets_flat(texts, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique shingle hashes per text, concatenated, with offsets (for exact Jaccard)."""
+    hashes, offsets = shingles(texts, cfg)
+    return kernel.unique_per_doc(hashes, offsets)
+
+
 def band_params(cfg: DedupConfig) -> tuple[int, int]:
     if cfg.bands is not None:
         return cfg.bands, cfg.rows
     return choose_bands(cfg.threshold, cfg.num_perm)
+
+
+def verify(cand: np.ndarray, fetch_texts: FetchTexts, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(verified pairs, similarities): every candidate (doc ids) checked by exact Jaccard of its
+    shingle sets. Texts are fetched `batch_docs` at a time and kept only as sorted hash arrays."""
+    involved = np.unique(cand.ravel())
+    hashes, offsets = [], [np.zeros(1, dtype=np.int64)]
+    base = 0
+    for lo in range(0, len(involved), cfg.batch_docs):
+        h, o = shingle_sets_flat(fetch_texts(involved[lo:lo + cfg.batch_docs]), cfg)
+        hashes.append(h)
+        offsets.append(o[1:] + base)
+        base += len(h)
+    flat = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
+    offs = np.concatenate(offsets)
+    rows = np.searchsorted(involved, cand)
+    return verify_flat(cand, rows, flat, offs, cfg.threshold)
 
 
 def near_duplicates(doc_ids: np.ndarray, n_shingles: np.ndarray, sigs: np.ndarray, rank: dict[int, float],
@@ -58,17 +118,18 @@ def near_duplicates(doc_ids: np.ndarray, n_shingles: np.ndarray, sigs: np.ndarra
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     bands, rows = band_params(cfg)
-    local = candidate_pairs(sigs, bands, rows, mask=n_shingles > 0)
-    cand = doc_ids[local] if len(local) else np.empty((0, 2), dtype=np.int64)
+    mask = n_shingles > 0
+    keys = band_keys(sigs[mask], bands, rows)
+    cand = candidate_pairs_from_keys(keys, doc_ids[mask])
     seconds["band"] = time.perf_counter() - t
+    return finish(cand, rank, fetch_texts, cfg, bands, rows, seconds)
+
+
+def finish(cand: np.ndarray, rank: dict[int, float], fetch_texts: FetchTexts, cfg: DedupConfig,
+           bands: int, rows: int, seconds: dict[str, float]) -> NearResult:
+    """verify -> cluster, from candidate pairs of doc ids."""
     t = time.perf_counter()
-    involved = np.unique(cand.ravel())
-    sets: dict[int, np.ndarray] = {}
-    for lo in range(0, len(involved), cfg.batch_docs):
-        ids = involved[lo:lo + cfg.batch_docs]
-        for d, s in zip(ids.tolist(), shingle_sets(fetch_texts(ids), cfg)):
-            sets[d] = s
-    edges, sims = verify_pairs(cand, sets, cfg.threshold)
+    edges, sims = verify(cand, fetch_texts, cfg)
     seconds["verify"] = time.perf_counter() - t
     t = time.perf_counter()
     decisions = decide(edges, sims, rank)

@@ -13,10 +13,9 @@ import unicodedata
 
 import numpy as np
 
-from dedup.config import DedupConfig
+from dedup.config import SHINGLE_VERSION, DedupConfig  # noqa: F401  (SHINGLE_VERSION re-exported)
 
 U64 = np.uint64
-SHINGLE_VERSION = 2  # part of the dedup config hash: signatures of another version are never mixed in
 
 
 def _splitmix_int(x: int) -> int:

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup.config import DedupConfig
+from dedup.bands import band_keys, candidate_pairs_from_keys, pairs_from_buckets
+from dedup.bands import unique_id_pairs as unique_ids
+from dedup.config import DedupConfig, Resources
 from dedup.decisions import merge_decisions
 from dedup.exact import exact_duplicates
-from dedup.pipeline import near_duplicates, signatures_for
+from dedup.pipeline import band_params, finish, signatures_arrow
 from dedup.quality import quality_score
 from dedup.shingle import SHINGLE_VERSION
+from warehouse import band_store
 from warehouse import dedup_store as store
 from warehouse.db import session
 from warehouse.outputs import check_file
@@ -42,25 +45,82 @@ def _rank(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig) -> np
     return -scores
 
 
-def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | None = None) -> int:
-    """Signatures for every document that has none under this config; returns how many."""
+def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | None = None,
+                       res: Resources = Resources(), lo: int | None = None, hi: int | None = None) -> int:
+    """Signatures for every document (doc ids lo..hi if given) that has none under this config;
+    returns how many. Texts stream out of DuckDB as Arrow batches; `res.workers` threads sign each
+    batch (the kernel releases the GIL); each batch is written in its own transaction on a second
+    cursor, so a kill keeps the batches already written and a re-run signs only the rest."""
     key = cfg.signature_key()
-    missing = store.missing_signature_ids(con, corpus, key)
-    for lo in range(0, len(missing), cfg.batch_docs):
-        ids = missing[lo:lo + cfg.batch_docs]
-        n_sh, sigs = signatures_for(store.texts(con, corpus, ids), cfg)
-        store.write_signatures(con, corpus, key, ids, n_sh, sigs)
-        if progress:
-            progress("sign", lo + len(ids), len(missing))
-    return len(missing)
+    total = store.count_unsigned(con, corpus, key, lo, hi) if progress else 0
+    writer = con.cursor()
+    done = 0
+    try:
+        for ids, column in store.stream_unsigned_texts(con, corpus, key, cfg.batch_docs, lo, hi):
+            n_sh, sigs = signatures_arrow(column, cfg, res.workers)
+            store.write_signatures(writer, corpus, key, ids, n_sh, sigs)
+            done += len(ids)
+            if progress:
+                progress("sign", done, total)
+    finally:
+        writer.close()
+    return done
+
+
+def _band_candidates(con, corpus: str, cfg: DedupConfig, ex_drop: np.ndarray, res: Resources
+                     ) -> tuple[np.ndarray, int, int, int, bool]:
+    """(candidate pairs of doc ids, bands, rows, empty docs, out_of_core): band keys are built from
+    signatures streamed batch by batch (the signature matrix is never held whole); they are
+    grouped in memory while they fit the budget, else in DuckDB (warehouse.band_store)."""
+    bands, rows = band_params(cfg)
+    n_docs = store.signature_count(con, corpus, cfg.signature_key())
+    out_of_core = res.out_of_core(n_docs * (bands * 8 * 2 + 16))  # keys, the sort's copy, ids
+    ex_sorted = np.sort(ex_drop)
+    ids_parts, key_parts, empty = [], [], 0
+    grouper = con.cursor()  # its own connection: it writes while `con` streams signatures
+    try:
+        if out_of_core:
+            band_store.create(grouper)
+        for ids, n_sh, sigs in store.stream_signatures(con, corpus, cfg.signature_key(), cfg.num_perm,
+                                                       cfg.batch_docs):
+            empty += int((n_sh == 0).sum())
+            keep = (n_sh > 0) & ~_member(ids, ex_sorted)
+            keys = band_keys(sigs[keep], bands, rows)
+            if out_of_core:
+                band_store.append(grouper, ids[keep], keys)
+            else:
+                ids_parts.append(ids[keep])
+                key_parts.append(keys)
+        if out_of_core:
+            found = [pairs_from_buckets(m, o) for m, o in band_store.buckets(grouper, cfg.batch_docs)]
+            band_store.drop(grouper)
+            cand = unique_ids(np.concatenate(found)) if found else np.empty((0, 2), dtype=np.int64)
+            return cand, bands, rows, empty, True
+    finally:
+        grouper.close()
+    ids = np.concatenate(ids_parts) if ids_parts else np.empty(0, dtype=np.int64)
+    keys = np.concatenate(key_parts) if key_parts else np.empty((0, bands), dtype=np.uint64)
+    del ids_parts, key_parts
+    order = np.argsort(ids, kind="stable")
+    return candidate_pairs_from_keys(keys[order], ids[order]), bands, rows, empty, False
+
+
+def _member(ids: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """ids that are in sorted_set (a sorted array)."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(ids), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, ids), len(sorted_set) - 1)
+    return sorted_set[pos] == ids
 
 
 def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress: Progress | None = None,
-                 pairs_out: Path | None = None, force: bool = False) -> dict:
+                 pairs_out: Path | None = None, force: bool = False, res: Resources | None = None) -> dict:
     """Deduplicate a corpus; return the report (also stored in the run log)."""
     if pairs_out:
         check_file(pairs_out, force=force, what="pairs file")
+    res = res or Resources.default()
     with session(db) as con:
+        store.set_memory_limit(con, res.duckdb_mb)
         n_docs, fingerprint = store.corpus_fingerprint(con, corpus)
         if n_docs == 0:
             raise LookupError(f"no corpus named '{corpus}' (see `taomi corpora`)")
@@ -75,7 +135,7 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
             return report
         run = start_run(con, "dedup", inputs, cfg.as_dict(), corpus=corpus, counts_in=n_docs)
         try:
-            report = _dedup(con, corpus, cfg, chash, progress)
+            report = _dedup(con, corpus, cfg, chash, progress, res)
         except BaseException as exc:
             finish_run(con, run, status="failed", message=str(exc)[:500])
             raise
@@ -86,7 +146,7 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
         return dict(report, unchanged=False)
 
 
-def _dedup(con, corpus: str, cfg: DedupConfig, chash: str, progress: Progress | None) -> dict:
+def _dedup(con, corpus: str, cfg: DedupConfig, chash: str, progress: Progress | None, res: Resources) -> dict:
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     docs = store.doc_table(con, corpus)
@@ -95,15 +155,14 @@ def _dedup(con, corpus: str, cfg: DedupConfig, chash: str, progress: Progress | 
     seconds["exact"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    new_sigs = compute_signatures(con, corpus, cfg, progress)
+    new_sigs = compute_signatures(con, corpus, cfg, progress, res)
     seconds["sign"] = time.perf_counter() - t
 
-    ids, n_sh, sigs = store.load_signatures(con, corpus, cfg.signature_key(), cfg.num_perm)
-    survivors = ~np.isin(ids, ex_drop)
-    rank_of = dict(zip(docs["doc_id"].tolist(), rank.tolist()))
-    near = near_duplicates(ids[survivors], n_sh[survivors], sigs[survivors], rank_of,
-                           lambda d: store.texts(con, corpus, d), cfg)
-    seconds.update(near.seconds)
+    t = time.perf_counter()
+    cand, bands, rows, n_empty, out_of_core = _band_candidates(con, corpus, cfg, ex_drop, res)
+    seconds["band"] = time.perf_counter() - t
+    rank_of = dict(zip(docs["doc_id"].tolist(), rank.tolist())) if len(cand) else {}
+    near = finish(cand, rank_of, lambda d: store.texts_arrow(con, corpus, d), cfg, bands, rows, seconds)
 
     t = time.perf_counter()
     dec = near.decisions
@@ -123,8 +182,11 @@ def _dedup(con, corpus: str, cfg: DedupConfig, chash: str, progress: Progress | 
         "near_dropped": near_dropped,
         "docs_out": n_in - len(ex_drop) - near_dropped,
         "signatures_computed": int(new_sigs),
-        "signatures_reused": int(len(ids) - new_sigs),
-        "empty_docs": int((n_sh == 0).sum()),
+        "signatures_reused": int(n_in - new_sigs),
+        "empty_docs": n_empty,
+        "band_grouping": "duckdb (out of core)" if out_of_core else "memory",
+        "workers": res.workers,
+        "memory_limit_mb": res.memory_limit_mb,
         "candidate_pairs": near.candidates,
         "verified_pairs": len(near.edges),
         "clusters": len(np.unique(dec.cluster_id)),
@@ -161,11 +223,10 @@ def signature_shards(db, corpus: str, cfg: DedupConfig, shard_docs: int = 100_00
             for lo in range(0, len(missing), shard_docs)]
 
 
-def sign_shard(db, corpus: str, cfg: DedupConfig, lo: int, hi: int) -> int:
-    """Compute and store the missing signatures of documents lo..hi (one unit of scale-out work).
-
-    The database is opened only to read a batch of texts and to write its signatures, so shards
-    on other workers can take the single-writer lock in between."""
+def sign_shard(db, corpus: str, cfg: DedupConfig, lo: int, hi: int, workers: int = 1) -> int:
+    """Compute and store the missing signatures of documents lo..hi (one unit of scale-out work,
+    e.g. a Dask task in another process). The database is opened only to read a batch of texts
+    and to write its signatures, so shards on other workers take the single-writer lock in between."""
     key = cfg.signature_key()
     with session(db) as con:
         ids = store.missing_signature_ids(con, corpus, key)
@@ -173,12 +234,11 @@ def sign_shard(db, corpus: str, cfg: DedupConfig, lo: int, hi: int) -> int:
     for b in range(0, len(ids), cfg.batch_docs):
         part = ids[b:b + cfg.batch_docs]
         with session(db) as con:
-            texts = store.texts(con, corpus, part)
-        n_sh, sigs = signatures_for(texts, cfg)
+            texts = store.texts_arrow(con, corpus, part)
+        n_sh, sigs = signatures_arrow(texts, cfg, workers)
         with session(db) as con:
             # another run may have signed these meanwhile: write only what is still missing
-            still = set(store.missing_signature_ids(con, corpus, key).tolist())
-            keep = np.array([d in still for d in part.tolist()], dtype=bool)
+            keep = np.isin(part, store.missing_signature_ids(con, corpus, key))
             if keep.any():
                 store.write_signatures(con, corpus, key, part[keep], n_sh[keep], sigs[keep])
     return len(ids)

@@ -172,11 +172,22 @@ def dedup(corpus: str,
           policy: str = typer.Option("first", "--policy", help="Which copy to keep: first | longest | quality."),
           pairs_out: Path | None = typer.Option(None, "--pairs-out", help="Write every duplicate pair (.csv/.parquet)."),
           force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
+          workers: int = typer.Option(0, "--workers", min=0, max=256,
+                                      help="Signing threads (0: every core; the result is the same for any N)."),
+          memory_limit: str | None = typer.Option(None, "--memory-limit",
+                                                  help="Memory budget, e.g. 512MB, 2GB, 25% (default: a quarter "
+                                                       "of RAM, at most 1GB); band keys past half of it are "
+                                                       "grouped on disk by DuckDB."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Remove exact and near duplicates (MinHash + LSH, every candidate verified by exact Jaccard)."""
+    from dedup.config import Resources
     from flows.dedup_task import dedup_corpus
 
     cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, policy)
+    try:
+        res = Resources.default(workers, memory_limit)
+    except ValueError as exc:
+        fail(f"--memory-limit: {exc}" if "memory" in str(exc) else str(exc))
     if pairs_out is not None and pairs_out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"{pairs_out}: --pairs-out must end in .csv or .parquet")
     with make_progress(console, quiet=as_json, units="count") as progress:
@@ -188,7 +199,7 @@ def dedup(corpus: str,
             progress.update(tasks[stage], completed=done)
 
         try:
-            report = dedup_corpus(state.db, corpus, cfg, on_progress, pairs_out, force)
+            report = dedup_corpus(state.db, corpus, cfg, on_progress, pairs_out, force, res)
         except LookupError as exc:
             fail(str(exc))
     if as_json:

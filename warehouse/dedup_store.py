@@ -6,6 +6,7 @@ Results of a run replace the previous results of the same corpus and config in o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -54,18 +55,87 @@ def texts(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> l
     return [r[0] for r in rows]
 
 
+def stream_unsigned_texts(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, batch_rows: int,
+                          lo: int | None = None, hi: int | None = None) -> Iterator[tuple[np.ndarray, pa.Array]]:
+    """(doc ids, Arrow text column) batches of the documents without a signature under `sig_key`
+    (optionally doc ids lo..hi), streamed: only a batch of texts is ever in Python memory.
+    Write on another cursor (`con.cursor()`) while this runs."""
+    where = "" if lo is None else f" AND d.doc_id BETWEEN {int(lo)} AND {int(hi)}"
+    rel = con.sql(f"""SELECT d.doc_id, d.text FROM documents d WHERE d.corpus = {_lit(corpus)}{where}
+                      AND NOT EXISTS (SELECT 1 FROM dedup_signatures s WHERE s.corpus = d.corpus
+                      AND s.doc_id = d.doc_id AND s.sig_key = {_lit(sig_key)})""")
+    with rel.to_arrow_reader(batch_size=batch_rows) as reader:
+        for batch in reader:
+            yield batch.column(0).to_numpy().astype(np.int64), batch.column(1)
+
+
+def count_unsigned(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int | None = None,
+                   hi: int | None = None) -> int:
+    where = "" if lo is None else f" AND d.doc_id BETWEEN {int(lo)} AND {int(hi)}"
+    return int(one(con, f"""SELECT count(*) FROM documents d WHERE d.corpus = ?{where} AND NOT EXISTS (
+                               SELECT 1 FROM dedup_signatures s WHERE s.corpus = d.corpus AND s.doc_id = d.doc_id
+                               AND s.sig_key = ?)""", [corpus, sig_key])[0])
+
+
+def signature_count(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str) -> int:
+    return int(one(con, "SELECT count(*) FROM dedup_signatures WHERE corpus = ? AND sig_key = ?",
+                   [corpus, sig_key])[0])
+
+
+def texts_arrow(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> pa.Array:
+    """Texts of the given documents as one Arrow string column, in the given order."""
+    con.register("wanted_ids", pa.table({"doc_id": pa.array(np.asarray(doc_ids, dtype=np.int64)),
+                                         "pos": pa.array(np.arange(len(doc_ids)))}))
+    try:
+        t = con.sql(f"""SELECT d.text FROM wanted_ids w JOIN documents d
+                        ON d.doc_id = w.doc_id AND d.corpus = {_lit(corpus)} ORDER BY w.pos""").to_arrow_table()
+    finally:
+        con.unregister("wanted_ids")
+    if t.num_rows != len(doc_ids):
+        raise KeyError(f"{len(doc_ids) - t.num_rows} requested documents are not in corpus '{corpus}'")
+    return t.column(0).combine_chunks()
+
+
+def stream_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, num_perm: int, batch_rows: int
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(doc ids, n_shingles, sigs (n, num_perm) uint32) batches of every stored signature, in
+    storage order (not sorted): the whole matrix is never in memory at once."""
+    rel = con.sql(f"""SELECT doc_id, n_shingles, sig FROM dedup_signatures
+                      WHERE corpus = {_lit(corpus)} AND sig_key = {_lit(sig_key)}""")
+    with rel.to_arrow_reader(batch_size=batch_rows) as reader:
+        for batch in reader:
+            yield (batch.column(0).to_numpy().astype(np.int64), batch.column(1).to_numpy().astype(np.int64),
+                   _sig_matrix(batch.column(2), num_perm))
+
+
+def _sig_matrix(col: pa.Array, num_perm: int) -> np.ndarray:
+    """(n, num_perm) uint32 view of a list<uint32> column of signatures."""
+    if len(col) == 0:
+        return np.empty((0, num_perm), np.uint32)
+    offsets = col.offsets.to_numpy()
+    values = col.values.to_numpy()[offsets[0]:offsets[-1]]
+    if len(values) != len(col) * num_perm:
+        raise ValueError(f"stored signatures are not {num_perm} values wide")
+    return values.reshape(len(col), num_perm)
+
+
+def set_memory_limit(con: duckdb.DuckDBPyConnection, limit_mb: int) -> None:
+    """Cap DuckDB's buffer pool for this connection's database (it spills to disk past it)."""
+    con.execute(f"SET memory_limit = '{int(limit_mb)}MB'")
+
+
 def write_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, doc_ids: np.ndarray,
                      n_shingles: np.ndarray, sigs: np.ndarray) -> None:
     """Append one batch (its own transaction: a crash keeps the batches already written)."""
-    width = sigs.shape[1] * 4
-    blob = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(width), len(doc_ids), [None, pa.py_buffer(np.ascontiguousarray(sigs, dtype="<u4").tobytes())])
+    n, width = sigs.shape
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * width + 1, width, dtype=np.int32)),
+                                     pa.array(np.ascontiguousarray(sigs, dtype=np.uint32).ravel()))
     table = pa.table({"doc_id": pa.array(doc_ids.astype(np.int64)),
-                      "n_shingles": pa.array(n_shingles.astype(np.int32)), "sig": blob})
+                      "n_shingles": pa.array(n_shingles.astype(np.int32)), "sig": lists})
     con.register("sig_batch", table)
     try:
         with transaction(con):
-            con.execute("""INSERT INTO dedup_signatures SELECT ?, doc_id, ?, n_shingles, sig::BLOB
+            con.execute("""INSERT INTO dedup_signatures SELECT ?, doc_id, ?, n_shingles, sig
                            FROM sig_batch""", [corpus, sig_key]).fetchall()
     finally:
         con.unregister("sig_batch")
@@ -78,13 +148,7 @@ def load_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, n
                     WHERE corpus = {_lit(corpus)} AND sig_key = {_lit(sig_key)} ORDER BY doc_id""").to_arrow_table()
     ids = t.column("doc_id").to_numpy().astype(np.int64)
     n_sh = t.column("n_shingles").to_numpy().astype(np.int64)
-    col = t.column("sig").combine_chunks()
-    data = col.buffers()[-1]
-    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32 if col.type == pa.binary() else np.int64,
-                            count=len(col) + 1, offset=col.offset * (4 if col.type == pa.binary() else 8))
-    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
-    sigs = raw.view("<u4").reshape(len(col), num_perm) if len(col) else np.empty((0, num_perm), np.uint32)
-    return ids, n_sh, sigs
+    return ids, n_sh, _sig_matrix(t.column("sig").combine_chunks(), num_perm)
 
 
 def _lit(v: str) -> str:

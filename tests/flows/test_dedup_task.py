@@ -206,3 +206,44 @@ def test_keep_policies(tmp_path, policy):
         expected = max(rows, key=lambda r: quality_score(r["text"]))["id"]
         assert quality_score(rows[2]["text"]) < quality_score(rows[0]["text"])  # punctuation junk scores lower
     assert kept == {expected} and len(decisions) == 3
+
+
+def _results(db):
+    con = connect(db, read_only=True)
+    out = {t: con.execute(f"SELECT * EXCLUDE (corpus) FROM {t} ORDER BY ALL").fetchall()
+           for t in ("dedup_decisions", "dedup_pairs")}
+    out["signatures"] = con.execute("SELECT doc_id, n_shingles, sig FROM dedup_signatures ORDER BY doc_id").fetchall()
+    con.close()
+    return out
+
+
+def test_workers_and_out_of_core_banding_change_nothing(planted, tmp_path):
+    """2 signing workers, and band keys grouped by DuckDB under a tiny memory budget, store exactly
+    what one worker with in-memory banding stored (issue 16: identical results, bounded memory)."""
+    from dedup.config import Resources
+
+    results, reports = [], []
+    for res, grouping in ((Resources(workers=1), "memory"), (Resources(workers=2), "memory"),
+                          (Resources(workers=1, memory_limit_mb=64, band_grouping="duckdb"), "duckdb (out of core)")):
+        db = str(tmp_path / f"w{res.workers}-{res.band_grouping}.duckdb")
+        con = connect(db)
+        ingest_paths(con, [planted["summary"]["corpus"]], IngestConfig("c"))
+        con.close()
+        report = dedup_corpus(db, "c", DedupConfig(batch_docs=700), res=res)
+        assert report["band_grouping"] == grouping and report["workers"] == res.workers
+        reports.append({k: report[k] for k in ("docs_out", "candidate_pairs", "verified_pairs")})
+        results.append(_results(db))
+    assert len(results[0]["dedup_pairs"]) > 100 and len(results[0]["signatures"]) == 2500
+    assert reports[0] == reports[1] == reports[2]
+    assert results[0] == results[1] == results[2]
+
+
+def test_cli_workers_and_memory_limit_are_checked(planted):
+    r = CliRunner().invoke(app, ["--db", planted["db"], "dedup", "c", "--memory-limit", "lots"])
+    assert r.exit_code == 2 and "512MB" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["--db", planted["db"], "dedup", "c", "--memory-limit", "10MB"])
+    assert r.exit_code == 2 and "64 MB" in r.output
+    r = CliRunner().invoke(app, ["--db", planted["db"], "dedup", "c", "--workers", "2", "--memory-limit", "25%",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["unchanged"] is True  # resources are not part of the config: nothing to redo

@@ -1,0 +1,367 @@
+"""The compiled hot path: byte folding -> words -> 64-bit word hashes -> n-gram hashes -> affine32
+MinHash, fused in one numba kernel per batch, with no Python object per document.
+
+It computes exactly what the numpy reference does (`dedup.shingle.shingle_batch` then
+`dedup.minhash.sign`), bit for bit: the same byte map, the same chained splitmix64 word hash read
+8 bytes at a time, the same per-position n-gram multipliers, the same fmix32 + a*h+b mod 2^32.
+Tests compare both paths on thousands of real documents, and against datasketch.
+
+Input is one UTF-8 byte buffer with a (start, end) per document, so an Arrow string column out
+of DuckDB is signed straight from its data buffer. Documents that are not pure ASCII need NFKC
+and Unicode case/punctuation folding first; `dedup.pipeline` does that in Python for those only.
+
+numba compiles on first use and caches the machine code next to this file (`cache=True`), so the
+compile (~3 s) is paid once per install, never per run; `make` warms it. Without numba the numpy
+path runs (same results, ~3x slower); `TAOMI_KERNEL=numpy` forces it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:  # numba is a dependency; the numpy path is the reference and the fallback
+    if os.environ.get("TAOMI_KERNEL", "").lower() == "numpy":
+        raise ImportError("TAOMI_KERNEL=numpy")
+    from numba import njit
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - exercised by TAOMI_KERNEL=numpy in tests
+    AVAILABLE = False
+
+    def njit(*args, **kwargs):
+        return lambda f: f
+
+from dedup.shingle import _NGRAM_MULT
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_CHAIN = np.uint64(0xFF51AFD7ED558CCD)
+_MASK32 = np.uint64(0xFFFFFFFF)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_S16, _S13 = np.uint64(16), np.uint64(13)
+_M1, _M2 = np.uint64(0x85EBCA6B), np.uint64(0xC2B2AE35)
+_EIGHT = np.uint64(8)
+_SPACE = np.uint8(32)
+_MULT = _NGRAM_MULT.copy()
+
+
+@njit(cache=True, inline="always")
+def _splitmix(x):
+    x = x ^ (x >> _S30)
+    x = x * _C1
+    x = x ^ (x >> _S27)
+    x = x * _C2
+    return x ^ (x >> _S31)
+
+
+@njit(cache=True, inline="always")
+def _fmix32(h):
+    h = h & _MASK32
+    h = h ^ (h >> _S16)
+    h = (h * _M1) & _MASK32
+    h = h ^ (h >> _S13)
+    h = (h * _M2) & _MASK32
+    return h ^ (h >> _S16)
+
+
+@njit(cache=True, inline="always")
+def _window(toks, count, width):
+    """n-gram hash of the last `width` word hashes of toks[:count]."""
+    acc = np.uint64(0)
+    lo = count - width
+    for k in range(width):
+        acc += toks[lo + k] * _MULT[k]
+    return _splitmix(acc ^ np.uint64(width))
+
+
+@njit(cache=True)
+def _doc_shingles(buf, s, e, lut, n, out, toks):
+    """Write the 64-bit shingle hashes of buf[s:e] into `out` (word hashes go to `toks`, scratch
+    of (e - s) // 2 + 2); return how many."""
+    count = 0
+    ns = 0
+    in_word = False
+    h = np.uint64(0)
+    chunk = np.uint64(0)
+    cb = 0
+    wlen = 0
+    first = True
+    for i in range(s, e + 1):
+        c = lut[buf[i]] if i < e else _SPACE
+        if c != _SPACE:
+            if not in_word:
+                in_word, chunk, cb, wlen, first = True, np.uint64(0), 0, 0, True
+            if cb == 8:  # a full 8-byte chunk and more bytes follow: fold it into the chain
+                h = _splitmix(chunk ^ _GOLDEN) if first else _splitmix(h * _CHAIN + chunk)
+                first, chunk, cb = False, np.uint64(0), 0
+            chunk |= np.uint64(c) << (_EIGHT * np.uint64(cb))
+            cb += 1
+            wlen += 1
+        elif in_word:
+            in_word = False
+            h = _splitmix(chunk ^ _GOLDEN) if first else _splitmix(h * _CHAIN + chunk)
+            toks[count] = _splitmix(h ^ np.uint64(wlen))
+            count += 1
+            if count >= n:
+                out[ns] = _window(toks, count, n)
+                ns += 1
+    if 0 < count < n:  # fewer words than n: one shingle of all of them
+        out[ns] = _window(toks, count, count)
+        ns += 1
+    return ns
+
+
+@njit(cache=True, nogil=True)
+def sign_docs(buf, starts, ends, rows, lut, n, a, b, sigs, n_sh):
+    """Signatures of documents buf[starts[i]:ends[i]] into sigs[rows[i]] (uint32, all-max when a
+    document has no shingles) and their shingle counts into n_sh[rows[i]]."""
+    longest = 0
+    for i in range(len(starts)):
+        longest = max(longest, ends[i] - starts[i])
+    scratch = np.empty(longest // 2 + 2, dtype=np.uint64)
+    toks = np.empty(longest // 2 + 2, dtype=np.uint64)
+    hv = np.empty(longest // 2 + 2, dtype=np.uint32)
+    num_perm = len(a)
+    for i in range(len(starts)):
+        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, scratch, toks)
+        for k in range(ns):
+            hv[k] = np.uint32(_fmix32(scratch[k]))
+        r = rows[i]
+        n_sh[r] = ns
+        for p in range(num_perm):
+            ap = a[p]
+            bp = b[p]
+            m = np.uint32(0xFFFFFFFF)
+            for k in range(ns):
+                v = np.uint32(ap * hv[k] + bp)
+                m = min(m, v)
+            sigs[r, p] = m
+
+
+@njit(cache=True, nogil=True)
+def shingle_docs(buf, starts, ends, lut, n):
+    """(hashes, offsets): the 64-bit shingle hashes of each document, concatenated."""
+    total = 0
+    for i in range(len(starts)):
+        total += (ends[i] - starts[i]) // 2 + 2
+    out = np.empty(total, dtype=np.uint64)
+    longest = 0
+    for i in range(len(starts)):
+        longest = max(longest, ends[i] - starts[i])
+    toks = np.empty(longest // 2 + 2, dtype=np.uint64)
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    pos = 0
+    for i in range(len(starts)):
+        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, out[pos:], toks)
+        pos += ns
+        offsets[i + 1] = pos
+    return out[:pos], offsets
+
+
+@njit(cache=True, nogil=True)
+def non_ascii(buf, starts, ends):
+    """Which documents hold a byte >= 0x80 (they need Unicode normalisation first)."""
+    flags = np.zeros(len(starts), dtype=np.bool_)
+    for i in range(len(starts)):
+        for j in range(starts[i], ends[i]):
+            if buf[j] >= 128:
+                flags[i] = True
+                break
+    return flags
+
+
+# ---- batch wrappers: texts or an Arrow string column in, arrays out --------------------------
+
+def _ro(buf: np.ndarray) -> np.ndarray:
+    """A read-only view: one array type reaches the kernels, so one compiled variant is cached."""
+    view = buf.view()
+    view.flags.writeable = False
+    return view
+
+
+def _lut(cfg) -> np.ndarray:
+    from dedup.shingle import _TABLES
+
+    return np.frombuffer(_TABLES[(cfg.casefold, cfg.fold_punctuation)], dtype=np.uint8)
+
+
+def _encode(texts: list[str], cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One byte buffer and (start, end) per text; non-ASCII texts are normalised first."""
+    from dedup.shingle import _normalize_unicode
+
+    parts = [t.encode() if t.isascii() else _normalize_unicode(t, cfg).encode("utf-8") for t in texts]
+    lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    ends = np.cumsum(lens)
+    buf = np.frombuffer(b"".join(parts) or b"\0", dtype=np.uint8)
+    return buf, ends - lens, ends
+
+
+def _sign_into(buf, starts, ends, rows, cfg, sigs, n_sh) -> None:
+    from dedup.minhash import permutations
+
+    a, b = permutations(cfg.num_perm, cfg.seed)
+    sign_docs(_ro(buf), starts, ends, rows, _lut(cfg), cfg.ngram, a, b, sigs, n_sh)
+
+
+def sign_texts(texts: list[str], cfg) -> tuple[np.ndarray, np.ndarray]:
+    """(n_shingles int64, signatures (n, num_perm) uint32) of word-n-gram shingles."""
+    n = len(texts)
+    sigs = np.empty((n, cfg.num_perm), dtype=np.uint32)
+    n_sh = np.zeros(n, dtype=np.int64)
+    if n:
+        buf, starts, ends = _encode(texts, cfg)
+        _sign_into(buf, starts, ends, np.arange(n, dtype=np.int64), cfg, sigs, n_sh)
+    return n_sh, sigs
+
+
+def _arrow_spans(chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(data bytes, starts, ends) of an Arrow string/large_string array, nulls as empty."""
+    import pyarrow as pa
+
+    if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+        chunk = chunk.cast(pa.large_string())  # string_view and friends
+    wide = pa.types.is_large_string(chunk.type)
+    _validity, offs, data = chunk.buffers()[:3]
+    offsets = np.frombuffer(offs, dtype=np.int64 if wide else np.int32, count=len(chunk) + 1,
+                            offset=chunk.offset * (8 if wide else 4)).astype(np.int64)
+    starts, ends = offsets[:-1].copy(), offsets[1:].copy()
+    if chunk.null_count:
+        nulls = np.asarray(chunk.is_null().to_numpy(zero_copy_only=False))
+        ends[nulls] = starts[nulls]
+    buf = np.frombuffer(data, dtype=np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
+    return buf, starts, ends
+
+
+def sign_arrow(column, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Like `sign_texts`, straight from an Arrow string column (Array or ChunkedArray): ASCII
+    documents are signed from the column's own buffer; only the others become Python strings."""
+    import pyarrow as pa
+
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    n = sum(len(c) for c in chunks)
+    sigs = np.empty((n, cfg.num_perm), dtype=np.uint32)
+    n_sh = np.zeros(n, dtype=np.int64)
+    base = 0
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        buf, starts, ends = _arrow_spans(chunk)
+        rows = np.arange(base, base + len(chunk), dtype=np.int64)
+        wide = non_ascii(_ro(buf), starts, ends) if cfg.nfkc or cfg.casefold or cfg.fold_punctuation else \
+            np.zeros(len(chunk), dtype=bool)
+        plain = ~wide
+        _sign_into(buf, starts[plain], ends[plain], rows[plain], cfg, sigs, n_sh)
+        if wide.any():
+            idx = np.flatnonzero(wide)
+            texts = chunk.take(pa.array(idx)).to_pylist()
+            wbuf, ws, we = _encode([t or "" for t in texts], cfg)
+            _sign_into(wbuf, ws, we, rows[idx], cfg, sigs, n_sh)
+        base += len(chunk)
+    return n_sh, sigs
+
+
+def _spans(texts, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(buffer, starts, ends) of a list of texts or an Arrow string column; in an Arrow column the
+    non-ASCII documents are normalised and appended to the buffer, the rest are used in place."""
+    import pyarrow as pa
+
+    if isinstance(texts, list):
+        return _encode(texts, cfg)
+    chunk = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    buf, starts, ends = _arrow_spans(chunk)
+    if not (cfg.nfkc or cfg.casefold or cfg.fold_punctuation):
+        return buf, starts, ends
+    wide = np.flatnonzero(non_ascii(_ro(buf), starts, ends))
+    if len(wide) == 0:
+        return buf, starts, ends
+    wbuf, ws, we = _encode([t or "" for t in chunk.take(pa.array(wide)).to_pylist()], cfg)
+    starts, ends = starts.copy(), ends.copy()
+    starts[wide], ends[wide] = ws + len(buf), we + len(buf)
+    return np.concatenate((buf, wbuf)), starts, ends
+
+
+def shingle_texts(texts, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit shingle hashes, offsets) of word-n-gram shingles, as `shingle_batch` gives them,
+    of a list of texts or an Arrow string column."""
+    if len(texts) == 0:
+        return np.empty(0, dtype=np.uint64), np.zeros(1, dtype=np.int64)
+    buf, starts, ends = _spans(texts, cfg)
+    return shingle_docs(_ro(buf), starts, ends, _lut(cfg), cfg.ngram)
+
+
+@njit(cache=True, nogil=True)
+def _unique_per_doc(hashes, offsets):
+    out = np.empty(len(hashes), dtype=np.uint64)
+    new_off = np.zeros(len(offsets), dtype=np.int64)
+    pos = 0
+    for d in range(len(offsets) - 1):
+        seg = np.sort(hashes[offsets[d]:offsets[d + 1]])
+        for k in range(len(seg)):
+            if k == 0 or seg[k] != seg[k - 1]:
+                out[pos] = seg[k]
+                pos += 1
+        new_off[d + 1] = pos
+    return out[:pos].copy(), new_off
+
+
+@njit(cache=True, nogil=True)
+def _jaccard_rows(hashes, offsets, ra, rb):
+    """Exact Jaccard of sorted unique segments ra[i] and rb[i] (an empty set: 0)."""
+    out = np.zeros(len(ra), dtype=np.float64)
+    for i in range(len(ra)):
+        a0, a1 = offsets[ra[i]], offsets[ra[i] + 1]
+        b0, b1 = offsets[rb[i]], offsets[rb[i] + 1]
+        if a1 == a0 or b1 == b0:
+            continue
+        inter = 0
+        while a0 < a1 and b0 < b1:
+            x, y = hashes[a0], hashes[b0]
+            if x == y:
+                inter += 1
+                a0 += 1
+                b0 += 1
+            elif x < y:
+                a0 += 1
+            else:
+                b0 += 1
+        na = offsets[ra[i] + 1] - offsets[ra[i]]
+        nb = offsets[rb[i] + 1] - offsets[rb[i]]
+        out[i] = inter / (na + nb - inter)
+    return out
+
+
+def unique_per_doc(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique hashes per document segment, concatenated, with new offsets."""
+    if AVAILABLE:
+        return _unique_per_doc(hashes, offsets)
+    segs = [np.unique(hashes[offsets[d]:offsets[d + 1]]) for d in range(len(offsets) - 1)]
+    new_off = np.zeros(len(segs) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in segs], out=new_off[1:])
+    return (np.concatenate(segs) if segs else np.empty(0, np.uint64)), new_off
+
+
+def jaccard_rows(hashes: np.ndarray, offsets: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    """Exact Jaccard per pair of segment rows of sorted unique hash segments."""
+    if AVAILABLE:
+        return _jaccard_rows(hashes, offsets, ra.astype(np.int64), rb.astype(np.int64))
+    from dedup.verify import jaccard
+
+    return np.fromiter((jaccard(hashes[offsets[a]:offsets[a + 1]], hashes[offsets[b]:offsets[b + 1]])
+                        for a, b in zip(ra.tolist(), rb.tolist())), dtype=np.float64, count=len(ra))
+
+
+def warm() -> None:
+    """Compile (or load from the cache) every kernel once: `make` runs this after installing."""
+    from dedup.config import DedupConfig
+
+    cfg = DedupConfig()
+    sign_texts(["warm up the kernel cache", "naïve café"], cfg)
+    h, o = shingle_texts(["warm up the kernel cache now please"], cfg)
+    uh, uo = unique_per_doc(h, o)
+    jaccard_rows(uh, uo, np.zeros(1, np.int64), np.zeros(1, np.int64))
+    import pyarrow as pa
+
+    sign_arrow(pa.array(["warm up", "naïve"]), cfg)
+    sign_arrow(pa.array(["warm up", None], type=pa.large_string()), cfg)

@@ -1,0 +1,166 @@
+"""The compiled kernel (numba) against the numpy reference and datasketch, on real text.
+
+Real text: Python's own standard-library sources (code, prose, punctuation, long tokens) and
+dateparser's translation tables (207 languages, many scripts: NFKC, casefold and Unicode
+punctuation all matter), cut into documents of 1 to ~400 words, plus hand-made edge cases.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from datasketch import MinHash
+
+from dedup import kernel
+from dedup.config import DedupConfig
+from dedup.minhash import sign
+from dedup.pipeline import shingle_sets_flat, signatures_arrow, signatures_for
+from dedup.shingle import shingle_batch, shingle_sets
+from dedup.verify import jaccard
+
+pytestmark = pytest.mark.skipif(not kernel.AVAILABLE, reason="numba not installed (the numpy path runs)")
+
+EDGE = ["", " ", "\t\n", "one", "two words", "a b c d", "a b c d e", "\x00null\x00bytes here and there ok",
+        "exactlyeightchars " * 7, "sixteen-byte-words sixteen-byte-word " * 9, "x" * 70 + " tail words are here",
+        "UPPER lower MiXeD, punct!!! (brackets) [and] {braces} <tags> 'quotes' \"dq\"",
+        "naïve café ÉCOLE straße İstanbul ΣΊΣΥΦΟΣ ﬁnance Ｆｕｌｌｗｉｄｔｈ ① ㎏ — «guillemets» ¿qué? ¡sí!",
+        "机器学习是人工智能的一个分支 数据 模型 训练", "emoji 🙂 text 🙂 with 👍🏽 modifiers and zero\u200bwidth",
+        "tabs\tand\x0bvertical\x0cfeeds\rcarriage\nnewlines"]
+
+
+def _chunks(text: str, rng: np.random.Generator) -> list[str]:
+    words = text.split(" ")
+    out, i = [], 0
+    while i < len(words):
+        n = int(rng.integers(1, 400))
+        out.append(" ".join(words[i:i + n]))
+        i += n
+    return out
+
+
+@pytest.fixture(scope="module")
+def real_texts() -> list[str]:
+    rng = np.random.default_rng(0)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(stdlib.glob("*.py"))[:60]
+    try:
+        import dateparser
+
+        files += sorted((Path(dateparser.__file__).parent / "data" / "date_translation_data").glob("*.py"))[::3]
+    except ImportError:  # pragma: no cover - dateparser comes with prefect
+        pass
+    texts = []
+    for f in files:
+        texts += _chunks(f.read_text(encoding="utf-8", errors="replace"), rng)
+    assert len(texts) > 2000 and sum(not t.isascii() for t in texts) > 200
+    return texts + EDGE
+
+
+CONFIGS = [DedupConfig(), DedupConfig(ngram=1, num_perm=64, seed=7), DedupConfig(ngram=3, num_perm=256, seed=42),
+           DedupConfig(ngram=13), DedupConfig(ngram=32, num_perm=16),
+           DedupConfig(casefold=False, fold_punctuation=False, nfkc=False)]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"n{c.ngram}-p{c.num_perm}-{int(c.casefold)}")
+def test_kernel_bit_identical_to_numpy_reference(real_texts, cfg):
+    h_ref, o_ref = shingle_batch(real_texts, cfg)
+    h, o = kernel.shingle_texts(real_texts, cfg)
+    assert np.array_equal(o, o_ref) and np.array_equal(h, h_ref)
+    n_sh, sigs = kernel.sign_texts(real_texts, cfg)
+    assert np.array_equal(n_sh, np.diff(o_ref))
+    ref = np.concatenate([sign(*shingle_batch(real_texts[lo:lo + 500], cfg), cfg.num_perm, cfg.seed)
+                          for lo in range(0, len(real_texts), 500)])
+    assert np.array_equal(sigs, ref)
+
+
+def test_kernel_equals_datasketch(real_texts):
+    cfg = DedupConfig()
+    texts = real_texts[::25]
+    h, o = kernel.shingle_texts(texts, cfg)
+    _, sigs = kernel.sign_texts(texts, cfg)
+    for i in range(len(texts)):
+        m = MinHash(num_perm=128, seed=1, hashfunc=lambda v: v)
+        m.update_batch([int(x) for x in h[o[i]:o[i + 1]] & np.uint64(0xFFFFFFFF)])
+        assert np.array_equal(m.hashvalues, sigs[i]), f"document {i} differs"
+
+
+def test_arrow_column_signed_in_place_equals_texts(real_texts):
+    cfg = DedupConfig()
+    texts = real_texts[:1500] + EDGE
+    n_ref, ref = kernel.sign_texts(texts, cfg)
+    for col in (pa.array(texts), pa.array(texts, type=pa.large_string()), pa.array(texts).slice(0),
+                pa.chunked_array([pa.array(texts[:700]), pa.array(texts[700:])])):
+        n_sh, sigs = kernel.sign_arrow(col, cfg)
+        assert np.array_equal(sigs, ref) and np.array_equal(n_sh, n_ref)
+    # a slice that starts inside the buffer, and nulls (signed as empty documents)
+    part = pa.array(texts).slice(100, 300)
+    assert np.array_equal(kernel.sign_arrow(part, cfg)[1], ref[100:400])
+    with_null = pa.array(["alpha beta gamma delta epsilon", None, "naïve café text here ok"])
+    n_sh, sigs = kernel.sign_arrow(with_null, cfg)
+    _n2, s2 = kernel.sign_texts(["alpha beta gamma delta epsilon", "", "naïve café text here ok"], cfg)
+    assert np.array_equal(sigs, s2) and n_sh[1] == 0 and (sigs[1] == 0xFFFFFFFF).all()
+    h, o = kernel.shingle_texts(pa.array(texts), cfg)
+    h2, o2 = shingle_batch(texts, cfg)
+    assert np.array_equal(h, h2) and np.array_equal(o, o2)
+
+
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_workers_give_the_same_rows(real_texts, workers):
+    col = pa.array(real_texts)
+    one = signatures_arrow(col, DedupConfig(), 1)
+    many = signatures_arrow(col, DedupConfig(), workers)
+    assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
+
+
+def test_char_ngrams_fall_back_to_numpy():
+    cfg = DedupConfig(char_ngrams=True, ngram=3)
+    texts = ["机器学习是人工智能的一个分支", "abcdefgh"]
+    h, o = shingle_batch(texts, cfg)
+    n_sh, sigs = signatures_for(texts, cfg)
+    assert np.array_equal(sigs, sign(h, o, 128, 1)) and np.array_equal(n_sh, np.diff(o))
+
+
+def test_flat_sets_and_jaccard_match_reference(real_texts):
+    cfg = DedupConfig()
+    texts = real_texts[:400]
+    flat, offs = shingle_sets_flat(texts, cfg)
+    sets = shingle_sets(texts, cfg)
+    for i in range(len(texts)):
+        assert np.array_equal(flat[offs[i]:offs[i + 1]], sets[i])
+    rng = np.random.default_rng(1)
+    ra, rb = rng.integers(0, len(texts), 500), rng.integers(0, len(texts), 500)
+    got = kernel.jaccard_rows(flat, offs, ra, rb)
+    want = [jaccard(sets[a], sets[b]) for a, b in zip(ra, rb)]
+    assert np.allclose(got, want, rtol=0, atol=0)
+
+
+def test_numpy_fallback_gives_the_same_signatures(real_texts, tmp_path):
+    """TAOMI_KERNEL=numpy (what runs without numba) in a fresh process: the same bits."""
+    texts = real_texts[:300] + EDGE
+    np.save(tmp_path / "texts.npy", np.array(texts, dtype=object), allow_pickle=True)
+    code = ("import sys, numpy as np; from dedup import kernel; from dedup.config import DedupConfig;"
+            "from dedup.pipeline import signatures_for; assert not kernel.AVAILABLE;"
+            f"t = list(np.load({str(tmp_path / 'texts.npy')!r}, allow_pickle=True));"
+            f"n, s = signatures_for(t, DedupConfig()); np.save({str(tmp_path / 'sigs.npy')!r}, s)")
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={**os.environ, "TAOMI_KERNEL": "numpy"})
+    assert np.array_equal(np.load(tmp_path / "sigs.npy"), kernel.sign_texts(texts, DedupConfig())[1])
+
+
+def test_compiled_code_is_cached_not_rebuilt_per_run():
+    """A fresh process loads the machine code from numba's cache: no compile per run."""
+    kernel.warm()
+    code = ("from dedup import kernel; kernel.warm();"
+            "import sys; d = kernel.sign_docs; print(sum(d.stats.cache_hits.values()), "
+            "sum(d.stats.cache_misses.values()))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], check=True, cwd=root, capture_output=True, text=True)
+    hits, misses = map(int, out.stdout.split())
+    assert hits >= 1 and misses == 0
