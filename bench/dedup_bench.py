@@ -2,6 +2,7 @@
 
     python bench/dedup_bench.py [--docs 50000] [--words 250]        # kernels + in-memory pipeline
     python bench/dedup_bench.py --warehouse --docs 1000000 --words 60  # full DuckDB-backed run, RSS
+    python bench/dedup_bench.py --cli [--docs 50000]   # through `taomi dedup`, one core, vs datasketch
 
 Targets (issue 3): signatures >= 8x datasketch MinHash.bulk; end to end (signatures + candidates
 + exact verification + clusters) >= 20k docs/s on one core; 1M docs under 4 GB peak RSS.
@@ -165,6 +166,89 @@ def warehouse(args) -> None:
           f"peak RSS {r['peak_rss_mb']:,.0f} MB (target < 4,096 MB at 1M docs)")
 
 
+def _bulk_rates(texts: list[str], repeats: int) -> tuple[float, float]:
+    """datasketch MinHash.bulk docs/s: (shingles given, shingling included), best of `repeats`."""
+    t_sh = t_bulk = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        sh = [py_shingles(x) for x in texts]
+        t_sh = min(t_sh, time.perf_counter() - t)
+        t = time.perf_counter()
+        MinHash.bulk(sh, num_perm=128, seed=1)
+        t_bulk = min(t_bulk, time.perf_counter() - t)
+    return len(texts) / t_bulk, len(texts) / (t_bulk + t_sh)
+
+
+def cli(args) -> None:
+    """End to end through `taomi dedup` on ingested corpora (read texts, sign, band, verify,
+    cluster, store), as (T(big) - T(small)) so start-up cancels; one core (taskset) and
+    --workers 1, then --workers 2 on two cores; datasketch MinHash.bulk in the same run."""
+    import statistics
+    import subprocess
+
+    taomi = str(Path(sys.executable).parent / "taomi")
+    src = corpus(args) / "corpus.jsonl"
+    small = Path(args.workdir) / f"prefix-{args.small}-of-{args.docs}.jsonl"
+    if not small.exists():
+        with open(src, "rb") as fh, open(small, "wb") as out:
+            out.writelines(line for _, line in zip(range(args.small), fh))
+    dbs = {}
+    for n, path in ((args.small, small), (args.docs, src)):
+        db = Path(args.workdir) / f"cli-{n}-of-{args.docs}.duckdb"
+        if not db.exists():
+            subprocess.run([taomi, "--db", str(db), "ingest", str(path), "--corpus", "c", "--json"], check=True,
+                           capture_output=True)
+        dbs[n] = db
+
+    def reset(db: Path) -> None:
+        import duckdb
+
+        con = duckdb.connect(str(db))
+        con.execute("DELETE FROM dedup_signatures")
+        con.execute("DELETE FROM runs WHERE stage = 'dedup'")
+        con.execute("CHECKPOINT")
+        con.close()
+
+    def timed(n: int, workers: int, cpus: str | None) -> tuple[float, dict]:
+        reset(dbs[n])
+        cmd = [taomi, "--db", str(dbs[n]), "dedup", "c", "--json", "--workers", str(workers)]
+        if cpus:
+            cmd = ["taskset", "-c", cpus, *cmd]
+        t = time.perf_counter()
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        return time.perf_counter() - t, json.loads(out.stdout)
+
+    results = {}
+    for workers, cpus in ((1, "0"), (2, None)):
+        walls = {n: [] for n in dbs}
+        reports = {}
+        for _ in range(args.repeats):
+            for n in dbs:
+                w, rep = timed(n, workers, cpus)
+                walls[n].append(w)
+                reports[n] = rep
+        med = {n: statistics.median(v) for n, v in walls.items()}
+        rate = (args.docs - args.small) / (med[args.docs] - med[args.small])
+        results[workers] = (rate, med, reports[args.docs])
+        print(f"taomi dedup --workers {workers} ({'taskset -c ' + cpus if cpus else 'both cores'}): "
+              f"{args.small:,} docs {med[args.small]:.2f} s, {args.docs:,} docs {med[args.docs]:.2f} s (median of "
+              f"{args.repeats}) -> {rate:,.0f} docs/s; stages at {args.docs:,}: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in reports[args.docs]["seconds"].items()), flush=True)
+    texts = load_texts(src)[:args.bulk_docs]
+    bulk, bulk_sh = _bulk_rates(texts, args.repeats)
+    one = results[1][0]
+    print(f"datasketch MinHash.bulk on {len(texts):,} of the same documents: {bulk:,.0f} docs/s (shingles given), "
+          f"{bulk_sh:,.0f} docs/s with Python shingling")
+    print(f"\nend to end through taomi dedup, one core: {one:,.0f} docs/s (target >= 50,000)")
+    print(f"  ratio to MinHash.bulk, shingles given:        {one / bulk:5.1f}x (target >= 15x)")
+    print(f"  ratio to MinHash.bulk + Python shingling:     {one / bulk_sh:5.1f}x")
+    r1, r2 = results[1], results[2]
+    sign1, sign2 = r1[2]["seconds"]["sign"], r2[2]["seconds"]["sign"]
+    print(f"2 workers vs 1: end to end {r2[0] / r1[0]:.2f}x, sign stage {sign1 / sign2:.2f}x (target >= 1.7x)")
+    same = all(r1[2][k] == r2[2][k] for k in ("docs_out", "candidate_pairs", "verified_pairs"))
+    print(f"same result with 1 and 2 workers: {same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=50_000)
@@ -175,8 +259,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4_000)
     ap.add_argument("--repeats", type=int, default=2, help="best of N for bulk and ours")
     ap.add_argument("--warehouse", action="store_true", help="run the DuckDB-backed stage in a subprocess")
+    ap.add_argument("--cli", action="store_true", help="end to end through `taomi dedup` (see `cli`)")
+    ap.add_argument("--small", type=int, default=2_000, help="--cli: the small run subtracted")
     args = ap.parse_args()
-    (warehouse if args.warehouse else kernels)(args)
+    (cli if args.cli else warehouse if args.warehouse else kernels)(args)
 
 
 if __name__ == "__main__":

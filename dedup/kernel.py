@@ -346,10 +346,13 @@ def jaccard_rows(hashes: np.ndarray, offsets: np.ndarray, ra: np.ndarray, rb: np
     """Exact Jaccard per pair of segment rows of sorted unique hash segments."""
     if AVAILABLE:
         return _jaccard_rows(hashes, offsets, ra.astype(np.int64), rb.astype(np.int64))
-    from dedup.verify import jaccard
-
-    return np.fromiter((jaccard(hashes[offsets[a]:offsets[a + 1]], hashes[offsets[b]:offsets[b + 1]])
-                        for a, b in zip(ra.tolist(), rb.tolist())), dtype=np.float64, count=len(ra))
+    out = np.zeros(len(ra), dtype=np.float64)
+    for i, (a, b) in enumerate(zip(ra.tolist(), rb.tolist())):
+        x, y = hashes[offsets[a]:offsets[a + 1]], hashes[offsets[b]:offsets[b + 1]]
+        if len(x) and len(y):
+            inter = len(np.intersect1d(x, y, assume_unique=True))
+            out[i] = inter / (len(x) + len(y) - inter)
+    return out
 
 
 def warm() -> None:

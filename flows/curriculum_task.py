@@ -13,6 +13,7 @@ from curation.curriculum import (
     NgramCounts,
     combine,
     order_documents,
+    random_order,
     score_batch,
 )
 from curation.plots import plot_curriculum
@@ -116,7 +117,9 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
     export_store.collect_garbage(out)
     with session(db) as con:
         rows = store.curriculum_rows(con, corpus, order)
-    if rows.empty:
+    if rows.empty and order == "random":  # the baseline needs no scores: one read, one write
+        rows = _unscored_random_rows(db, corpus, cfg or CurriculumConfig(order="random"))
+    elif rows.empty:
         build_curriculum(db, corpus, cfg or CurriculumConfig(order=order))
         with session(db) as con:
             rows = store.curriculum_rows(con, corpus, order)
@@ -135,6 +138,20 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
         result = _export_result(out, "written", manifest)
         run.counts_out, run.details = len(rows), result
     return result
+
+
+def _unscored_random_rows(db, corpus: str, cfg: CurriculumConfig) -> pd.DataFrame:
+    """The kept documents in a seeded random order (curation.curriculum.random_order), unscored."""
+    with session(db) as con:
+        dedup_cfg = store.latest_dedup_config(con, corpus)
+        ids = store.kept_documents(con, corpus, dedup_cfg)
+        if len(ids) == 0:
+            raise LookupError(f"corpus '{corpus}' has no documents to export (see `taomi corpora`)")
+        inputs = stable_hash(content_version(con, corpus), dedup_cfg, cfg.as_dict(), "unscored random order")
+    order, steps = random_order(len(ids), cfg)
+    return pd.DataFrame({"doc_id": ids[order], "position": np.arange(len(ids)), "pacing_step": steps,
+                         "difficulty": np.full(len(ids), np.nan), "percentile": np.full(len(ids), np.nan),
+                         "config_hash": inputs})
 
 
 def _export_result(out: OutputDir, status: str, manifest: dict) -> dict:

@@ -50,7 +50,11 @@ def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | 
     """Signatures for every document (doc ids lo..hi if given) that has none under this config;
     returns how many. Texts stream out of DuckDB as Arrow batches; `res.workers` threads sign each
     batch (the kernel releases the GIL); each batch is written in its own transaction on a second
-    cursor, so a kill keeps the batches already written and a re-run signs only the rest."""
+    cursor, so a kill keeps the batches already written and a re-run signs only the rest.
+
+    Measured (bench/RESULTS.md): overlapping the read and the write with signing on extra threads,
+    and 131k-row inserts, were no faster on one core (thread switching; the insert saved its WAL
+    write but paid it back at checkpoint), so the loop stays serial."""
     key = cfg.signature_key()
     total = store.count_unsigned(con, corpus, key, lo, hi) if progress else 0
     writer = con.cursor()

@@ -11,8 +11,6 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 
 def _pos(name: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -38,6 +36,8 @@ class ChinchillaLaw:
     kind = "chinchilla"
 
     def predict_loss(self, N, D):
+        import numpy as np
+
         N = np.asarray(N, dtype=float)
         D = np.asarray(D, dtype=float)
         return self.E + self.A / N ** self.alpha + self.B / D ** self.beta
@@ -88,6 +88,8 @@ class KaplanLaw:
             raise ValueError(f"allocation must be 'frontier' or 'eq1.5', got {self.allocation!r}")
 
     def predict_loss(self, N, D):
+        import numpy as np
+
         N = np.asarray(N, dtype=float)
         D = np.asarray(D, dtype=float)
         return ((self.N_c / N) ** (self.alpha_N / self.alpha_D) + self.D_c / D) ** self.alpha_D + self.L_inf
@@ -120,6 +122,8 @@ class DataConstrainedLaw:
 
     def effective_tokens(self, D, U):
         """D' = U + U R_D* (1 - exp(-R_D/R_D*)), R_D = D/U - 1 (no repetition: D' = D)."""
+        import numpy as np
+
         D = np.asarray(D, dtype=float)
         U = np.asarray(U, dtype=float)
         U_used = np.minimum(U, D)
@@ -128,6 +132,8 @@ class DataConstrainedLaw:
 
     def effective_params(self, N, U):
         """N' = U_N + U_N R_N* (1 - exp(-R_N/R_N*)), U_N: the compute-optimal N for U tokens."""
+        import numpy as np
+
         N = np.asarray(N, dtype=float)
         U_N = np.minimum(N, _u_n(self.base, U))
         R = np.maximum(N / U_N - 1.0, 0.0)
@@ -148,11 +154,15 @@ KAPLAN_FRONTIER_N, KAPLAN_FRONTIER_EXP = 1.3e9, 0.73  # Kaplan et al. 2020, sec.
 
 def kaplan_frontier_params(C):
     """Kaplan's compute-efficient model size: N = 1.3e9 (C_min / PF-day)^0.73 non-embedding params."""
+    import numpy as np
+
     return KAPLAN_FRONTIER_N * (np.asarray(C, dtype=float) / PF_DAY_FLOPS) ** KAPLAN_FRONTIER_EXP
 
 
 def _u_n(base: ChinchillaLaw, U):
     """Compute-optimal N for D = U tokens: D_opt = G^-1 (C/6)^b  =>  C/6 = (U G)^(1/b), N = G (C/6)^a."""
+    import numpy as np
+
     c6 = (np.asarray(U, dtype=float) * base.G) ** (1 / base.b_exponent)
     return base.G * c6 ** base.a_exponent
 
@@ -219,6 +229,8 @@ def get_law(name: str):
 @lru_cache(maxsize=8)
 def published_samples(name: str) -> tuple[ChinchillaLaw, ...] | None:
     """The shipped bootstrap refits of a published law, or None when it ships none."""
+    import numpy as np
+
     pub = PUBLISHED.get(name)
     if pub is None or not pub.samples_file:
         return None

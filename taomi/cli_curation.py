@@ -88,7 +88,9 @@ def curriculum(corpus: str, pacing: str = typer.Option("sqrt", "--pacing", help=
 @app.command()
 def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--format", help="parquet | jsonl"),
            shard_size: int = typer.Option(100_000, "--shard-size", min=1),
-           order: str = typer.Option("curriculum", "--order", help="curriculum | random"),
+           order: str = typer.Option("curriculum", "--order",
+                                     help="curriculum | random (kept documents shuffled with a seed, nothing "
+                                          "scored; a stored `curriculum --order random` is used if there is one)"),
            force: bool = typer.Option(False, "--force", help="Write into a non-empty folder Taomi did not create "
                                       "(its files are kept: Taomi deletes only what it wrote)."),
            as_json: bool = typer.Option(False, "--json")) -> None:

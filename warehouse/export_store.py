@@ -46,6 +46,13 @@ def unchanged(out: OutputDir, content_key: str) -> dict | None:
     return None
 
 
+def _range(col: pd.Series) -> list[float] | None:
+    """[min, max] of a column, None when it holds no values (an unscored random order)."""
+    if col.isna().all():
+        return None
+    return [float(col.min()), float(col.max())]
+
+
 def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: OutputDir, fmt: str,
                  shard_size: int, header: dict) -> dict:
     """Write `rows` (doc_id, position, pacing_step, difficulty) as shards plus a manifest."""
@@ -68,7 +75,7 @@ def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: Output
             else:
                 frame.to_json(path, orient="records", lines=True, force_ascii=False)
             shards.append({"file": name, "rows": len(frame), "bytes": path.stat().st_size, "sha256": sha256(path),
-                           "difficulty": [float(part["difficulty"].min()), float(part["difficulty"].max())],
+                           "difficulty": _range(part["difficulty"]),
                            "pacing_steps": [int(part["pacing_step"].min()), int(part["pacing_step"].max())],
                            "positions": [int(part["position"].min()), int(part["position"].max())]})
         manifest = {**header, "writer": "taomi", "shards": shards}

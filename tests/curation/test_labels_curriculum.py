@@ -118,6 +118,40 @@ def test_curriculum_export_manifest_and_atomicity(labelled, tmp_path, monkeypatc
     assert not [p for p in out.iterdir() if p.name.startswith(".taomi-partial")]
 
 
+def test_random_export_scores_nothing_and_writes_each_kept_document_once(labelled, tmp_path):
+    """`export --order random` without a stored random order: the kept documents shuffled with the
+    seed, no curriculum run (issue 16: one read and one write, not a scoring pass)."""
+    from warehouse.db import connect
+
+    def curriculum_runs():
+        con = connect(labelled["db"], read_only=True)
+        n = con.execute("SELECT count(*) FROM runs WHERE stage = 'curriculum'").fetchall()[0][0]
+        stored = con.execute("SELECT count(*) FROM curriculum WHERE order_kind = 'random'").fetchall()[0][0]
+        kept = con.execute("""SELECT count(*) FROM documents d WHERE d.corpus = 'c' AND NOT EXISTS (
+                                SELECT 1 FROM dedup_decisions x WHERE x.doc_id = d.doc_id AND NOT x.keep)""").fetchall()
+        con.close()
+        return n, stored, kept[0][0]
+
+    runs_before, stored, kept = curriculum_runs()
+    if stored:
+        pytest.skip("a stored random order exists in this module's database")
+    out = tmp_path / "rand"
+    e = export_shards(labelled["db"], "c", out, "jsonl", 500, order="random")
+    assert curriculum_runs()[0] == runs_before  # nothing was scored
+    manifest = json.loads((out / "manifest.json").read_text())
+    frames = pd.concat(pd.read_json(out / s["file"], lines=True) for s in manifest["shards"])
+    assert e["documents"] == len(frames) == kept and frames["id"].is_unique
+    assert frames["position"].tolist() == list(range(kept))
+    assert all(s["difficulty"] is None for s in manifest["shards"])
+    assert frames["pacing_step"].is_monotonic_increasing and frames["pacing_step"].iloc[-1] > 0
+    again = export_shards(labelled["db"], "c", tmp_path / "rand2", "jsonl", 500, order="random")
+    frames2 = pd.concat(pd.read_json(tmp_path / "rand2" / s["file"], lines=True)
+                        for s in json.loads((tmp_path / "rand2" / "manifest.json").read_text())["shards"])
+    assert again["documents"] == kept and frames2["id"].tolist() == frames["id"].tolist()  # seeded
+    # not the stored (doc id) order
+    assert frames["id"].tolist() != sorted(frames["id"].tolist())
+
+
 def test_cli_curriculum_and_export(labelled, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["--db", labelled["db"], "curriculum", "c", "--pacing", "linear", "--json"])
