@@ -141,7 +141,15 @@ def report(rows: list[dict], args) -> None:
               f"{r['dedup_rss_mb']:>7,} MB {r['docs'] / r['dedup_s']:>9,.0f}  {st}")
     if len(rows) >= 2:
         s_d, s_i = slope(rows, "dedup_s"), slope(rows, "ingest_s")
-        print(f"\nlog-log slope of time against documents: dedup {s_d:.2f}, ingest {s_i:.2f} (target 0.9-1.1)")
+        print(f"\nlog-log slope of wall time against documents: dedup {s_d:.2f}, ingest {s_i:.2f} (target 0.9-1.1)")
+        for key in ("dedup_s", "ingest_s"):  # time = start-up + cost x documents: the slope of the second term
+            n = np.array([r["docs"] for r in rows], dtype=float)
+            t = np.array([r[key] for r in rows])
+            b, a = np.polyfit(n, t, 1)
+            work = [dict(r, work=r[key] - a) for r in rows if r[key] - a > 0]
+            print(f"  {key[:-2]}: linear fit {a:.2f} s start-up + {b * 1e6:.1f} us/doc (max residual "
+                  f"{np.max(np.abs(t - (a + b * n))):.2f} s); slope of the work beyond start-up "
+                  f"{slope(work, 'work'):.2f}")
         big = rows[-2:]  # marginal cost between the two largest runs: start-up cancels
         per_doc = (big[1]["dedup_s"] - big[0]["dedup_s"]) / (big[1]["docs"] - big[0]["docs"])
         per_doc_ing = (big[1]["ingest_s"] - big[0]["ingest_s"]) / (big[1]["docs"] - big[0]["docs"])

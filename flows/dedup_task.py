@@ -22,7 +22,7 @@ from dedup.quality import quality_score
 from dedup.shingle import SHINGLE_VERSION
 from warehouse import band_store
 from warehouse import dedup_store as store
-from warehouse.db import session
+from warehouse.db import session, set_memory_limit
 from warehouse.outputs import check_file
 from warehouse.runlog import finish_run, last_ok_run, skip_run, stable_hash, start_run
 
@@ -124,7 +124,7 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
         check_file(pairs_out, force=force, what="pairs file")
     res = res or Resources.default()
     with session(db) as con:
-        store.set_memory_limit(con, res.duckdb_mb)
+        set_memory_limit(con, res.duckdb_mb)
         n_docs, fingerprint = store.corpus_fingerprint(con, corpus)
         if n_docs == 0:
             raise LookupError(f"no corpus named '{corpus}' (see `taomi corpora`)")

@@ -53,22 +53,27 @@ def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or 
            id_field: str = typer.Option("id", "--id-field"),
            label_field: str = typer.Option("label", "--label-field", help="'' for none."),
            annotator_field: str = typer.Option("annotator", "--annotator-field", help="'' for none."),
+           memory_limit: str | None = typer.Option(None, "--memory-limit",
+                                                   help="Memory budget, e.g. 512MB, 2GB, 25% (default: a quarter "
+                                                        "of RAM, at most 1GB); half of it caps DuckDB."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
+    from dedup.config import Resources
     from warehouse.db import session
     from warehouse.ingest import IngestConfig, InputError, PartialIngest, ingest_paths
 
     try:
         cfg = IngestConfig(corpus, text_field, id_field, label_field or None, annotator_field or None)
+        duckdb_mb = Resources.default(1, memory_limit).duckdb_mb
     except ValueError as exc:
-        fail(str(exc))
+        fail(f"--memory-limit: {exc}" if "memory" in str(exc) else str(exc))
     try:
         with session(state.db) as con, make_progress(console, quiet=as_json) as progress:
             def factory(p: Path):
                 task = progress.add_task(p.name, total=p.stat().st_size)
                 return lambda done: progress.update(task, completed=done)
 
-            results = ingest_paths(con, list(paths), cfg, factory)
+            results = ingest_paths(con, list(paths), cfg, factory, duckdb_mb)
             partial = None
     except InputError as exc:
         fail(str(exc))

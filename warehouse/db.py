@@ -163,3 +163,8 @@ def session(path: str | os.PathLike | None = None, *, read_only: bool = False,
         yield con
     finally:
         con.close()
+
+
+def set_memory_limit(con: duckdb.DuckDBPyConnection, limit_mb: int) -> None:
+    """Cap DuckDB's memory for this database (buffer pool and operators; they spill to disk past it)."""
+    con.execute(f"SET memory_limit = '{int(limit_mb)}MB'")

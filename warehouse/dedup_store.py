@@ -119,11 +119,6 @@ def _sig_matrix(col: pa.Array, num_perm: int) -> np.ndarray:
     return values.reshape(len(col), num_perm)
 
 
-def set_memory_limit(con: duckdb.DuckDBPyConnection, limit_mb: int) -> None:
-    """Cap DuckDB's buffer pool for this connection's database (it spills to disk past it)."""
-    con.execute(f"SET memory_limit = '{int(limit_mb)}MB'")
-
-
 def write_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, doc_ids: np.ndarray,
                      n_shingles: np.ndarray, sigs: np.ndarray) -> None:
     """Append one batch (its own transaction: a crash keeps the batches already written)."""
