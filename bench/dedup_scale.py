@@ -85,6 +85,7 @@ def reset(db: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000, 300_000, 1_000_000])
+    ap.add_argument("--probe", type=int, default=100, help="documents of the start-up probe (0: none)")
     ap.add_argument("--words", type=int, default=250)
     ap.add_argument("--repeats", type=int, default=1, help="dedup runs per size (median)")
     ap.add_argument("--workers", type=int, default=1)
@@ -92,12 +93,17 @@ def main() -> None:
     ap.add_argument("--memory-limit", default=None, help="passed to taomi dedup (default: its own)")
     ap.add_argument("--workdir", default="bench/out/scale")
     ap.add_argument("--plot", default="docs/scale.png")
+    ap.add_argument("--rows", help="report and plot the JSON rows a previous run printed (no new runs)")
     args = ap.parse_args()
+    if args.rows:
+        rows = [json.loads(line) for line in Path(args.rows).read_text().splitlines() if line.startswith("{")]
+        report(rows, args)
+        return
     work = ROOT / args.workdir
     work.mkdir(parents=True, exist_ok=True)
     largest = max(args.sizes)
     rows = []
-    for n in sorted(args.sizes):
+    for n in ([args.probe] if args.probe else []) + sorted(args.sizes):
         path = corpus(work, n, largest, args.words)
         db = work / f"scale-{n}.duckdb"
         for p in (db, db.with_suffix(".duckdb.wal")):
@@ -109,7 +115,7 @@ def main() -> None:
         if args.memory_limit:
             dd += ["--memory-limit", args.memory_limit]
         runs = []
-        for k in range(args.repeats):
+        for k in range(max(args.repeats, 3 if n == args.probe else 1)):
             if k:
                 reset(db)
             wall, rss, out = run_rusage(dd, args.cpus or None)
@@ -121,7 +127,8 @@ def main() -> None:
                "dedup_rss_mb": round(rss), "stage_s": rep["seconds"], "docs_out": rep["docs_out"],
                "near_dropped": rep["near_dropped"], "exact_dropped": rep["exact_dropped"],
                "band_grouping": rep["band_grouping"], "bands": rep["bands"], "memory_limit_mb": rep["memory_limit_mb"],
-               "db_bytes_per_doc_dedup": round(sig_bytes / n, 1), "db_bytes_per_doc_ingest": round(size_docs / n, 1)}
+               "db_bytes_per_doc_dedup": round(sig_bytes / n, 1), "db_bytes_per_doc_ingest": round(size_docs / n, 1),
+               "probe": n == args.probe}
         rows.append(row)
         print(json.dumps(row), flush=True)
     report(rows, args)
@@ -133,7 +140,12 @@ def slope(rows: list[dict], key: str) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
-def report(rows: list[dict], args) -> None:
+def report(all_rows: list[dict], args) -> None:
+    probe = next((r for r in all_rows if r.get("probe")), None)
+    rows = [r for r in all_rows if not r.get("probe")]
+    if probe:
+        print(f"start-up probe: {probe['docs']} documents, dedup {probe['dedup_s']:.2f} s, ingest "
+              f"{probe['ingest_s']:.2f} s (imports, the kernel cache, DuckDB open, run log)")
     print(f"\n{'docs':>10} {'ingest s':>9} {'ingest RSS':>11} {'dedup s':>8} {'dedup RSS':>10} {'docs/s':>9}  stages (s)")
     for r in rows:
         st = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_s"].items())
@@ -146,17 +158,22 @@ def report(rows: list[dict], args) -> None:
             n = np.array([r["docs"] for r in rows], dtype=float)
             t = np.array([r[key] for r in rows])
             b, a = np.polyfit(n, t, 1)
-            work = [dict(r, work=r[key] - a) for r in rows if r[key] - a > 0]
-            print(f"  {key[:-2]}: linear fit {a:.2f} s start-up + {b * 1e6:.1f} us/doc (max residual "
-                  f"{np.max(np.abs(t - (a + b * n))):.2f} s); slope of the work beyond start-up "
-                  f"{slope(work, 'work'):.2f}")
+            line = (f"  {key[:-2]}: linear fit {a:.2f} s + {b * 1e6:.1f} us/doc (max residual "
+                    f"{np.max(np.abs(t - (a + b * n))):.2f} s)")
+            if probe:
+                work = [dict(r, work=r[key] - probe[key]) for r in rows if r[key] > probe[key]]
+                line += f"; slope of (time - start-up probe) {slope(work, 'work'):.2f}"
+            print(line)
         big = rows[-2:]  # marginal cost between the two largest runs: start-up cancels
         per_doc = (big[1]["dedup_s"] - big[0]["dedup_s"]) / (big[1]["docs"] - big[0]["docs"])
         per_doc_ing = (big[1]["ingest_s"] - big[0]["ingest_s"]) / (big[1]["docs"] - big[0]["docs"])
         bands = rows[-1]["bands"]
-        sig_b = rows[-1]["db_bytes_per_doc_dedup"]
+        # signatures are random uint32s (no compression): 4 B x num_perm + ids/counts/offsets. The file
+        # growth measured beside it is a check (a file can reuse free blocks ingest left, so it reads low)
+        sig_b = 4.0 * 128 + 16
         print(f"marginal cost: dedup {per_doc * 1e6:.1f} us/doc ({1 / per_doc:,.0f} docs/s per {args.workers} "
-              f"worker(s)), ingest {per_doc_ing * 1e6:.1f} us/doc; DuckDB grows {sig_b:.0f} B/doc in dedup")
+              f"worker(s)), ingest {per_doc_ing * 1e6:.1f} us/doc; signatures {sig_b:.0f} B/doc (file growth "
+              f"in dedup: " + ", ".join(f"{r['db_bytes_per_doc_dedup']:.0f}" for r in rows) + " B/doc)")
         for n in (1e8, 1e9):
             core_h = per_doc * n / 3600 * args.workers
             print(f"projection {n:.0e} docs: dedup {core_h:,.0f} core-hours ({core_h / 16:,.1f} h on 16 cores), "
@@ -172,6 +189,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if not r.get("probe")]
     n = np.array([r["docs"] for r in rows], dtype=float)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label in (("dedup_s", "taomi dedup"), ("ingest_s", "taomi ingest")):

@@ -332,9 +332,15 @@ def _jaccard_rows(hashes, offsets, ra, rb):
     return out
 
 
-def unique_per_doc(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def loaded() -> bool:
+    """Whether this process has the compiled code loaded already (numba's first call in a process
+    costs ~0.7 s to set up its target context, cached machine code or not)."""
+    return AVAILABLE and any(f.overloads for f in (sign_docs, shingle_docs, _unique_per_doc, _jaccard_rows))
+
+
+def unique_per_doc(hashes: np.ndarray, offsets: np.ndarray, jit: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique hashes per document segment, concatenated, with new offsets."""
-    if AVAILABLE:
+    if AVAILABLE and jit:
         return _unique_per_doc(hashes, offsets)
     segs = [np.unique(hashes[offsets[d]:offsets[d + 1]]) for d in range(len(offsets) - 1)]
     new_off = np.zeros(len(segs) + 1, dtype=np.int64)
@@ -342,9 +348,10 @@ def unique_per_doc(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray,
     return (np.concatenate(segs) if segs else np.empty(0, np.uint64)), new_off
 
 
-def jaccard_rows(hashes: np.ndarray, offsets: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+def jaccard_rows(hashes: np.ndarray, offsets: np.ndarray, ra: np.ndarray, rb: np.ndarray,
+                 jit: bool = True) -> np.ndarray:
     """Exact Jaccard per pair of segment rows of sorted unique hash segments."""
-    if AVAILABLE:
+    if AVAILABLE and jit:
         return _jaccard_rows(hashes, offsets, ra.astype(np.int64), rb.astype(np.int64))
     out = np.zeros(len(ra), dtype=np.float64)
     for i, (a, b) in enumerate(zip(ra.tolist(), rb.tolist())):

@@ -38,17 +38,23 @@ class NearResult:
 
 
 KERNEL_DOCS = 2000  # texts per numpy shingle+sign step: keeps the working arrays cache-sized (fastest here)
+# Below this many documents a process that has not loaded the compiled code yet uses the numpy path
+# (same bits): numba's first call costs ~0.7 s, the kernel saves ~20 us/doc (bench/RESULTS.md).
+KERNEL_MIN_DOCS = 30_000
 
 
-def compiled(cfg: DedupConfig) -> bool:
-    """Whether this config runs on the compiled kernel (word n-grams, numba importable)."""
-    return kernel.AVAILABLE and not cfg.char_ngrams
+def compiled(cfg: DedupConfig, docs: int | None = None) -> bool:
+    """Whether this work runs on the compiled kernel: word n-grams, numba importable, and either
+    the code is loaded in this process already or the job (`docs`) is big enough to pay for it."""
+    if not kernel.AVAILABLE or cfg.char_ngrams:
+        return False
+    return docs is None or docs >= KERNEL_MIN_DOCS or kernel.loaded()
 
 
-def shingles(texts, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def shingles(texts, cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(64-bit shingle hashes, offsets) of a batch of texts, a list or an Arrow string column
-    (compiled or reference path, same bits)."""
-    if compiled(cfg):
+    (compiled or reference path, same bits; `docs`: the size of the whole job, for the choice)."""
+    if compiled(cfg, len(texts) if docs is None else docs):
         return kernel.shingle_texts(texts, cfg)
     return shingle_batch(texts if isinstance(texts, list) else [t or "" for t in texts.to_pylist()], cfg)
 
@@ -62,16 +68,19 @@ def _signatures_numpy(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, n
     return np.concatenate(n_sh), np.concatenate(sigs)
 
 
-def signatures_for(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def signatures_for(texts: list[str], cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(n_shingles per text, signatures (n, num_perm) uint32) for a batch of texts."""
-    return kernel.sign_texts(texts, cfg) if compiled(cfg) else _signatures_numpy(texts, cfg)
+    if compiled(cfg, len(texts) if docs is None else docs):
+        return kernel.sign_texts(texts, cfg)
+    return _signatures_numpy(texts, cfg)
 
 
-def signatures_arrow(column, cfg: DedupConfig, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def signatures_arrow(column, cfg: DedupConfig, workers: int = 1, docs: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Signatures of an Arrow string column. The compiled kernel releases the GIL, so `workers`
     threads sign contiguous slices in parallel on shared memory (no copies, no pickling); the
     rows are identical whatever the number of workers."""
-    if not compiled(cfg):
+    if not compiled(cfg, len(column) if docs is None else docs):
         return _signatures_numpy([t or "" for t in column.to_pylist()], cfg)
     n = len(column)
     if workers <= 1 or n < 2 * workers:
@@ -83,10 +92,10 @@ def signatures_arrow(column, cfg: DedupConfig, workers: int = 1) -> tuple[np.nda
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def shingle_sets_flat(texts, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def shingle_sets_flat(texts, cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique shingle hashes per text, concatenated, with offsets (for exact Jaccard)."""
-    hashes, offsets = shingles(texts, cfg)
-    return kernel.unique_per_doc(hashes, offsets)
+    hashes, offsets = shingles(texts, cfg, docs)
+    return kernel.unique_per_doc(hashes, offsets, jit=compiled(cfg, len(texts) if docs is None else docs))
 
 
 def band_params(cfg: DedupConfig) -> tuple[int, int]:
@@ -102,14 +111,14 @@ def verify(cand: np.ndarray, fetch_texts: FetchTexts, cfg: DedupConfig) -> tuple
     hashes, offsets = [], [np.zeros(1, dtype=np.int64)]
     base = 0
     for lo in range(0, len(involved), cfg.batch_docs):
-        h, o = shingle_sets_flat(fetch_texts(involved[lo:lo + cfg.batch_docs]), cfg)
+        h, o = shingle_sets_flat(fetch_texts(involved[lo:lo + cfg.batch_docs]), cfg, len(involved))
         hashes.append(h)
         offsets.append(o[1:] + base)
         base += len(h)
     flat = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
     offs = np.concatenate(offsets)
     rows = np.searchsorted(involved, cand)
-    return verify_flat(cand, rows, flat, offs, cfg.threshold)
+    return verify_flat(cand, rows, flat, offs, cfg.threshold, jit=compiled(cfg, len(involved)))
 
 
 def near_duplicates(doc_ids: np.ndarray, n_shingles: np.ndarray, sigs: np.ndarray, rank: dict[int, float],

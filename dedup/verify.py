@@ -27,13 +27,13 @@ def verify_pairs(pairs: np.ndarray, sets: dict[int, np.ndarray], threshold: floa
 
 
 def verify_flat(pairs: np.ndarray, rows: np.ndarray, hashes: np.ndarray, offsets: np.ndarray,
-                threshold: float) -> tuple[np.ndarray, np.ndarray]:
+                threshold: float, jit: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Like `verify_pairs`, with the sets as one flat array of sorted unique hashes per segment:
     `rows[i]` gives the segments of `pairs[i]` (compiled merge when numba is there)."""
     from dedup.kernel import jaccard_rows
 
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.empty(0, dtype=np.float64)
-    sims = jaccard_rows(hashes, offsets, rows[:, 0], rows[:, 1])
+    sims = jaccard_rows(hashes, offsets, rows[:, 0], rows[:, 1], jit)
     keep = sims >= threshold - 1e-12
     return pairs[keep], sims[keep]

@@ -56,12 +56,12 @@ def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | 
     and 131k-row inserts, were no faster on one core (thread switching; the insert saved its WAL
     write but paid it back at checkpoint), so the loop stays serial."""
     key = cfg.signature_key()
-    total = store.count_unsigned(con, corpus, key, lo, hi) if progress else 0
+    total = store.count_unsigned(con, corpus, key, lo, hi)
     writer = con.cursor()
     done = 0
     try:
         for ids, column in store.stream_unsigned_texts(con, corpus, key, cfg.batch_docs, lo, hi):
-            n_sh, sigs = signatures_arrow(column, cfg, res.workers)
+            n_sh, sigs = signatures_arrow(column, cfg, res.workers, docs=total)
             store.write_signatures(writer, corpus, key, ids, n_sh, sigs)
             done += len(ids)
             if progress:
