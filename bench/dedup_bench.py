@@ -24,7 +24,7 @@ import numpy as np
 from datasketch import MinHash
 
 from dedup.config import DedupConfig
-from dedup.pipeline import _signatures_numpy, near_duplicates, signatures_for
+from dedup.pipeline import KERNEL_MIN_DOCS, _signatures_numpy, near_duplicates, signatures_for
 from dedup.shingle import shingle_sets
 from taomi.demo_data import DemoConfig, generate
 
@@ -221,9 +221,23 @@ def cli(args) -> None:
         if cpus:
             cmd = ["taskset", "-c", cpus, *cmd]
         t = time.perf_counter()
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        # TAOMI_KERNEL=numba: the 2k run loads the kernel too (it would take the numpy path), so
+        # numba's per-process set-up is part of the start-up that cancels; it is reported below
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                             env={**os.environ, "TAOMI_KERNEL": "numba"})
         return time.perf_counter() - t, json.loads(out.stdout)
 
+    setup = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "from dedup.kernel import warm; warm()"], check=True, cwd=Path(__file__)
+                       .resolve().parents[1])
+        t_warm = time.perf_counter() - t
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import dedup.kernel"], check=True, cwd=Path(__file__).resolve().parents[1])
+        setup.append(t_warm - (time.perf_counter() - t))
+    print(f"numba set-up per process (cached machine code loaded, median of 3): {statistics.median(setup):.2f} s; "
+          f"jobs under {KERNEL_MIN_DOCS:,} documents skip it (numpy path)")
     results = {}
     for workers, cpus in ((1, "0"), (2, None)):
         walls = {n: [] for n in dbs}

@@ -11,8 +11,10 @@ of DuckDB is signed straight from its data buffer. Documents that are not pure A
 and Unicode case/punctuation folding first; `dedup.pipeline` does that in Python for those only.
 
 numba compiles on first use and caches the machine code next to this file (`cache=True`), so the
-compile (~3 s) is paid once per install, never per run; `make` warms it. Without numba the numpy
-path runs (same results, ~3x slower); `TAOMI_KERNEL=numpy` forces it.
+compile (~10 s) is paid once per install, never per run; `make` warms it. Loading numba's target
+context still costs ~0.7 s per process, so small jobs take the numpy path (dedup.pipeline). Without
+numba the numpy path runs (same results, ~3x slower); `TAOMI_KERNEL=numpy` forces it and
+`TAOMI_KERNEL=numba` forces the kernel for any job size.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 
 import numpy as np
 
+FORCED = os.environ.get("TAOMI_KERNEL", "").lower() == "numba"  # compiled whatever the job size
 try:  # numba is a dependency; the numpy path is the reference and the fallback
     if os.environ.get("TAOMI_KERNEL", "").lower() == "numpy":
         raise ImportError("TAOMI_KERNEL=numpy")
@@ -172,6 +175,76 @@ def non_ascii(buf, starts, ends):
     return flags
 
 
+@njit(cache=True, nogil=True)
+def fold_docs(buf, starts, ends, t_off, t_len, pool):
+    """Unicode folding per code point (dedup.unifold) of documents buf[starts[i]:ends[i]]:
+    (folded bytes, starts, ends, ok). ok[i] False: a code point without a table entry (the
+    document needs the Python reference); its span is empty."""
+    n = len(starts)
+    limit = len(t_len)
+    ok = np.ones(n, dtype=np.bool_)
+    sizes = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        j = starts[i]
+        size = 0
+        while j < ends[i]:
+            c = np.int64(buf[j])
+            if c < 0x80:
+                size += 1
+                j += 1
+                continue
+            if c >= 0xF0:
+                cp = ((c & 7) << 18) | ((np.int64(buf[j + 1]) & 63) << 12) | ((np.int64(buf[j + 2]) & 63) << 6) \
+                    | (np.int64(buf[j + 3]) & 63)
+                k = 4
+            elif c >= 0xE0:
+                cp = ((c & 15) << 12) | ((np.int64(buf[j + 1]) & 63) << 6) | (np.int64(buf[j + 2]) & 63)
+                k = 3
+            else:
+                cp = ((c & 31) << 6) | (np.int64(buf[j + 1]) & 63)
+                k = 2
+            if cp >= limit or t_len[cp] < 0:
+                ok[i] = False
+                break
+            size += t_len[cp]
+            j += k
+        sizes[i] = size if ok[i] else 0
+    new_starts = np.zeros(n, dtype=np.int64)
+    pos = 0
+    for i in range(n):
+        new_starts[i] = pos
+        pos += sizes[i]
+    out = np.empty(max(pos, 1), dtype=np.uint8)
+    for i in range(n):
+        if not ok[i]:
+            continue
+        w = new_starts[i]
+        j = starts[i]
+        while j < ends[i]:
+            c = np.int64(buf[j])
+            if c < 0x80:
+                out[w] = buf[j]
+                w += 1
+                j += 1
+                continue
+            if c >= 0xF0:
+                cp = ((c & 7) << 18) | ((np.int64(buf[j + 1]) & 63) << 12) | ((np.int64(buf[j + 2]) & 63) << 6) \
+                    | (np.int64(buf[j + 3]) & 63)
+                k = 4
+            elif c >= 0xE0:
+                cp = ((c & 15) << 12) | ((np.int64(buf[j + 1]) & 63) << 6) | (np.int64(buf[j + 2]) & 63)
+                k = 3
+            else:
+                cp = ((c & 31) << 6) | (np.int64(buf[j + 1]) & 63)
+                k = 2
+            o = t_off[cp]
+            for q in range(t_len[cp]):
+                out[w + q] = pool[o + q]
+            w += t_len[cp]
+            j += k
+    return out, new_starts, new_starts + sizes, ok
+
+
 # ---- batch wrappers: texts or an Arrow string column in, arrays out --------------------------
 
 def _ro(buf: np.ndarray) -> np.ndarray:
@@ -188,14 +261,48 @@ def _lut(cfg) -> np.ndarray:
 
 
 def _encode(texts: list[str], cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One byte buffer and (start, end) per text; non-ASCII texts are normalised first."""
-    from dedup.shingle import _normalize_unicode
-
-    parts = [t.encode() if t.isascii() else _normalize_unicode(t, cfg).encode("utf-8") for t in texts]
+    """One byte buffer and (start, end) per text, non-ASCII texts folded (`_fold_wide`)."""
+    parts = [t.encode("utf-8") for t in texts]
     lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     ends = np.cumsum(lens)
     buf = np.frombuffer(b"".join(parts) or b"\0", dtype=np.uint8)
-    return buf, ends - lens, ends
+    return _fold_wide(buf, ends - lens, ends, cfg, lambda idx: [texts[i] for i in idx.tolist()])
+
+
+def _normalized(texts: list[str], cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Python reference normalisation (dedup.shingle) of texts, as one buffer with spans."""
+    from dedup.shingle import _normalize_unicode
+
+    parts = [_normalize_unicode(t or "", cfg).encode("utf-8") for t in texts]
+    lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    ends = np.cumsum(lens)
+    return np.frombuffer(b"".join(parts) or b"\0", dtype=np.uint8), ends - lens, ends
+
+
+def _fold_wide(buf, starts, ends, cfg, texts_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spans whose non-ASCII documents are folded: by the compiled table (dedup.unifold) where
+    every code point has an entry, else by the Python reference (`texts_of(indices)` gives their
+    texts). Folded bytes are appended to the buffer; ASCII documents stay in place."""
+    if not (cfg.nfkc or cfg.casefold or cfg.fold_punctuation):
+        return buf, starts, ends
+    wide = np.flatnonzero(non_ascii(_ro(buf), starts, ends))
+    if len(wide) == 0:
+        return buf, starts, ends
+    from dedup.unifold import table
+
+    t_off, t_len, pool = table(cfg.nfkc, cfg.casefold, cfg.fold_punctuation)
+    fbuf, fs, fe, ok = fold_docs(_ro(buf), starts[wide], ends[wide], t_off, t_len, pool)
+    starts, ends = starts.copy(), ends.copy()
+    base = len(buf)
+    starts[wide[ok]], ends[wide[ok]] = fs[ok] + base, fe[ok] + base
+    parts = [buf, fbuf]
+    slow = wide[~ok]
+    if len(slow):
+        sbuf, ss, se = _normalized(texts_of(slow), cfg)
+        base += len(fbuf)
+        starts[slow], ends[slow] = ss + base, se + base
+        parts.append(sbuf)
+    return np.concatenate(parts), starts, ends
 
 
 def _sign_into(buf, starts, ends, rows, cfg, sigs, n_sh) -> None:
@@ -234,52 +341,28 @@ def _arrow_spans(chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return buf, starts, ends
 
 
-def sign_arrow(column, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """Like `sign_texts`, straight from an Arrow string column (Array or ChunkedArray): ASCII
-    documents are signed from the column's own buffer; only the others become Python strings."""
-    import pyarrow as pa
-
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    n = sum(len(c) for c in chunks)
-    sigs = np.empty((n, cfg.num_perm), dtype=np.uint32)
-    n_sh = np.zeros(n, dtype=np.int64)
-    base = 0
-    for chunk in chunks:
-        if len(chunk) == 0:
-            continue
-        buf, starts, ends = _arrow_spans(chunk)
-        rows = np.arange(base, base + len(chunk), dtype=np.int64)
-        wide = non_ascii(_ro(buf), starts, ends) if cfg.nfkc or cfg.casefold or cfg.fold_punctuation else \
-            np.zeros(len(chunk), dtype=bool)
-        plain = ~wide
-        _sign_into(buf, starts[plain], ends[plain], rows[plain], cfg, sigs, n_sh)
-        if wide.any():
-            idx = np.flatnonzero(wide)
-            texts = chunk.take(pa.array(idx)).to_pylist()
-            wbuf, ws, we = _encode([t or "" for t in texts], cfg)
-            _sign_into(wbuf, ws, we, rows[idx], cfg, sigs, n_sh)
-        base += len(chunk)
-    return n_sh, sigs
-
-
 def _spans(texts, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(buffer, starts, ends) of a list of texts or an Arrow string column; in an Arrow column the
-    non-ASCII documents are normalised and appended to the buffer, the rest are used in place."""
+    """(buffer, starts, ends) of a list of texts or an Arrow string column (Array or
+    ChunkedArray): ASCII documents of a column are used in place, from its own buffer."""
     import pyarrow as pa
 
     if isinstance(texts, list):
         return _encode(texts, cfg)
     chunk = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
     buf, starts, ends = _arrow_spans(chunk)
-    if not (cfg.nfkc or cfg.casefold or cfg.fold_punctuation):
-        return buf, starts, ends
-    wide = np.flatnonzero(non_ascii(_ro(buf), starts, ends))
-    if len(wide) == 0:
-        return buf, starts, ends
-    wbuf, ws, we = _encode([t or "" for t in chunk.take(pa.array(wide)).to_pylist()], cfg)
-    starts, ends = starts.copy(), ends.copy()
-    starts[wide], ends[wide] = ws + len(buf), we + len(buf)
-    return np.concatenate((buf, wbuf)), starts, ends
+    return _fold_wide(buf, starts, ends, cfg, lambda idx: chunk.take(pa.array(idx)).to_pylist())
+
+
+def sign_arrow(column, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Like `sign_texts`, straight from an Arrow string column: only documents the folding table
+    cannot handle become Python strings."""
+    n = len(column)
+    sigs = np.empty((n, cfg.num_perm), dtype=np.uint32)
+    n_sh = np.zeros(n, dtype=np.int64)
+    if n:
+        buf, starts, ends = _spans(column, cfg)
+        _sign_into(buf, starts, ends, np.arange(n, dtype=np.int64), cfg, sigs, n_sh)
+    return n_sh, sigs
 
 
 def shingle_texts(texts, cfg) -> tuple[np.ndarray, np.ndarray]:

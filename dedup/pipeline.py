@@ -48,7 +48,7 @@ def compiled(cfg: DedupConfig, docs: int | None = None) -> bool:
     the code is loaded in this process already or the job (`docs`) is big enough to pay for it."""
     if not kernel.AVAILABLE or cfg.char_ngrams:
         return False
-    return docs is None or docs >= KERNEL_MIN_DOCS or kernel.loaded()
+    return docs is None or docs >= KERNEL_MIN_DOCS or kernel.FORCED or kernel.loaded()
 
 
 def shingles(texts, cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -52,21 +53,32 @@ def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | 
     batch (the kernel releases the GIL); each batch is written in its own transaction on a second
     cursor, so a kill keeps the batches already written and a re-run signs only the rest.
 
-    Measured (bench/RESULTS.md): overlapping the read and the write with signing on extra threads,
-    and 131k-row inserts, were no faster on one core (thread switching; the insert saved its WAL
-    write but paid it back at checkpoint), so the loop stays serial."""
+    With more than one worker the insert of a batch runs on its own thread while the next batch
+    is signed (one insert in flight). With one worker the loop stays serial: on one core the
+    extra thread only adds switching (measured, bench/RESULTS.md)."""
     key = cfg.signature_key()
     total = store.count_unsigned(con, corpus, key, lo, hi)
     writer = con.cursor()
     done = 0
+    pool = ThreadPoolExecutor(1, thread_name_prefix="taomi-write") if res.workers > 1 else None
+    pending = None
     try:
         for ids, column in store.stream_unsigned_texts(con, corpus, key, cfg.batch_docs, lo, hi):
             n_sh, sigs = signatures_arrow(column, cfg, res.workers, docs=total)
-            store.write_signatures(writer, corpus, key, ids, n_sh, sigs)
+            if pending is not None:
+                pending.result()  # errors surface here; at most one batch waits in memory
+            if pool is None:
+                store.write_signatures(writer, corpus, key, ids, n_sh, sigs)
+            else:
+                pending = pool.submit(store.write_signatures, writer, corpus, key, ids, n_sh, sigs)
             done += len(ids)
             if progress:
                 progress("sign", done, total)
+        if pending is not None:
+            pending.result()
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)  # the insert in flight ends (commits or rolls back) first
         writer.close()
     return done
 

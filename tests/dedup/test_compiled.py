@@ -174,3 +174,43 @@ def test_permutations_are_datasketchs(num_perm, seed):
     a, b = permutations(num_perm, seed)
     ref = MinHash(num_perm=num_perm, seed=seed).permutations
     assert np.array_equal(a, ref[0]) and np.array_equal(b, ref[1]) and a.dtype == ref[0].dtype == np.uint32
+
+
+def _fold_cases() -> list[str]:
+    """Every code point of planes 0-1 that has a table entry or not, in contexts where NFKC could
+    compose or reorder across it, plus hand-picked hard cases."""
+    out = ["e\u0301 cafe\u0301 caf\u00e9", "\u1100\u1161\u11a8 \uac00\u11a8 \u1100 \u1161",  # Hangul L+V+T
+           "\u0b47\u0b3e \u0bc6\u0bbe \u0cbf\u0cd5",  # Indic vowel signs that compose (ccc 0 seconds)
+           "\u212a Kelvin \u00df STRASSE \u1e9e \u0130stanbul \u03a3\u0399\u03a3\u03a5\u03a6\u039f\u03a3 \u03c2",
+           "nbsp\u00a0here \ufb01ne \ufdfa \u2460 \u338f \uff21\uff42\uff43 \u3000ideographic",
+           "emoji \U0001f642 \U0001f44d\U0001f3fd \U0001d400\U0001d401 math \U00020000 cjk-b \U000e0001 tag",
+           "\u0344 \u0f73 \u0f75 \u0958 \u2126 \u00c5\u030a \u1e0b\u0323 \u0071\u0307\u0323",
+           "\u00ad soft\u00adhyphen \u200b zero\u200bwidth \u2028 line \u0085 nel"]
+    for lo in range(0x80, 0x20000, 0x400):
+        out.append(" ".join(f"a{chr(cp)}b e{chr(cp)} {chr(cp)}\u0301" for cp in range(lo, lo + 0x400)
+                            if not 0xD800 <= cp < 0xE000))
+    return out
+
+
+@pytest.mark.parametrize("cfg", [DedupConfig(ngram=1), DedupConfig(ngram=2, casefold=False),
+                                 DedupConfig(ngram=1, fold_punctuation=False), DedupConfig(ngram=1, nfkc=False)],
+                         ids=["default", "no-casefold", "no-punct", "no-nfkc"])
+def test_unicode_folding_table_matches_the_reference(cfg):
+    texts = _fold_cases()
+    h, o = kernel.shingle_texts(texts, cfg)
+    h2, o2 = shingle_batch(texts, cfg)
+    assert np.array_equal(o, o2) and np.array_equal(h, h2)
+
+
+def test_most_real_non_ascii_text_is_folded_without_python(real_texts):
+    """The fast path is taken: most non-ASCII documents of 207 languages need no Python."""
+    from dedup.unifold import table
+
+    cfg = DedupConfig()
+    wide = [t for t in real_texts if not t.isascii()]
+    parts = [t.encode() for t in wide]
+    ends = np.cumsum([len(p) for p in parts])
+    starts = ends - np.array([len(p) for p in parts])
+    buf = np.frombuffer(b"".join(parts), dtype=np.uint8)
+    *_, ok = kernel.fold_docs(buf, starts, ends, *table(cfg.nfkc, cfg.casefold, cfg.fold_punctuation))
+    assert ok.mean() > 0.5, ok.mean()
