@@ -68,6 +68,10 @@ def kernels(args) -> None:
     n = len(texts)
     print(f"corpus: {n:,} docs, {mb:,.1f} MB of text, mean {mb * 1e6 / n:,.0f} bytes/doc; peak RSS {peak_rss_mb():,.0f} MB")
     cfg = DedupConfig()
+    from dedup import kernel
+
+    kernel.FORCED = kernel.AVAILABLE  # the compiled kernel for every batch size (TAOMI_KERNEL=numba)
+    kernel.warm()
 
     sub = texts[:args.update_docs]
     t = time.perf_counter()

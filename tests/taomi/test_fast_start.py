@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ["pandas", "duckdb", "prefect", "torch", "matplotlib", "pyarrow", "fastapi", "datasketch"]
+HEAVY = ["pandas", "duckdb", "prefect", "torch", "matplotlib", "pyarrow", "fastapi", "datasketch", "numba", "sklearn"]
 PROBE = f"""
 import json, sys
 sys.argv = ["taomi"] + json.loads(sys.argv[1])
@@ -31,5 +31,13 @@ print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.std
                                   ["plan", "--flops", "1e23", "--law", "chinchilla-2022"]])
 def test_quick_commands_import_no_heavy_library(args):
     r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True, check=False,
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert json.loads(r.stderr.strip().splitlines()[-1]) == [], r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["laws"], ["gpus"]])
+def test_listing_commands_do_not_even_load_numpy(args):
+    probe = PROBE.replace(repr(HEAVY), repr(["numpy", "scipy"]))
+    r = subprocess.run([sys.executable, "-c", probe, json.dumps(args)], capture_output=True, text=True, check=False,
                        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert json.loads(r.stderr.strip().splitlines()[-1]) == [], r.stderr[-2000:]
