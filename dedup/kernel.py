@@ -279,30 +279,41 @@ def _normalized(texts: list[str], cfg) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return np.frombuffer(b"".join(parts) or b"\0", dtype=np.uint8), ends - lens, ends
 
 
-def _fold_wide(buf, starts, ends, cfg, texts_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Spans whose non-ASCII documents are folded: by the compiled table (dedup.unifold) where
-    every code point has an entry, else by the Python reference (`texts_of(indices)` gives their
-    texts). Folded bytes are appended to the buffer; ASCII documents stay in place."""
+def _segments(buf, starts, ends, cfg, texts_of) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(buffer, starts, ends, document indices) pieces that together cover every document, folded:
+    ASCII documents in place, non-ASCII ones folded by the compiled table (dedup.unifold) where
+    every code point has an entry, the rest by the Python reference (`texts_of(indices)` gives
+    their texts). No piece copies the input buffer."""
+    everyone = np.arange(len(starts), dtype=np.int64)
     if not (cfg.nfkc or cfg.casefold or cfg.fold_punctuation):
-        return buf, starts, ends
-    wide = np.flatnonzero(non_ascii(_ro(buf), starts, ends))
-    if len(wide) == 0:
-        return buf, starts, ends
+        return [(buf, starts, ends, everyone)]
+    wide_mask = non_ascii(_ro(buf), starts, ends)
+    if not wide_mask.any():
+        return [(buf, starts, ends, everyone)]
     from dedup.unifold import table
 
+    plain, wide = np.flatnonzero(~wide_mask), np.flatnonzero(wide_mask)
+    out = [(buf, starts[plain], ends[plain], plain)]
     t_off, t_len, pool = table(cfg.nfkc, cfg.casefold, cfg.fold_punctuation)
     fbuf, fs, fe, ok = fold_docs(_ro(buf), starts[wide], ends[wide], t_off, t_len, pool)
-    starts, ends = starts.copy(), ends.copy()
-    base = len(buf)
-    starts[wide[ok]], ends[wide[ok]] = fs[ok] + base, fe[ok] + base
-    parts = [buf, fbuf]
+    out.append((fbuf, fs[ok], fe[ok], wide[ok]))
     slow = wide[~ok]
     if len(slow):
-        sbuf, ss, se = _normalized(texts_of(slow), cfg)
-        base += len(fbuf)
-        starts[slow], ends[slow] = ss + base, se + base
-        parts.append(sbuf)
-    return np.concatenate(parts), starts, ends
+        out.append((*_normalized(texts_of(slow), cfg), slow))
+    return out
+
+
+def _fold_wide(buf, starts, ends, cfg, texts_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The `_segments` joined into one buffer with spans in document order (for shingling)."""
+    parts = _segments(buf, starts, ends, cfg, texts_of)
+    if len(parts) == 1:
+        return parts[0][:3]
+    new_starts, new_ends = np.empty_like(starts), np.empty_like(ends)
+    base = 0
+    for pbuf, ps, pe, idx in parts:
+        new_starts[idx], new_ends[idx] = ps + base, pe + base
+        base += len(pbuf)
+    return np.concatenate([p[0] for p in parts]), new_starts, new_ends
 
 
 def _sign_into(buf, starts, ends, rows, cfg, sigs, n_sh) -> None:
@@ -354,14 +365,19 @@ def _spans(texts, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def sign_arrow(column, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """Like `sign_texts`, straight from an Arrow string column: only documents the folding table
-    cannot handle become Python strings."""
+    """Like `sign_texts`, straight from an Arrow string column: ASCII documents are signed in the
+    column's own buffer, and only documents the folding table cannot handle become Python strings."""
+    import pyarrow as pa
+
     n = len(column)
     sigs = np.empty((n, cfg.num_perm), dtype=np.uint32)
     n_sh = np.zeros(n, dtype=np.int64)
     if n:
-        buf, starts, ends = _spans(column, cfg)
-        _sign_into(buf, starts, ends, np.arange(n, dtype=np.int64), cfg, sigs, n_sh)
+        chunk = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        buf, starts, ends = _arrow_spans(chunk)
+        for pbuf, ps, pe, idx in _segments(buf, starts, ends, cfg,
+                                           lambda i: chunk.take(pa.array(i)).to_pylist()):
+            _sign_into(pbuf, ps, pe, idx, cfg, sigs, n_sh)
     return n_sh, sigs
 
 

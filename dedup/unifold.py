@@ -14,6 +14,7 @@ languages. The table covers the first three planes and is cached on disk per Uni
 from __future__ import annotations
 
 import os
+import threading
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,8 @@ import numpy as np
 
 LIMIT = 0x30000  # planes 0-2: every script, CJK extensions, emoji; beyond: the Python path
 _CACHE = Path(__file__).with_name("__pycache__")
+VERSION = 1  # bump when `_build` changes
+_BUILD = threading.Lock()  # signing threads may ask for the table at once: build it once
 
 
 def _seconds() -> set[int]:
@@ -71,11 +74,22 @@ def _build(nfkc: bool, casefold: bool, punct: bool) -> tuple[np.ndarray, np.ndar
     return offsets, lengths, np.frombuffer(bytes(pool) or b"\0", dtype=np.uint8).copy()
 
 
-@lru_cache(maxsize=8)
 def table(nfkc: bool, casefold: bool, punct: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(offset, length, pool): code point cp < LIMIT becomes pool[offset[cp]:offset[cp]+length[cp]];
-    length -1: the text needs the Python reference. Built once (~1 s) and cached on disk."""
-    key = f"unifold-{unicodedata.unidata_version}-{int(nfkc)}{int(casefold)}{int(punct)}.npz"
+    length -1: the text needs the Python reference. Built once (~0.5 s) and cached on disk."""
+    with _BUILD:
+        return _table(nfkc, casefold, punct)
+
+
+@lru_cache(maxsize=8)
+def _table(nfkc: bool, casefold: bool, punct: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import hashlib
+
+    from dedup.shingle import _UNICODE_PUNCT
+
+    # the rules that made the table are part of its name: a changed rule never reads an old table
+    rules = hashlib.md5(f"{VERSION}|{LIMIT}|{_UNICODE_PUNCT.pattern}".encode()).hexdigest()[:10]
+    key = f"unifold-{unicodedata.unidata_version}-{rules}-{int(nfkc)}{int(casefold)}{int(punct)}.npz"
     path = _CACHE / key
     try:
         with np.load(path) as z:
@@ -85,7 +99,7 @@ def table(nfkc: bool, casefold: bool, punct: bool) -> tuple[np.ndarray, np.ndarr
     offsets, lengths, pool = _build(nfkc, casefold, punct)
     try:
         _CACHE.mkdir(exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npz")
         np.savez(tmp, offsets=offsets, lengths=lengths, pool=pool)
         tmp.replace(path)
     except OSError:  # a read-only install: rebuilt per process, still correct

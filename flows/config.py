@@ -10,6 +10,8 @@
     [dedup]                                 # optional; DedupConfig fields
     threshold = 0.8
     shard_docs = 100000                     # signature shards mapped over the task runner
+    workers = 2                             # signing threads per task (default: every core)
+    memory_limit = "1GB"                    # dedup's memory budget (default: RAM/4, at most 1GB)
 
     [curriculum]                            # optional; CurriculumConfig fields
     pacing = "sqrt"
@@ -113,6 +115,9 @@ class EvalSection(_Section):
     n_boot: int = Field(2000, ge=0)
 
 
+RESOURCE_KEYS = ("shard_docs", "workers", "memory_limit")  # [dedup] keys that are not DedupConfig fields
+
+
 class PipelineConfig(_Section):
     db: str = "taomi.duckdb"
     corpus: list[CorpusSection] = []
@@ -126,11 +131,16 @@ class PipelineConfig(_Section):
     @field_validator("dedup")
     @classmethod
     def _dedup(cls, v: dict) -> dict:
-        from dedup.config import DedupConfig
+        from dedup.config import DedupConfig, Resources
 
-        _dataclass_keys(DedupConfig, {k: x for k, x in v.items() if k != "shard_docs"})
+        _dataclass_keys(DedupConfig, {k: x for k, x in v.items() if k not in RESOURCE_KEYS})
         if "shard_docs" in v and (not isinstance(v["shard_docs"], int) or v["shard_docs"] < 1):
             raise ValueError("shard_docs must be a positive integer")
+        if "workers" in v and (not isinstance(v["workers"], int) or isinstance(v["workers"], bool)):
+            raise ValueError("workers must be an integer (0: every core)")
+        if "memory_limit" in v and not isinstance(v["memory_limit"], (str, int)):
+            raise ValueError("memory_limit must be a size like \"512MB\", \"2GB\" or \"25%\"")
+        Resources.default(v.get("workers", 0), v.get("memory_limit"))  # raises ValueError naming the problem
         return v
 
     @field_validator("curriculum")

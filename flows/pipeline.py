@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.config import load_config, normalize
+from flows.config import RESOURCE_KEYS, load_config, normalize
 from warehouse.runlog import stable_hash
 
 
@@ -75,11 +75,13 @@ def shards_t(db: str, corpus: str, dedup: dict, shard_docs: int) -> list[tuple[i
 
 
 @task(name="dedup", **RETRY)
-def dedup_t(db: str, corpus: str, dedup: dict) -> dict:
-    from dedup.config import DedupConfig
+def dedup_t(db: str, corpus: str, dedup: dict, resources: dict | None = None) -> dict:
+    from dedup.config import DedupConfig, Resources
     from flows.dedup_task import dedup_corpus
 
-    r = dedup_corpus(db, corpus, DedupConfig(**dedup))
+    resources = resources or {}
+    r = dedup_corpus(db, corpus, DedupConfig(**dedup),
+                     res=Resources.default(resources.get("workers", 0), resources.get("memory_limit")))
     _artifact(f"dedup-{corpus}", f"dedup of {corpus}",
               [f"{r['docs_in']} documents in, {r['docs_out']} kept", (f"{r['exact_dropped']} exact, "
                f"{r['near_dropped']} near duplicates removed ({r['bands']}x{r['rows']} bands)"),
@@ -207,7 +209,8 @@ def curate_flow(config: str | dict) -> dict:
     cfg = _cfg(config)
     db = cfg["db"]
     out: dict[str, Any] = {}
-    dd = {k: v for k, v in cfg["dedup"].items() if k != "shard_docs"}
+    dd = {k: v for k, v in cfg["dedup"].items() if k not in RESOURCE_KEYS}
+    resources = {k: v for k, v in cfg["dedup"].items() if k in ("workers", "memory_limit")}
     shard_docs = int(cfg["dedup"].get("shard_docs", 100_000))
     for c in cfg["corpus"]:
         name = c["name"]
@@ -217,7 +220,7 @@ def curate_flow(config: str | dict) -> dict:
         signed = sign_shard_t.map(unmapped(db), unmapped(name), unmapped(dd), [s[0] for s in shards],
                                   [s[1] for s in shards])
         signed.wait()  # signature shards run in parallel on the task runner
-        dup = dedup_t(db, name, dd)
+        dup = dedup_t(db, name, dd, resources)
         lab = labels_t(db, name, c.get("truth"))
         cur = curriculum_t(db, name, cfg["curriculum"], c.get("plot"))
         res = {"ingest": ing, "signed": sum(f.result() for f in signed), "dedup": dup, "labels": lab,

@@ -25,6 +25,8 @@ plot = "{plot}"
 [dedup]
 threshold = 0.8
 shard_docs = 100000
+workers = 0             # signing threads (0: every core); the result is the same for any number
+memory_limit = "1GB"    # band keys past half of it are grouped on disk by DuckDB
 
 [curriculum]
 pacing = "sqrt"

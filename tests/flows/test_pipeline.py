@@ -238,6 +238,14 @@ def test_a_typo_in_the_config_exits_2_before_anything_is_written(tmp_path, small
     r = CliRunner().invoke(app, ["run", "curate", "--config", str(cfg)])
     assert r.exit_code == 2 and "threshold must be float, got str 'high'" in r.stderr
     assert not (tmp_path / "p.duckdb").exists()
+    # the run's resources (issue 16) are checked the same way
+    for bad, says in (('memory_limit = "lots"', "give a size like 512MB"), ("workers = 1.5", "workers must be an integer"),
+                      ('memory_limit = "10MB"', "below 64 MB")):
+        cfg.write_text(cfg.read_text().replace('threshold = "high"', bad).replace("workers = 1.5", bad)
+                       .replace('memory_limit = "lots"', bad))
+        r = CliRunner().invoke(app, ["run", "curate", "--config", str(cfg)])
+        assert r.exit_code == 2 and says in r.stderr, r.stderr
+        assert not (tmp_path / "p.duckdb").exists()
 
 
 def test_fit_options_a_law_cannot_honour_are_rejected(tmp_path, small):
