@@ -81,17 +81,8 @@ def kernels(args) -> None:
             m.update(s)
     upd = len(sub) / (time.perf_counter() - t)
 
-    sub = texts[:args.bulk_docs]
-    t_sh = t_bulk = float("inf")
-    for _ in range(args.repeats):  # best of N on both sides: this shared 2-core host is noisy
-        t = time.perf_counter()
-        sh = [py_shingles(x) for x in sub]
-        t_sh = min(t_sh, time.perf_counter() - t)
-        t = time.perf_counter()
-        MinHash.bulk(sh, num_perm=128, seed=1)
-        t_bulk = min(t_bulk, time.perf_counter() - t)
-    bulk_only = len(sub) / t_bulk
-    bulk_with = len(sub) / (t_bulk + t_sh)
+    # best of N on both sides: this shared 2-core host is noisy
+    bulk_only, bulk_with = _bulk_rates(texts[:args.bulk_docs], args.repeats)
 
     t_sig = float("inf")
     for _ in range(args.repeats):
@@ -176,6 +167,17 @@ def warehouse(args) -> None:
           f"peak RSS {r['peak_rss_mb']:,.0f} MB (target < 4,096 MB at 1M docs)")
 
 
+def reset(db: Path) -> None:
+    """Forget a bench database's dedup results and signatures so the next dedup does the whole job."""
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM dedup_signatures")
+    con.execute("DELETE FROM runs WHERE stage = 'dedup'")
+    con.execute("CHECKPOINT")
+    con.close()
+
+
 def _bulk_rates(texts: list[str], repeats: int) -> tuple[float, float]:
     """datasketch MinHash.bulk docs/s: (shingles given, shingling included), best of `repeats`."""
     t_sh = t_bulk = float("inf")
@@ -209,15 +211,6 @@ def cli(args) -> None:
             subprocess.run([taomi, "--db", str(db), "ingest", str(path), "--corpus", "c", "--json"], check=True,
                            capture_output=True)
         dbs[n] = db
-
-    def reset(db: Path) -> None:
-        import duckdb
-
-        con = duckdb.connect(str(db))
-        con.execute("DELETE FROM dedup_signatures")
-        con.execute("DELETE FROM runs WHERE stage = 'dedup'")
-        con.execute("CHECKPOINT")
-        con.close()
 
     def timed(n: int, workers: int, cpus: str | None) -> tuple[float, dict]:
         reset(dbs[n])

@@ -25,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
+from bench.dedup_bench import reset
+
 TAOMI = str(Path(sys.executable).parent / "taomi")
 
 
@@ -72,17 +74,6 @@ def run_rusage(cmd: list[str], cpus: str | None) -> tuple[float, float, str]:
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{' '.join(cmd)} failed (exit {os.waitstatus_to_exitcode(status)})")
     return wall, usage.ru_maxrss / 1024, out
-
-
-def reset(db: Path) -> None:
-    """Forget this bench's dedup results and signatures so the next dedup does the whole job."""
-    import duckdb
-
-    con = duckdb.connect(str(db))
-    con.execute("DELETE FROM dedup_signatures")
-    con.execute("DELETE FROM runs WHERE stage = 'dedup'")
-    con.execute("CHECKPOINT")
-    con.close()
 
 
 def main() -> None:

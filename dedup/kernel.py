@@ -175,6 +175,18 @@ def non_ascii(buf, starts, ends):
     return flags
 
 
+@njit(cache=True, inline="always")
+def _decode(buf, j, c):
+    """(code point, bytes) of the UTF-8 sequence at buf[j] whose lead byte c is >= 0x80."""
+    if c >= 0xF0:
+        cp = ((c & 7) << 18) | ((np.int64(buf[j + 1]) & 63) << 12) | ((np.int64(buf[j + 2]) & 63) << 6) \
+            | (np.int64(buf[j + 3]) & 63)
+        return cp, 4
+    if c >= 0xE0:
+        return ((c & 15) << 12) | ((np.int64(buf[j + 1]) & 63) << 6) | (np.int64(buf[j + 2]) & 63), 3
+    return ((c & 31) << 6) | (np.int64(buf[j + 1]) & 63), 2
+
+
 @njit(cache=True, nogil=True)
 def fold_docs(buf, starts, ends, t_off, t_len, pool):
     """Unicode folding per code point (dedup.unifold) of documents buf[starts[i]:ends[i]]:
@@ -193,16 +205,7 @@ def fold_docs(buf, starts, ends, t_off, t_len, pool):
                 size += 1
                 j += 1
                 continue
-            if c >= 0xF0:
-                cp = ((c & 7) << 18) | ((np.int64(buf[j + 1]) & 63) << 12) | ((np.int64(buf[j + 2]) & 63) << 6) \
-                    | (np.int64(buf[j + 3]) & 63)
-                k = 4
-            elif c >= 0xE0:
-                cp = ((c & 15) << 12) | ((np.int64(buf[j + 1]) & 63) << 6) | (np.int64(buf[j + 2]) & 63)
-                k = 3
-            else:
-                cp = ((c & 31) << 6) | (np.int64(buf[j + 1]) & 63)
-                k = 2
+            cp, k = _decode(buf, j, c)
             if cp >= limit or t_len[cp] < 0:
                 ok[i] = False
                 break
@@ -227,16 +230,7 @@ def fold_docs(buf, starts, ends, t_off, t_len, pool):
                 w += 1
                 j += 1
                 continue
-            if c >= 0xF0:
-                cp = ((c & 7) << 18) | ((np.int64(buf[j + 1]) & 63) << 12) | ((np.int64(buf[j + 2]) & 63) << 6) \
-                    | (np.int64(buf[j + 3]) & 63)
-                k = 4
-            elif c >= 0xE0:
-                cp = ((c & 15) << 12) | ((np.int64(buf[j + 1]) & 63) << 6) | (np.int64(buf[j + 2]) & 63)
-                k = 3
-            else:
-                cp = ((c & 31) << 6) | (np.int64(buf[j + 1]) & 63)
-                k = 2
+            cp, k = _decode(buf, j, c)
             o = t_off[cp]
             for q in range(t_len[cp]):
                 out[w + q] = pool[o + q]
