@@ -15,11 +15,13 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned, by pip: 2.13.0 is the CPU wheel on this disk; a looser spec pulls a multi-GB CUDA build.
-	$(PY) -m pip install -q "torch==2.13.0" $(QUIET)
+	$(PY) -m pip install -q --no-compile "torch==2.13.0" $(QUIET)
 	# The rest by uv (from PyPI) when it can be had: the same versions as pip picks (it gets pip's
 	# sources and constraints from .ci/uv-flags) in seconds instead of ~80 s. Otherwise pip.
+	# Bytecode: uv compiles site-packages in parallel (torch's too, hence pip's --no-compile above),
+	# so the first `make demo` does not compile thousands of modules one by one.
 	$(PY) -m pip install -q "uv>=0.5" $(QUIET) || true
-	if [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install -q --python $(PY) $$($(PY) .ci/uv-flags) -e ".[torch,test]"; \
+	if [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) $$($(PY) .ci/uv-flags) -e ".[torch,test]"; \
 	then echo "installed with uv"; \
 	else $(PY) -m pip install -q --upgrade pip $(QUIET) && $(PY) -m pip install -q -e ".[torch,test]" $(QUIET); fi
 	$(PY) -c "import taomi, duckdb, prefect, datasketch, torch, sklearn, cleanlab"
