@@ -383,9 +383,15 @@ def run() -> None:
         code = app(standalone_mode=False)
     except click.exceptions.Abort:
         code = one_line("aborted", 1)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
+    except (click.exceptions.ClickException, typer.TyperException) as exc:
+        # typer >= 0.2x checks values with its own copy of click (a bad --workers -1 raised its
+        # BadParameter past click's handler as a traceback): shown as click shows its own, exit 2
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            one_line(str(exc), EXIT_USAGE)
+        code = getattr(exc, "exit_code", EXIT_USAGE)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except Exception as exc:

@@ -99,3 +99,42 @@ def test_prefect_start_timeout_is_raised_for_loaded_machines():
     os.environ.pop("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", None)
     quiet_prefect()
     assert int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]) >= 120
+
+
+def _bounded_options() -> list[tuple[list[str], str, str]]:
+    """(command path, option, an out-of-range value) for every option with a min or max bound."""
+    import typer.main
+
+    from taomi.cli import app
+
+    out = []
+
+    def walk(cmd, path):
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, path + [name])
+        for p in getattr(cmd, "params", []):
+            lo, hi = getattr(p, "min", None), getattr(p, "max", None)
+            if p.opts and p.opts[0].startswith("--") and (lo is not None or hi is not None):
+                bad = str(int(lo) - 1) if lo is not None else str(int(hi) + 1)
+                out.append((path, p.opts[0], bad))
+
+    walk(typer.main.get_command(app), [])
+    return out
+
+
+def test_every_bounded_option_out_of_range_is_exit_2_without_traceback():
+    """The class of `taomi dedup c --workers -1` (a traceback: typer checks bounds with its own copy
+    of click, whose error went past the entry point's handler): every bounded option, one run each."""
+    cases = _bounded_options()
+    assert len(cases) >= 10 and any(opt == "--workers" for _, opt, _ in cases)
+    code = ("import sys, json; from taomi.cli import run\n"
+            "for path, opt, bad in json.loads(sys.argv[1]):\n"
+            "    sys.argv = ['taomi', *path, *(['x'] if path[-1:] in (['dedup'], ['dedup-query'], ['quarantine']) else []),"
+            " opt, bad]\n"
+            "    try:\n        run()\n    except SystemExit as e:\n        print(json.dumps([opt, e.code]))\n")
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(cases)], check=False, capture_output=True, text=True,
+                       timeout=300,
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TAOMI_DB": "/nonexistent/x.duckdb"})
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    codes = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("[")]
+    assert len(codes) == len(cases) and all(c == 2 for _, c in codes), codes
