@@ -64,8 +64,10 @@ def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: Susp
     cv = StratifiedKFold(folds, shuffle=True, random_state=cfg.seed)
     jobs = cfg.workers or min(folds, os.cpu_count() or 1)
     words, both = _features(texts)
-    probs = cross_val_predict(LogisticRegression(C=10, max_iter=1000), words, y, cv=cv, method="predict_proba",
-                              n_jobs=jobs)
+    # newton-cg: the same convex optimum as lbfgs (probabilities within 0.003), 4x faster on wide
+    # TF-IDF here (scipy 1.17's L-BFGS-B update dominated: 4.0 vs 1.0 s per fold, 180k features)
+    lr = LogisticRegression(C=10, max_iter=1000, solver="newton-cg")
+    probs = cross_val_predict(lr, words, y, cv=cv, method="predict_proba", n_jobs=jobs)
     # The SVM's calibration splits each training fold in 3: it needs a few items per class.
     if counts.min() >= 10:
         svm = CalibratedClassifierCV(LinearSVC(C=0.5), cv=3)
