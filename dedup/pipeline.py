@@ -51,10 +51,15 @@ def compiled(cfg: DedupConfig, docs: int | None = None) -> bool:
     return docs is None or docs >= KERNEL_MIN_DOCS or kernel.FORCED or kernel.loaded()
 
 
+def _job(texts, docs: int | None) -> int:
+    """The size of the whole job a batch belongs to (the batch itself unless told)."""
+    return len(texts) if docs is None else docs
+
+
 def shingles(texts, cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(64-bit shingle hashes, offsets) of a batch of texts, a list or an Arrow string column
     (compiled or reference path, same bits; `docs`: the size of the whole job, for the choice)."""
-    if compiled(cfg, len(texts) if docs is None else docs):
+    if compiled(cfg, _job(texts, docs)):
         return kernel.shingle_texts(texts, cfg)
     return shingle_batch(texts if isinstance(texts, list) else [t or "" for t in texts.to_pylist()], cfg)
 
@@ -70,7 +75,7 @@ def _signatures_numpy(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, n
 
 def signatures_for(texts: list[str], cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(n_shingles per text, signatures (n, num_perm) uint32) for a batch of texts."""
-    if compiled(cfg, len(texts) if docs is None else docs):
+    if compiled(cfg, _job(texts, docs)):
         return kernel.sign_texts(texts, cfg)
     return _signatures_numpy(texts, cfg)
 
@@ -80,7 +85,7 @@ def signatures_arrow(column, cfg: DedupConfig, workers: int = 1, docs: int | Non
     """Signatures of an Arrow string column. The compiled kernel releases the GIL, so `workers`
     threads sign contiguous slices in parallel on shared memory (no copies, no pickling); the
     rows are identical whatever the number of workers."""
-    if not compiled(cfg, len(column) if docs is None else docs):
+    if not compiled(cfg, _job(column, docs)):
         return _signatures_numpy([t or "" for t in column.to_pylist()], cfg)
     n = len(column)
     if workers <= 1 or n < 2 * workers:
@@ -95,7 +100,7 @@ def signatures_arrow(column, cfg: DedupConfig, workers: int = 1, docs: int | Non
 def shingle_sets_flat(texts, cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique shingle hashes per text, concatenated, with offsets (for exact Jaccard)."""
     hashes, offsets = shingles(texts, cfg, docs)
-    return kernel.unique_per_doc(hashes, offsets, jit=compiled(cfg, len(texts) if docs is None else docs))
+    return kernel.unique_per_doc(hashes, offsets, jit=compiled(cfg, _job(texts, docs)))
 
 
 def band_params(cfg: DedupConfig) -> tuple[int, int]:

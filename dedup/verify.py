@@ -13,27 +13,19 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-def verify_pairs(pairs: np.ndarray, sets: dict[int, np.ndarray], threshold: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(verified pairs, their similarities): the candidates whose exact Jaccard >= threshold.
-
-    `pairs` holds keys of `sets` (document ids). Every candidate is checked: an unverified band
-    collision is never an edge.
-    """
-    sims = np.fromiter((jaccard(sets[int(a)], sets[int(b)]) for a, b in pairs), dtype=np.float64,
-                       count=len(pairs))
-    keep = sims >= threshold - 1e-12
-    return pairs[keep], sims[keep]
-
-
 def verify_flat(pairs: np.ndarray, rows: np.ndarray, hashes: np.ndarray, offsets: np.ndarray,
                 threshold: float, jit: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Like `verify_pairs`, with the sets as one flat array of sorted unique hashes per segment:
-    `rows[i]` gives the segments of `pairs[i]` (compiled merge when numba is there)."""
-    from dedup.kernel import jaccard_rows
+    """(verified pairs, their similarities): the candidates whose exact Jaccard >= threshold. The
+    sets are one flat array of sorted unique hashes per segment; `rows[i]` gives the segments of
+    `pairs[i]`. Every candidate is checked: an unverified band collision is never an edge."""
+    from dedup import kernel
 
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.empty(0, dtype=np.float64)
-    sims = jaccard_rows(hashes, offsets, rows[:, 0], rows[:, 1], jit)
+    if jit and kernel.AVAILABLE:
+        sims = kernel.jaccard_rows(hashes, offsets, rows[:, 0], rows[:, 1])
+    else:
+        sims = np.fromiter((jaccard(hashes[offsets[a]:offsets[a + 1]], hashes[offsets[b]:offsets[b + 1]])
+                            for a, b in rows.tolist()), dtype=np.float64, count=len(rows))
     keep = sims >= threshold - 1e-12
     return pairs[keep], sims[keep]

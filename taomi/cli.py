@@ -58,15 +58,14 @@ def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or 
                                                         "of RAM, at most 1GB); half of it caps DuckDB."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
-    from dedup.config import Resources
     from warehouse.db import session
     from warehouse.ingest import IngestConfig, InputError, PartialIngest, ingest_paths
 
     try:
         cfg = IngestConfig(corpus, text_field, id_field, label_field or None, annotator_field or None)
-        duckdb_mb = Resources.default(1, memory_limit).duckdb_mb
     except ValueError as exc:
-        fail(f"--memory-limit: {exc}" if "memory" in str(exc) else str(exc))
+        fail(str(exc))
+    duckdb_mb = _resources(1, memory_limit).duckdb_mb
     try:
         with session(state.db) as con, make_progress(console, quiet=as_json) as progress:
             def factory(p: Path):
@@ -158,6 +157,16 @@ def runs(limit: int = typer.Option(20, "--limit", min=1), as_json: bool = typer.
                       f"{r['status']:<9} {counts:<16} {took:>7}  {why}", highlight=False, soft_wrap=True)
 
 
+def _resources(workers: int, memory_limit: str | None):
+    """--workers / --memory-limit as a Resources, or one error line naming the option."""
+    from dedup.config import Resources
+
+    try:
+        return Resources.default(workers, memory_limit)
+    except ValueError as exc:
+        fail(f"--memory-limit: {exc}")
+
+
 def _dedup_config(threshold: float, num_perm: int, ngram: int, char_ngrams: bool, policy: str):
     from dedup.config import DedupConfig
 
@@ -185,14 +194,10 @@ def dedup(corpus: str,
                                                        "grouped on disk by DuckDB."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Remove exact and near duplicates (MinHash + LSH, every candidate verified by exact Jaccard)."""
-    from dedup.config import Resources
     from flows.dedup_task import dedup_corpus
 
     cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, policy)
-    try:
-        res = Resources.default(workers, memory_limit)
-    except ValueError as exc:
-        fail(f"--memory-limit: {exc}" if "memory" in str(exc) else str(exc))
+    res = _resources(workers, memory_limit)
     if pairs_out is not None and pairs_out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"{pairs_out}: --pairs-out must end in .csv or .parquet")
     with make_progress(console, quiet=as_json, units="count") as progress:

@@ -32,27 +32,23 @@ def doc_table(con: duckdb.DuckDBPyConnection, corpus: str) -> dict[str, np.ndarr
             "n_chars": t["n_chars"].astype(np.int64)}
 
 
+def _unsigned(corpus: str, sig_key: str, lo: int | None = None, hi: int | None = None) -> str:
+    """FROM/WHERE of the documents of `corpus` (doc ids lo..hi if given) without a signature under
+    `sig_key`: the one anti-join the listing, the count and the stream share."""
+    where = "" if lo is None else f" AND d.doc_id BETWEEN {int(lo)} AND {int(hi)}"
+    return f"""FROM documents d WHERE d.corpus = {_lit(corpus)}{where} AND NOT EXISTS (
+                   SELECT 1 FROM dedup_signatures s WHERE s.corpus = d.corpus AND s.doc_id = d.doc_id
+                   AND s.sig_key = {_lit(sig_key)})"""
+
+
 def missing_signature_ids(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str) -> np.ndarray:
-    t = con.execute("""SELECT d.doc_id FROM documents d WHERE d.corpus = ? AND NOT EXISTS (
-                           SELECT 1 FROM dedup_signatures s WHERE s.corpus = d.corpus AND s.doc_id = d.doc_id
-                           AND s.sig_key = ?) ORDER BY d.doc_id""", [corpus, sig_key]).fetchnumpy()
+    t = con.execute(f"SELECT d.doc_id {_unsigned(corpus, sig_key)} ORDER BY d.doc_id").fetchnumpy()
     return t["doc_id"].astype(np.int64)
 
 
-def texts(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> list[str]:
-    """Texts of the given documents, in the given order."""
-    if len(doc_ids) == 0:
-        return []
-    con.register("wanted_ids", pa.table({"doc_id": pa.array(np.asarray(doc_ids, dtype=np.int64)),
-                                         "pos": pa.array(np.arange(len(doc_ids)))}))
-    try:
-        rows = con.execute("""SELECT d.text FROM wanted_ids w JOIN documents d
-                              ON d.doc_id = w.doc_id AND d.corpus = ? ORDER BY w.pos""", [corpus]).fetchall()
-    finally:
-        con.unregister("wanted_ids")
-    if len(rows) != len(doc_ids):
-        raise KeyError(f"{len(doc_ids) - len(rows)} requested documents are not in corpus '{corpus}'")
-    return [r[0] for r in rows]
+def count_unsigned(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int | None = None,
+                   hi: int | None = None) -> int:
+    return int(one(con, f"SELECT count(*) {_unsigned(corpus, sig_key, lo, hi)}")[0])
 
 
 def stream_unsigned_texts(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, batch_rows: int,
@@ -60,26 +56,20 @@ def stream_unsigned_texts(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: 
     """(doc ids, Arrow text column) batches of the documents without a signature under `sig_key`
     (optionally doc ids lo..hi), streamed: only a batch of texts is ever in Python memory.
     Write on another cursor (`con.cursor()`) while this runs."""
-    where = "" if lo is None else f" AND d.doc_id BETWEEN {int(lo)} AND {int(hi)}"
-    rel = con.sql(f"""SELECT d.doc_id, d.text FROM documents d WHERE d.corpus = {_lit(corpus)}{where}
-                      AND NOT EXISTS (SELECT 1 FROM dedup_signatures s WHERE s.corpus = d.corpus
-                      AND s.doc_id = d.doc_id AND s.sig_key = {_lit(sig_key)})""")
+    rel = con.sql(f"SELECT d.doc_id, d.text {_unsigned(corpus, sig_key, lo, hi)}")
     with rel.to_arrow_reader(batch_size=batch_rows) as reader:
         for batch in reader:
             yield batch.column(0).to_numpy().astype(np.int64), batch.column(1)
 
 
-def count_unsigned(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int | None = None,
-                   hi: int | None = None) -> int:
-    where = "" if lo is None else f" AND d.doc_id BETWEEN {int(lo)} AND {int(hi)}"
-    return int(one(con, f"""SELECT count(*) FROM documents d WHERE d.corpus = ?{where} AND NOT EXISTS (
-                               SELECT 1 FROM dedup_signatures s WHERE s.corpus = d.corpus AND s.doc_id = d.doc_id
-                               AND s.sig_key = ?)""", [corpus, sig_key])[0])
-
-
 def signature_count(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str) -> int:
     return int(one(con, "SELECT count(*) FROM dedup_signatures WHERE corpus = ? AND sig_key = ?",
                    [corpus, sig_key])[0])
+
+
+def texts(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> list[str]:
+    """Texts of the given documents, in the given order."""
+    return texts_arrow(con, corpus, doc_ids).to_pylist() if len(doc_ids) else []
 
 
 def texts_arrow(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> pa.Array:
