@@ -45,7 +45,8 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 _S16, _S13 = np.uint64(16), np.uint64(13)
 _M1, _M2 = np.uint64(0x85EBCA6B), np.uint64(0xC2B2AE35)
-_EIGHT = np.uint64(8)
+_EIGHT, _S56 = np.uint64(8), np.uint64(56)
+_BYTES = np.array([0] + [(1 << (8 * m)) - 1 for m in range(1, 9)], dtype=np.uint64)  # low m bytes
 _SPACE = np.uint8(32)
 _MULT = _NGRAM_MULT.copy()
 
@@ -70,50 +71,65 @@ def _fmix32(h):
 
 
 @njit(cache=True, inline="always")
-def _window(toks, count, width):
-    """n-gram hash of the last `width` word hashes of toks[:count]."""
-    acc = np.uint64(0)
-    lo = count - width
-    for k in range(width):
-        acc += toks[lo + k] * _MULT[k]
-    return _splitmix(acc ^ np.uint64(width))
+def _load8(f8, p):
+    """The 8 bytes at byte offset p of the uint64 array f8, little-endian (an unaligned load)."""
+    q = p >> 3
+    r = np.uint64((p & 7) * 8)
+    return (f8[q] >> r) | ((f8[q + 1] << (_S56 - r)) << _EIGHT)
 
 
 @njit(cache=True)
-def _doc_shingles(buf, s, e, lut, n, out, toks):
-    """Write the 64-bit shingle hashes of buf[s:e] into `out` (word hashes go to `toks`, scratch
-    of (e - s) // 2 + 2); return how many."""
-    count = 0
-    ns = 0
-    in_word = False
-    h = np.uint64(0)
-    chunk = np.uint64(0)
-    cb = 0
-    wlen = 0
-    first = True
-    for i in range(s, e + 1):
-        c = lut[buf[i]] if i < e else _SPACE
-        if c != _SPACE:
-            if not in_word:
-                in_word, chunk, cb, wlen, first = True, np.uint64(0), 0, 0, True
-            if cb == 8:  # a full 8-byte chunk and more bytes follow: fold it into the chain
-                h = _splitmix(chunk ^ _GOLDEN) if first else _splitmix(h * _CHAIN + chunk)
-                first, chunk, cb = False, np.uint64(0), 0
-            chunk |= np.uint64(c) << (_EIGHT * np.uint64(cb))
-            cb += 1
-            wlen += 1
-        elif in_word:
-            in_word = False
-            h = _splitmix(chunk ^ _GOLDEN) if first else _splitmix(h * _CHAIN + chunk)
-            toks[count] = _splitmix(h ^ np.uint64(wlen))
-            count += 1
-            if count >= n:
-                out[ns] = _window(toks, count, n)
-                ns += 1
-    if 0 < count < n:  # fewer words than n: one shingle of all of them
-        out[ns] = _window(toks, count, count)
-        ns += 1
-    return ns
+def _doc_shingles(buf, s, e, lut, n, out, f8, bnd, toks):
+    """Write the 64-bit shingle hashes of buf[s:e] into `out` and return how many. Scratch: f8
+    (uint64, >= (e - s) // 8 + 4), bnd (int64, >= e - s + 2), toks (uint64, >= (e - s) // 2 + 2).
+
+    Three passes, each a tight loop: fold the bytes into f8 while recording word boundaries
+    without a branch; hash each word 8 bytes at a time with masked unaligned loads; then the
+    n-gram windows as n multiply-adds over all positions (vectorised by LLVM)."""
+    fb = f8.view(np.uint8)
+    src = buf[s:e]  # indexing a slice from 0 spares numba's negative-index checks (2x here)
+    size = len(src)
+    k = 0
+    prev = False
+    for i in range(size):  # boundaries alternate: word start, word end, ...
+        c = lut[src[i]]
+        fb[i] = c
+        cur = c != _SPACE
+        bnd[k] = i
+        k += cur != prev
+        prev = cur
+    for i in range(size, size + 16):
+        fb[i] = _SPACE
+    bnd[k] = size
+    k += prev
+    words = k >> 1
+    for w in range(words):
+        st, en = bnd[2 * w], bnd[2 * w + 1]
+        h = _splitmix((_load8(f8, st) & _BYTES[min(en - st, 8)]) ^ _GOLDEN)
+        p = st + 8
+        while p < en:  # words over 8 bytes: chain the next chunk
+            h = _splitmix(h * _CHAIN + (_load8(f8, p) & _BYTES[min(en - p, 8)]))
+            p += 8
+        toks[w] = _splitmix(h ^ np.uint64(en - st))
+    if words >= n:
+        m = words - n + 1
+        for j in range(m):
+            out[j] = toks[j] * _MULT[0]
+        for q in range(1, n):
+            mult = _MULT[q]
+            for j in range(m):
+                out[j] += toks[j + q] * mult
+        width = np.uint64(n)
+        for j in range(m):
+            out[j] = _splitmix(out[j] ^ width)
+        return m
+    if words > 0:  # fewer words than n: one shingle of all of them
+        acc = np.uint64(0)
+        for q in range(words):
+            acc += toks[q] * _MULT[q]
+        out[0] = _splitmix(acc ^ np.uint64(words))
+        return 1
+    return 0
 
 
 @njit(cache=True, nogil=True)
@@ -126,9 +142,11 @@ def sign_docs(buf, starts, ends, rows, lut, n, a, b, sigs, n_sh):
     scratch = np.empty(longest // 2 + 2, dtype=np.uint64)
     toks = np.empty(longest // 2 + 2, dtype=np.uint64)
     hv = np.empty(longest // 2 + 2, dtype=np.uint32)
+    f8 = np.empty(longest // 8 + 4, dtype=np.uint64)
+    bnd = np.empty(longest + 2, dtype=np.int64)
     num_perm = len(a)
     for i in range(len(starts)):
-        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, scratch, toks)
+        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, scratch, f8, bnd, toks)
         for k in range(ns):
             hv[k] = np.uint32(_fmix32(scratch[k]))
         r = rows[i]
@@ -154,10 +172,12 @@ def shingle_docs(buf, starts, ends, lut, n):
     for i in range(len(starts)):
         longest = max(longest, ends[i] - starts[i])
     toks = np.empty(longest // 2 + 2, dtype=np.uint64)
+    f8 = np.empty(longest // 8 + 4, dtype=np.uint64)
+    bnd = np.empty(longest + 2, dtype=np.int64)
     offsets = np.zeros(len(starts) + 1, dtype=np.int64)
     pos = 0
     for i in range(len(starts)):
-        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, out[pos:], toks)
+        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, out[pos:], f8, bnd, toks)
         pos += ns
         offsets[i + 1] = pos
     return out[:pos], offsets
@@ -168,10 +188,10 @@ def non_ascii(buf, starts, ends):
     """Which documents hold a byte >= 0x80 (they need Unicode normalisation first)."""
     flags = np.zeros(len(starts), dtype=np.bool_)
     for i in range(len(starts)):
-        for j in range(starts[i], ends[i]):
-            if buf[j] >= 128:
-                flags[i] = True
-                break
+        acc = np.uint8(0)
+        for x in buf[starts[i]:ends[i]]:  # no early exit and no signed index: the OR vectorises
+            acc |= x
+        flags[i] = acc >= 128
     return flags
 
 
