@@ -30,8 +30,13 @@ def choose_bands(threshold: float, num_perm: int, recall_at_threshold: float = 0
     return num_perm, 1
 
 
-def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(n_docs, bands) uint64 keys, one per band of `rows` signature values."""
+def band_keys(sigs: np.ndarray, bands: int, rows: int, jit: bool = False) -> np.ndarray:
+    """(n_docs, bands) uint64 keys, one per band of `rows` signature values (`jit`: by the
+    compiled twin in dedup.kernel, same keys)."""
+    if jit:
+        from dedup.kernel import _band_keys
+
+        return _band_keys(np.ascontiguousarray(sigs, dtype=np.uint32), bands, rows, _ROW_MULT)
     n = sigs.shape[0]
     keys = np.empty((n, bands), dtype=U64)
     for b in range(bands):
@@ -58,12 +63,17 @@ def _pairs_in_runs(order: np.ndarray, run_starts: np.ndarray, run_lens: np.ndarr
     return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
 
 
-def candidate_pairs_from_keys(keys: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
+def candidate_pairs_from_keys(keys: np.ndarray, doc_ids: np.ndarray, jit: bool = False) -> np.ndarray:
     """Unique (a, b), a < b, doc ids sharing at least one band key. `keys` (n, bands) rows belong
-    to `doc_ids` (ascending: members of a bucket are then paired in id order)."""
+    to `doc_ids` (ascending: members of a bucket are then paired in id order). `jit`: buckets by
+    the compiled hash grouping in dedup.kernel instead of one argsort per band (same pairs)."""
     n = len(doc_ids)
     if n < 2:
         return np.empty((0, 2), dtype=np.int64)
+    if jit:
+        from dedup.kernel import _bucket_pairs
+
+        return doc_ids[unique_pairs(_bucket_pairs(np.ascontiguousarray(keys), MAX_BUCKET_ALL_PAIRS), n)]
     found = []
     for b in range(keys.shape[1]):
         k = keys[:, b]

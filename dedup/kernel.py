@@ -445,10 +445,94 @@ def _jaccard_rows(hashes, offsets, ra, rb):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _band_keys(sigs, bands, rows, row_mult):
+    """`dedup.bands.band_keys`, compiled: (n, bands) uint64, one splitmix chain per band."""
+    n = sigs.shape[0]
+    keys = np.empty((n, bands), dtype=np.uint64)
+    for i in range(n):
+        row = sigs[i]
+        for b in range(bands):
+            acc = np.uint64(b)
+            base = b * rows
+            for r in range(rows):
+                acc = _splitmix(acc ^ (np.uint64(row[base + r]) * row_mult[r]))
+            keys[i, b] = acc
+    return keys
+
+
+@njit(cache=True, nogil=True)
+def _bucket_pairs(keys, max_all_pairs):
+    """(i, j) row pairs, i < j, that share a key in some column of `keys`, by the rule of
+    `dedup.bands._pairs_in_runs`: every pair in a bucket of up to `max_all_pairs` members, else
+    neighbours in row order plus the first member with each. Rows are grouped per column in an
+    open-addressing hash table (members chained in row order) instead of an argsort; pairs may
+    repeat across columns."""
+    n, n_cols = keys.shape
+    cap = 1
+    while cap < 2 * n:
+        cap *= 2
+    mask = cap - 1
+    slot_key = np.empty(cap, dtype=np.uint64)
+    slot_head = np.empty(cap, dtype=np.int64)
+    slot_tail = np.empty(cap, dtype=np.int64)
+    slot_size = np.empty(cap, dtype=np.int64)
+    nxt = np.empty(n, dtype=np.int64)
+    slot_of = np.empty(n, dtype=np.int64)
+    members = np.empty(n, dtype=np.int64)
+    out = np.empty((max(n, 16), 2), dtype=np.int64)
+    found = 0
+    for c in range(n_cols):
+        slot_head[:] = -1
+        for i in range(n):
+            k = keys[i, c]
+            s = np.int64(k & np.uint64(mask))
+            while slot_head[s] >= 0 and slot_key[s] != k:
+                s = (s + 1) & mask
+            if slot_head[s] < 0:
+                slot_key[s], slot_head[s], slot_size[s] = k, i, 1
+            else:
+                nxt[slot_tail[s]] = i
+                slot_size[s] += 1
+            slot_tail[s] = i
+            nxt[i] = -1
+            slot_of[i] = s
+        for i in range(n):
+            s = slot_of[i]
+            size = slot_size[s]
+            if size < 2 or slot_head[s] != i:
+                continue
+            m = 0
+            j = i
+            while j >= 0:
+                members[m] = j
+                m += 1
+                j = nxt[j]
+            more = size * (size - 1) // 2 if size <= max_all_pairs else 2 * size - 3
+            if found + more > len(out):
+                grown = np.empty((max(2 * len(out), found + more), 2), dtype=np.int64)
+                grown[:found] = out[:found]
+                out = grown
+            if size <= max_all_pairs:
+                for a in range(size - 1):
+                    for b in range(a + 1, size):
+                        out[found, 0], out[found, 1] = members[a], members[b]
+                        found += 1
+            else:
+                for a in range(size - 1):
+                    out[found, 0], out[found, 1] = members[a], members[a + 1]
+                    found += 1
+                for b in range(2, size):
+                    out[found, 0], out[found, 1] = members[0], members[b]
+                    found += 1
+    return out[:found].copy()
+
+
 def loaded() -> bool:
     """Whether this process has the compiled code loaded already (numba's first call in a process
     costs ~0.7 s to set up its target context, cached machine code or not)."""
-    return AVAILABLE and any(f.overloads for f in (sign_docs, shingle_docs, _unique_per_doc, _jaccard_rows))
+    return AVAILABLE and any(f.overloads for f in (sign_docs, shingle_docs, _unique_per_doc, _jaccard_rows,
+                                                   _bucket_pairs))
 
 
 def unique_per_doc(hashes: np.ndarray, offsets: np.ndarray, jit: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -476,6 +560,10 @@ def warm() -> None:
     h, o = shingle_texts(["warm up the kernel cache now please"], cfg)
     uh, uo = unique_per_doc(h, o)
     jaccard_rows(uh, uo, np.zeros(1, np.int64), np.zeros(1, np.int64))
+    from dedup.bands import band_keys, candidate_pairs_from_keys
+
+    sigs = sign_texts(["warm up the kernel cache"] * 2, cfg)[1]
+    candidate_pairs_from_keys(band_keys(sigs, 16, 8, jit=True), np.arange(2), jit=True)
     import pyarrow as pa
 
     sign_arrow(pa.array(["warm up", "naïve"]), cfg)

@@ -43,12 +43,15 @@ KERNEL_DOCS = 2000  # texts per numpy shingle+sign step: keeps the working array
 KERNEL_MIN_DOCS = 30_000
 
 
+def jit(docs: int | None = None) -> bool:
+    """Whether work on `docs` documents runs compiled: numba importable, and either the code is
+    loaded in this process already or the job is big enough to pay for loading it."""
+    return kernel.AVAILABLE and (docs is None or docs >= KERNEL_MIN_DOCS or kernel.FORCED or kernel.loaded())
+
+
 def compiled(cfg: DedupConfig, docs: int | None = None) -> bool:
-    """Whether this work runs on the compiled kernel: word n-grams, numba importable, and either
-    the code is loaded in this process already or the job (`docs`) is big enough to pay for it."""
-    if not kernel.AVAILABLE or cfg.char_ngrams:
-        return False
-    return docs is None or docs >= KERNEL_MIN_DOCS or kernel.FORCED or kernel.loaded()
+    """Whether shingling and signing run on the compiled kernel (word n-grams only)."""
+    return not cfg.char_ngrams and jit(docs)
 
 
 def _job(texts, docs: int | None) -> int:
@@ -133,8 +136,9 @@ def near_duplicates(doc_ids: np.ndarray, n_shingles: np.ndarray, sigs: np.ndarra
     t = time.perf_counter()
     bands, rows = band_params(cfg)
     mask = n_shingles > 0
-    keys = band_keys(sigs[mask], bands, rows)
-    cand = candidate_pairs_from_keys(keys, doc_ids[mask])
+    fast = jit(len(doc_ids))
+    keys = band_keys(sigs[mask], bands, rows, jit=fast)
+    cand = candidate_pairs_from_keys(keys, doc_ids[mask], jit=fast)
     seconds["band"] = time.perf_counter() - t
     return finish(cand, rank, fetch_texts, cfg, bands, rows, seconds)
 

@@ -18,7 +18,7 @@ from dedup.bands import unique_id_pairs as unique_ids
 from dedup.config import DedupConfig, Resources
 from dedup.decisions import merge_decisions
 from dedup.exact import exact_duplicates
-from dedup.pipeline import band_params, finish, signatures_arrow
+from dedup.pipeline import band_params, finish, jit, signatures_arrow
 from dedup.quality import quality_score
 from dedup.shingle import SHINGLE_VERSION
 from warehouse import band_store
@@ -91,6 +91,7 @@ def _band_candidates(con, corpus: str, cfg: DedupConfig, ex_drop: np.ndarray, re
     bands, rows = band_params(cfg)
     n_docs = store.signature_count(con, corpus, cfg.signature_key())
     out_of_core = res.out_of_core(n_docs * (bands * 8 * 2 + 16))  # keys, the sort's copy, ids
+    fast = jit(n_docs)
     ex_sorted = np.sort(ex_drop)
     ids_parts, key_parts, empty = [], [], 0
     grouper = con.cursor()  # its own connection: it writes while `con` streams signatures
@@ -101,7 +102,7 @@ def _band_candidates(con, corpus: str, cfg: DedupConfig, ex_drop: np.ndarray, re
                                                        cfg.batch_docs):
             empty += int((n_sh == 0).sum())
             keep = (n_sh > 0) & ~_member(ids, ex_sorted)
-            keys = band_keys(sigs[keep], bands, rows)
+            keys = band_keys(sigs[keep], bands, rows, jit=fast)
             if out_of_core:
                 band_store.append(grouper, ids[keep], keys)
             else:
@@ -118,7 +119,7 @@ def _band_candidates(con, corpus: str, cfg: DedupConfig, ex_drop: np.ndarray, re
     keys = np.concatenate(key_parts) if key_parts else np.empty((0, bands), dtype=np.uint64)
     del ids_parts, key_parts
     order = np.argsort(ids, kind="stable")
-    return candidate_pairs_from_keys(keys[order], ids[order]), bands, rows, empty, False
+    return candidate_pairs_from_keys(keys[order], ids[order], jit=fast), bands, rows, empty, False
 
 
 def _member(ids: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:

@@ -214,3 +214,29 @@ def test_most_real_non_ascii_text_is_folded_without_python(real_texts):
     buf = np.frombuffer(b"".join(parts), dtype=np.uint8)
     *_, ok = kernel.fold_docs(buf, starts, ends, *table(cfg.nfkc, cfg.casefold, cfg.fold_punctuation))
     assert ok.mean() > 0.5, ok.mean()
+
+
+@pytest.mark.parametrize("bands,rows", [(21, 6), (9, 13), (128, 1)])
+def test_compiled_banding_gives_the_reference_keys_and_pairs(real_texts, bands, rows):
+    """Band keys and candidate pairs by the compiled hash grouping equal the argsort reference:
+    real signatures, edited copies (shared bands), exact copies, and a bucket over the all-pairs
+    cap (MAX_BUCKET_ALL_PAIRS: neighbours and the first member only), ids not starting at 0."""
+    from dedup.bands import MAX_BUCKET_ALL_PAIRS, band_keys, candidate_pairs_from_keys
+
+    rng = np.random.default_rng(3)
+    base = real_texts[:1500]
+    edited = []
+    for t in base[::4]:
+        words = t.split(" ")
+        for _ in range(max(1, len(words) // 30)):
+            words[int(rng.integers(len(words)))] = "edit"
+        edited.append(" ".join(words))
+    texts = base + edited + [base[7]] * (MAX_BUCKET_ALL_PAIRS + 9)
+    sigs = kernel.sign_texts(texts, DedupConfig())[1]
+    ids = np.sort(rng.choice(10 * len(texts), len(texts), replace=False)) + 1000
+    keys = band_keys(sigs, bands, rows)
+    assert np.array_equal(band_keys(sigs, bands, rows, jit=True), keys)
+    want = candidate_pairs_from_keys(keys, ids)
+    got = candidate_pairs_from_keys(keys, ids, jit=True)
+    assert len(want) > 2 * MAX_BUCKET_ALL_PAIRS and np.array_equal(got, want)
+    assert np.array_equal(candidate_pairs_from_keys(keys[:1], ids[:1], jit=True), np.empty((0, 2), np.int64))
