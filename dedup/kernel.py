@@ -366,6 +366,14 @@ def _arrow_spans(chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return buf, starts, ends
 
 
+def _indices(idx: np.ndarray):
+    """Row indices as an Arrow array for `take` (not `pa.array`, whose first call imports pandas)."""
+    import pyarrow as pa
+
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(idx), [None, pa.py_buffer(idx)])
+
+
 def _spans(texts, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(buffer, starts, ends) of a list of texts or an Arrow string column (Array or
     ChunkedArray): ASCII documents of a column are used in place, from its own buffer."""
@@ -375,7 +383,7 @@ def _spans(texts, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return _encode(texts, cfg)
     chunk = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
     buf, starts, ends = _arrow_spans(chunk)
-    return _fold_wide(buf, starts, ends, cfg, lambda idx: chunk.take(pa.array(idx)).to_pylist())
+    return _fold_wide(buf, starts, ends, cfg, lambda idx: chunk.take(_indices(idx)).to_pylist())
 
 
 def sign_arrow(column, cfg) -> tuple[np.ndarray, np.ndarray]:
@@ -390,7 +398,7 @@ def sign_arrow(column, cfg) -> tuple[np.ndarray, np.ndarray]:
         chunk = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         buf, starts, ends = _arrow_spans(chunk)
         for pbuf, ps, pe, idx in _segments(buf, starts, ends, cfg,
-                                           lambda i: chunk.take(pa.array(i)).to_pylist()):
+                                           lambda i: chunk.take(_indices(i)).to_pylist()):
             _sign_into(pbuf, ps, pe, idx, cfg, sigs, n_sh)
     return n_sh, sigs
 

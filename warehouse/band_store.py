@@ -14,6 +14,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from warehouse.sql import arrow, numpy
+
 TABLE = "taomi_band_keys"
 
 
@@ -25,9 +27,9 @@ def append(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray, keys: np.ndarray
     """Add one batch: keys (n, bands) of the documents doc_ids."""
     n, bands = keys.shape
     con.register("band_batch", pa.table({
-        "band": pa.array(np.tile(np.arange(bands, dtype=np.uint16), n)),
-        "key": pa.array(keys.ravel()),
-        "doc_id": pa.array(np.repeat(doc_ids.astype(np.int64), bands))}))
+        "band": arrow(np.tile(np.arange(bands, dtype=np.uint16), n)),
+        "key": arrow(keys.ravel()),
+        "doc_id": arrow(np.repeat(doc_ids.astype(np.int64), bands))}))
     try:
         con.execute(f"INSERT INTO {TABLE} SELECT band, key, doc_id FROM band_batch").fetchall()
     finally:
@@ -42,8 +44,8 @@ def buckets(con: duckdb.DuckDBPyConnection, batch_rows: int = 100_000) -> Iterat
     with rel.to_arrow_reader(batch_size=batch_rows) as reader:
         for batch in reader:
             col = batch.column(0)
-            offsets = col.offsets.to_numpy().astype(np.int64)
-            values = col.values.to_numpy().astype(np.int64)
+            offsets = numpy(col.offsets).astype(np.int64)
+            values = numpy(col.values).astype(np.int64)
             yield values[offsets[0]:offsets[-1]], offsets - offsets[0]
 
 

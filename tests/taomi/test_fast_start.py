@@ -41,3 +41,22 @@ def test_listing_commands_do_not_even_load_numpy(args):
     r = subprocess.run([sys.executable, "-c", probe, json.dumps(args)], capture_output=True, text=True, check=False,
                        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert json.loads(r.stderr.strip().splitlines()[-1]) == [], r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "numba"])
+def test_dedup_imports_only_what_it_uses(tmp_path, kernel):
+    """`taomi dedup` end to end (read texts, sign, band, verify, store) loads no pandas, Prefect,
+    matplotlib, scikit-learn or torch: pyarrow's `pa.array` and `to_numpy` import pandas on first
+    use (0.2 s per run), so the warehouse converts through `warehouse.sql.arrow` / `numpy`."""
+    from taomi.demo_data import DemoConfig, generate
+
+    summary = generate(tmp_path, DemoConfig(docs=300, seed=5, words_mean=60))
+    db = str(tmp_path / "d.duckdb")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TAOMI_KERNEL": kernel}
+    subprocess.run([sys.executable, "-m", "taomi", "--db", db, "ingest", summary["corpus"], "--corpus", "c", "--json"],
+                   check=True, capture_output=True, cwd=ROOT, env=env, timeout=300)
+    probe = PROBE.replace(repr(HEAVY), repr(["pandas", "prefect", "matplotlib", "sklearn", "torch"]))
+    r = subprocess.run([sys.executable, "-c", probe, json.dumps(["--db", db, "dedup", "c", "--json"])],
+                       capture_output=True, text=True, check=False, cwd=ROOT, env=env, timeout=300)
+    assert '"near_dropped"' in r.stdout, r.stderr[-2000:]
+    assert json.loads(r.stderr.strip().splitlines()[-1]) == [], r.stderr[-2000:]
