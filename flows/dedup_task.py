@@ -6,9 +6,11 @@ verify -> cluster -> decisions. A re-run with the same corpus contents and confi
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,36 +51,66 @@ def _rank(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig) -> np
 def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | None = None,
                        res: Resources = Resources(), lo: int | None = None, hi: int | None = None) -> int:
     """Signatures for every document (doc ids lo..hi if given) that has none under this config;
-    returns how many. Texts stream out of DuckDB as Arrow batches; `res.workers` threads sign each
-    batch (the kernel releases the GIL); each batch is written in its own transaction on a second
-    cursor, so a kill keeps the batches already written and a re-run signs only the rest.
+    returns how many. Each batch is written in its own transaction on a second cursor, so a kill
+    keeps the batches already written and a re-run signs only the rest.
 
-    With more than one worker the insert of a batch runs on its own thread while the next batch
-    is signed (one insert in flight). With one worker the loop stays serial: on one core the
-    extra thread only adds switching (measured, bench/RESULTS.md)."""
+    One worker: texts stream out of DuckDB as Arrow batches, signed and written in turn (on one
+    core extra threads only add switching; measured, bench/RESULTS.md). More workers: a pipeline
+    of three stages on their own threads, so every core stays busy: a reader fetches the next
+    batch of texts (a doc-id range of the unsigned documents), `res.workers` threads sign the
+    current one (the kernel releases the GIL), and a writer inserts the previous one. Batches are
+    then smaller (about total / (4 x workers), at most `cfg.batch_docs`) so the pipeline fills fast."""
     key = cfg.signature_key()
+    if res.workers > 1:
+        return _sign_pipelined(con, corpus, cfg, progress, res, lo, hi)
     total = store.count_unsigned(con, corpus, key, lo, hi)
     writer = con.cursor()
     done = 0
-    pool = ThreadPoolExecutor(1, thread_name_prefix="taomi-write") if res.workers > 1 else None
-    pending = None
     try:
         for ids, column in store.stream_unsigned_texts(con, corpus, key, cfg.batch_docs, lo, hi):
+            n_sh, sigs = signatures_arrow(column, cfg, 1, docs=total)
+            store.write_signatures(writer, corpus, key, ids, n_sh, sigs)
+            done += len(ids)
+            if progress:
+                progress("sign", done, total)
+    finally:
+        writer.close()
+    return done
+
+
+def _sign_pipelined(con, corpus: str, cfg: DedupConfig, progress: Progress | None, res: Resources,
+                    lo: int | None, hi: int | None) -> int:
+    key = cfg.signature_key()
+    missing = store.missing_signature_ids(con, corpus, key)
+    if lo is not None:
+        missing = missing[(missing >= lo) & (missing <= hi)]
+    total = len(missing)
+    step = min(cfg.batch_docs, max(1_000, -(-total // (4 * res.workers))))
+    ranges = [(int(missing[b]), int(missing[min(b + step, total) - 1])) for b in range(0, total, step)]
+    reader, writer = con.cursor(), con.cursor()
+    read_pool = ThreadPoolExecutor(1, thread_name_prefix="taomi-read")
+    write_pool = ThreadPoolExecutor(1, thread_name_prefix="taomi-write")
+    done = 0
+    pending = None
+    try:
+        nxt = read_pool.submit(store.unsigned_texts, reader, corpus, key, *ranges[0]) if ranges else None
+        for r in range(len(ranges)):
+            ids, column = nxt.result()
+            if r + 1 < len(ranges):
+                nxt = read_pool.submit(store.unsigned_texts, reader, corpus, key, *ranges[r + 1])
             n_sh, sigs = signatures_arrow(column, cfg, res.workers, docs=total)
             if pending is not None:
-                pending.result()  # errors surface here; at most one batch waits in memory
-            if pool is None:
-                store.write_signatures(writer, corpus, key, ids, n_sh, sigs)
-            else:
-                pending = pool.submit(store.write_signatures, writer, corpus, key, ids, n_sh, sigs)
+                pending.result()  # errors surface here; at most one batch waits to be written
+            pending = write_pool.submit(store.write_signatures, writer, corpus, key, ids, n_sh, sigs)
             done += len(ids)
             if progress:
                 progress("sign", done, total)
         if pending is not None:
             pending.result()
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True)  # the insert in flight ends (commits or rolls back) first
+        read_pool.shutdown(wait=True)
+        write_pool.shutdown(wait=True)  # the insert in flight ends (commits or rolls back) first
+        reader.close()
         writer.close()
     return done
 
@@ -130,13 +162,28 @@ def _member(ids: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     return sorted_set[pos] == ids
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic collector off for the run, back on (and run once) after. The run makes
+    few cyclic objects (its memory is numpy arrays, freed by reference counting), but numba's
+    loaded code adds ~80k long-lived objects that each full collection rescans: 0.07 s per pass,
+    part of every `taomi dedup` (measured at 50k documents)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress: Progress | None = None,
                  pairs_out: Path | None = None, force: bool = False, res: Resources | None = None) -> dict:
     """Deduplicate a corpus; return the report (also stored in the run log)."""
     if pairs_out:
         check_file(pairs_out, force=force, what="pairs file")
     res = res or Resources.default()
-    with session(db) as con:
+    with _collector_paused(), session(db) as con:
         set_memory_limit(con, res.duckdb_mb)
         n_docs, fingerprint = store.corpus_fingerprint(con, corpus)
         if n_docs == 0:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from warehouse.db import one, transaction
 from warehouse.outputs import write_file
+from warehouse.sql import arrow, numpy
 
 
 def corpus_fingerprint(con: duckdb.DuckDBPyConnection, corpus: str) -> tuple[int, str]:
@@ -59,7 +60,15 @@ def stream_unsigned_texts(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: 
     rel = con.sql(f"SELECT d.doc_id, d.text {_unsigned(corpus, sig_key, lo, hi)}")
     with rel.to_arrow_reader(batch_size=batch_rows) as reader:
         for batch in reader:
-            yield batch.column(0).to_numpy().astype(np.int64), batch.column(1)
+            yield numpy(batch.column(0)).astype(np.int64), batch.column(1)
+
+
+def unsigned_texts(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int, hi: int
+                   ) -> tuple[np.ndarray, pa.Array]:
+    """(doc ids, Arrow text column) of the documents with ids lo..hi that lack a signature under
+    `sig_key`: one batch, read on its own (a reader thread fetches the next while this one is signed)."""
+    t = con.sql(f"SELECT d.doc_id, d.text {_unsigned(corpus, sig_key, lo, hi)}").to_arrow_table()
+    return numpy(t.column(0)).astype(np.int64), t.column(1).combine_chunks()
 
 
 def signature_count(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str) -> int:
@@ -74,8 +83,8 @@ def texts(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> l
 
 def texts_arrow(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> pa.Array:
     """Texts of the given documents as one Arrow string column, in the given order."""
-    con.register("wanted_ids", pa.table({"doc_id": pa.array(np.asarray(doc_ids, dtype=np.int64)),
-                                         "pos": pa.array(np.arange(len(doc_ids)))}))
+    con.register("wanted_ids", pa.table({"doc_id": arrow(np.asarray(doc_ids, dtype=np.int64)),
+                                         "pos": arrow(np.arange(len(doc_ids)))}))
     try:
         t = con.sql(f"""SELECT d.text FROM wanted_ids w JOIN documents d
                         ON d.doc_id = w.doc_id AND d.corpus = {_lit(corpus)} ORDER BY w.pos""").to_arrow_table()
@@ -94,7 +103,7 @@ def stream_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str,
                       WHERE corpus = {_lit(corpus)} AND sig_key = {_lit(sig_key)}""")
     with rel.to_arrow_reader(batch_size=batch_rows) as reader:
         for batch in reader:
-            yield (batch.column(0).to_numpy().astype(np.int64), batch.column(1).to_numpy().astype(np.int64),
+            yield (numpy(batch.column(0)).astype(np.int64), numpy(batch.column(1)).astype(np.int64),
                    _sig_matrix(batch.column(2), num_perm))
 
 
@@ -102,8 +111,8 @@ def _sig_matrix(col: pa.Array, num_perm: int) -> np.ndarray:
     """(n, num_perm) uint32 view of a list<uint32> column of signatures."""
     if len(col) == 0:
         return np.empty((0, num_perm), np.uint32)
-    offsets = col.offsets.to_numpy()
-    values = col.values.to_numpy()[offsets[0]:offsets[-1]]
+    offsets = numpy(col.offsets)
+    values = numpy(col.values)[offsets[0]:offsets[-1]]
     if len(values) != len(col) * num_perm:
         raise ValueError(f"stored signatures are not {num_perm} values wide")
     return values.reshape(len(col), num_perm)
@@ -113,10 +122,10 @@ def write_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, 
                      n_shingles: np.ndarray, sigs: np.ndarray) -> None:
     """Append one batch (its own transaction: a crash keeps the batches already written)."""
     n, width = sigs.shape
-    lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * width + 1, width, dtype=np.int32)),
-                                     pa.array(np.ascontiguousarray(sigs, dtype=np.uint32).ravel()))
-    table = pa.table({"doc_id": pa.array(doc_ids.astype(np.int64)),
-                      "n_shingles": pa.array(n_shingles.astype(np.int32)), "sig": lists})
+    lists = pa.ListArray.from_arrays(arrow(np.arange(0, n * width + 1, width, dtype=np.int32)),
+                                     arrow(np.asarray(sigs, dtype=np.uint32).ravel()))
+    table = pa.table({"doc_id": arrow(doc_ids.astype(np.int64)),
+                      "n_shingles": arrow(n_shingles.astype(np.int32)), "sig": lists})
     con.register("sig_batch", table)
     try:
         with transaction(con):
@@ -131,8 +140,8 @@ def load_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, n
     """(doc_ids, n_shingles, sigs (n, num_perm) uint32) of every stored signature, by doc id."""
     t = con.sql(f"""SELECT doc_id, n_shingles, sig FROM dedup_signatures
                     WHERE corpus = {_lit(corpus)} AND sig_key = {_lit(sig_key)} ORDER BY doc_id""").to_arrow_table()
-    ids = t.column("doc_id").to_numpy().astype(np.int64)
-    n_sh = t.column("n_shingles").to_numpy().astype(np.int64)
+    ids = numpy(t.column("doc_id")).astype(np.int64)
+    n_sh = numpy(t.column("n_shingles")).astype(np.int64)
     return ids, n_sh, _sig_matrix(t.column("sig").combine_chunks(), num_perm)
 
 
@@ -143,8 +152,8 @@ def _lit(v: str) -> str:
 def save_results(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, pairs: dict[str, np.ndarray],
                  decisions: dict[str, np.ndarray]) -> None:
     """Replace this corpus+config's pairs and decisions, atomically."""
-    con.register("new_pairs", pa.table({k: pa.array(v) for k, v in pairs.items()}))
-    con.register("new_decisions", pa.table({k: pa.array(v) for k, v in decisions.items()}))
+    con.register("new_pairs", pa.table({k: arrow(v) for k, v in pairs.items()}))
+    con.register("new_decisions", pa.table({k: arrow(v) for k, v in decisions.items()}))
     try:
         with transaction(con):
             con.execute("DELETE FROM dedup_pairs WHERE corpus = ? AND config_hash = ?", [corpus, config_hash]).fetchall()
