@@ -568,10 +568,8 @@ def warm() -> None:
     h, o = shingle_texts(["warm up the kernel cache now please"], cfg)
     uh, uo = unique_per_doc(h, o)
     jaccard_rows(uh, uo, np.zeros(1, np.int64), np.zeros(1, np.int64))
-    from dedup.bands import band_keys, candidate_pairs_from_keys
-
     sigs = sign_texts(["warm up the kernel cache"] * 2, cfg)[1]
-    candidate_pairs_from_keys(band_keys(sigs, 16, 8, jit=True), np.arange(2), jit=True)
+    _bucket_pairs(_band_keys(sigs, 16, 8, np.ones(8, dtype=np.uint64)), 64)
     import pyarrow as pa
 
     sign_arrow(pa.array(["warm up", "naïve"]), cfg)
