@@ -30,6 +30,7 @@ from warehouse.outputs import check_file
 from warehouse.runlog import finish_run, last_ok_run, skip_run, stable_hash, start_run
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+OnBatch = Callable[[np.ndarray, np.ndarray, np.ndarray], None]  # (doc ids, n_shingles, signatures)
 
 
 def config_hash(cfg: DedupConfig) -> str:
@@ -49,7 +50,8 @@ def _rank(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig) -> np
 
 
 def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | None = None,
-                       res: Resources = Resources(), lo: int | None = None, hi: int | None = None) -> int:
+                       res: Resources = Resources(), lo: int | None = None, hi: int | None = None,
+                       on_batch: OnBatch | None = None) -> int:
     """Signatures for every document (doc ids lo..hi if given) that has none under this config;
     returns how many. Each batch is written in its own transaction on a second cursor, so a kill
     keeps the batches already written and a re-run signs only the rest.
@@ -59,10 +61,13 @@ def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | 
     of three stages on their own threads, so every core stays busy: a reader fetches the next
     batch of texts (a doc-id range of the unsigned documents), `res.workers` threads sign the
     current one (the kernel releases the GIL), and a writer inserts the previous one. Batches are
-    then smaller (about total / (4 x workers), at most `cfg.batch_docs`) so the pipeline fills fast."""
+    then smaller (about total / (4 x workers), at most `cfg.batch_docs`) so the pipeline fills fast.
+
+    `on_batch(ids, n_shingles, sigs)` sees every signed batch (the dedup run builds band keys from
+    them instead of reading the signatures back)."""
     key = cfg.signature_key()
     if res.workers > 1:
-        return _sign_pipelined(con, corpus, cfg, progress, res, lo, hi)
+        return _sign_pipelined(con, corpus, cfg, progress, res, lo, hi, on_batch)
     total = store.count_unsigned(con, corpus, key, lo, hi)
     writer = con.cursor()
     done = 0
@@ -70,6 +75,8 @@ def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | 
         for ids, column in store.stream_unsigned_texts(con, corpus, key, cfg.batch_docs, lo, hi):
             n_sh, sigs = signatures_arrow(column, cfg, 1, docs=total)
             store.write_signatures(writer, corpus, key, ids, n_sh, sigs)
+            if on_batch:
+                on_batch(ids, n_sh, sigs)
             done += len(ids)
             if progress:
                 progress("sign", done, total)
@@ -79,7 +86,7 @@ def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | 
 
 
 def _sign_pipelined(con, corpus: str, cfg: DedupConfig, progress: Progress | None, res: Resources,
-                    lo: int | None, hi: int | None) -> int:
+                    lo: int | None, hi: int | None, on_batch: OnBatch | None) -> int:
     key = cfg.signature_key()
     missing = store.missing_signature_ids(con, corpus, key)
     if lo is not None:
@@ -102,6 +109,8 @@ def _sign_pipelined(con, corpus: str, cfg: DedupConfig, progress: Progress | Non
             if pending is not None:
                 pending.result()  # errors surface here; at most one batch waits to be written
             pending = write_pool.submit(store.write_signatures, writer, corpus, key, ids, n_sh, sigs)
+            if on_batch:
+                on_batch(ids, n_sh, sigs)
             done += len(ids)
             if progress:
                 progress("sign", done, total)
@@ -115,43 +124,70 @@ def _sign_pipelined(con, corpus: str, cfg: DedupConfig, progress: Progress | Non
     return done
 
 
-def _band_candidates(con, corpus: str, cfg: DedupConfig, ex_drop: np.ndarray, res: Resources
-                     ) -> tuple[np.ndarray, int, int, int, bool]:
-    """(candidate pairs of doc ids, bands, rows, empty docs, out_of_core): band keys are built from
-    signatures streamed batch by batch (the signature matrix is never held whole); they are
-    grouped in memory while they fit the budget, else in DuckDB (warehouse.band_store)."""
+class _BandKeys:
+    """Band keys of the documents that take part in banding (shingles, not an exact duplicate),
+    gathered batch by batch: from the signing stage as it goes, or from signatures streamed back."""
+
+    def __init__(self, bands: int, rows: int, ex_drop: np.ndarray, fast: bool):
+        self.bands, self.rows, self.fast = bands, rows, fast
+        self.ex_sorted = np.sort(ex_drop)
+        self.ids: list[np.ndarray] = []
+        self.keys: list[np.ndarray] = []
+        self.empty = 0
+
+    def add(self, ids: np.ndarray, n_sh: np.ndarray, sigs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.empty += int((n_sh == 0).sum())
+        keep = (n_sh > 0) & ~_member(ids, self.ex_sorted)
+        return ids[keep], band_keys(sigs[keep], self.bands, self.rows, jit=self.fast)
+
+    def gather(self, ids: np.ndarray, n_sh: np.ndarray, sigs: np.ndarray) -> None:
+        kept, keys = self.add(ids, n_sh, sigs)
+        self.ids.append(kept)
+        self.keys.append(keys)
+
+    def candidates(self) -> np.ndarray:
+        ids = np.concatenate(self.ids) if self.ids else np.empty(0, dtype=np.int64)
+        keys = np.concatenate(self.keys) if self.keys else np.empty((0, self.bands), dtype=np.uint64)
+        self.ids, self.keys = [], []
+        order = np.argsort(ids, kind="stable")
+        return candidate_pairs_from_keys(keys[order], ids[order], jit=self.fast)
+
+
+def _band_plan(con, corpus: str, cfg: DedupConfig, n_docs: int, res: Resources) -> tuple[int, int, bool]:
+    """(bands, rows, out_of_core): band keys are grouped in memory while they fit the budget."""
     bands, rows = band_params(cfg)
+    return bands, rows, res.out_of_core(n_docs * (bands * 8 * 2 + 16))  # keys, the sort's copy, ids
+
+
+def _band_candidates(con, corpus: str, cfg: DedupConfig, ex_drop: np.ndarray, res: Resources,
+                     gathered: _BandKeys | None = None) -> tuple[np.ndarray, int, int, int, bool]:
+    """(candidate pairs of doc ids, bands, rows, empty docs, out_of_core). Band keys come from
+    `gathered` when the signing stage built them (it signed every document), else from signatures
+    streamed back batch by batch (the signature matrix is never held whole); they are grouped in
+    memory while they fit the budget, else in DuckDB (warehouse.band_store)."""
     n_docs = store.signature_count(con, corpus, cfg.signature_key())
-    out_of_core = res.out_of_core(n_docs * (bands * 8 * 2 + 16))  # keys, the sort's copy, ids
-    fast = jit(n_docs)
-    ex_sorted = np.sort(ex_drop)
-    ids_parts, key_parts, empty = [], [], 0
+    bands, rows, out_of_core = _band_plan(con, corpus, cfg, n_docs, res)
+    if gathered is not None:
+        return gathered.candidates(), bands, rows, gathered.empty, False
+    keys_of = _BandKeys(bands, rows, ex_drop, jit(n_docs))
     grouper = con.cursor()  # its own connection: it writes while `con` streams signatures
     try:
         if out_of_core:
             band_store.create(grouper)
         for ids, n_sh, sigs in store.stream_signatures(con, corpus, cfg.signature_key(), cfg.num_perm,
                                                        cfg.batch_docs):
-            empty += int((n_sh == 0).sum())
-            keep = (n_sh > 0) & ~_member(ids, ex_sorted)
-            keys = band_keys(sigs[keep], bands, rows, jit=fast)
             if out_of_core:
-                band_store.append(grouper, ids[keep], keys)
+                band_store.append(grouper, *keys_of.add(ids, n_sh, sigs))
             else:
-                ids_parts.append(ids[keep])
-                key_parts.append(keys)
+                keys_of.gather(ids, n_sh, sigs)
         if out_of_core:
             found = [pairs_from_buckets(m, o) for m, o in band_store.buckets(grouper, cfg.batch_docs)]
             band_store.drop(grouper)
             cand = unique_ids(np.concatenate(found)) if found else np.empty((0, 2), dtype=np.int64)
-            return cand, bands, rows, empty, True
+            return cand, bands, rows, keys_of.empty, True
     finally:
         grouper.close()
-    ids = np.concatenate(ids_parts) if ids_parts else np.empty(0, dtype=np.int64)
-    keys = np.concatenate(key_parts) if key_parts else np.empty((0, bands), dtype=np.uint64)
-    del ids_parts, key_parts
-    order = np.argsort(ids, kind="stable")
-    return candidate_pairs_from_keys(keys[order], ids[order], jit=fast), bands, rows, empty, False
+    return keys_of.candidates(), bands, rows, keys_of.empty, False
 
 
 def _member(ids: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
@@ -219,11 +255,19 @@ def _dedup(con, corpus: str, cfg: DedupConfig, chash: str, progress: Progress | 
     seconds["exact"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    new_sigs = compute_signatures(con, corpus, cfg, progress, res)
+    # A run that signs every document builds the band keys as it signs (no read-back of signatures)
+    # when they fit in memory; otherwise (some signatures stored before, or out of core) banding
+    # streams the stored signatures.
+    n_docs = len(docs["doc_id"])
+    bands, rows, out_of_core = _band_plan(con, corpus, cfg, n_docs, res)
+    gathered = None
+    if not out_of_core and store.signature_count(con, corpus, cfg.signature_key()) == 0:
+        gathered = _BandKeys(bands, rows, ex_drop, jit(n_docs))
+    new_sigs = compute_signatures(con, corpus, cfg, progress, res, on_batch=gathered.gather if gathered else None)
     seconds["sign"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    cand, bands, rows, n_empty, out_of_core = _band_candidates(con, corpus, cfg, ex_drop, res)
+    cand, bands, rows, n_empty, out_of_core = _band_candidates(con, corpus, cfg, ex_drop, res, gathered)
     seconds["band"] = time.perf_counter() - t
     rank_of = dict(zip(docs["doc_id"].tolist(), rank.tolist())) if len(cand) else {}
     near = finish(cand, rank_of, lambda d: store.texts_arrow(con, corpus, d), cfg, bands, rows, seconds)
