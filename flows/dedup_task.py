@@ -221,11 +221,12 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
     res = res or Resources.default()
     with _collector_paused(), session(db) as con:
         set_memory_limit(con, res.duckdb_mb)
-        n_docs, fingerprint = store.corpus_fingerprint(con, corpus)
+        docs = store.doc_table(con, corpus)
+        n_docs = len(docs["doc_id"])
         if n_docs == 0:
             raise LookupError(f"no corpus named '{corpus}' (see `taomi corpora`)")
         chash = config_hash(cfg)
-        inputs = stable_hash(fingerprint, chash)
+        inputs = stable_hash(store.fingerprint(docs), chash)
         prev = last_ok_run(con, "dedup", corpus, inputs)
         if prev is not None:  # same documents, same config: the stored decisions are this run's
             skip_run(con, "dedup", inputs, cfg.as_dict(), corpus, prev["run_id"], counts_in=n_docs)
@@ -235,7 +236,7 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
             return report
         run = start_run(con, "dedup", inputs, cfg.as_dict(), corpus=corpus, counts_in=n_docs)
         try:
-            report = _dedup(con, corpus, cfg, chash, progress, res)
+            report = _dedup(con, corpus, docs, cfg, chash, progress, res)
         except BaseException as exc:
             finish_run(con, run, status="failed", message=str(exc)[:500])
             raise
@@ -246,10 +247,10 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
         return dict(report, unchanged=False)
 
 
-def _dedup(con, corpus: str, cfg: DedupConfig, chash: str, progress: Progress | None, res: Resources) -> dict:
+def _dedup(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig, chash: str, progress: Progress | None,
+           res: Resources) -> dict:
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    docs = store.doc_table(con, corpus)
     rank = _rank(con, corpus, docs, cfg)
     ex_drop, ex_keep = exact_duplicates(docs["doc_id"], docs["hash"], rank)
     seconds["exact"] = time.perf_counter() - t
@@ -312,7 +313,7 @@ def query_near_duplicates(db: str | Path | None, corpus: str, text: str, cfg: De
     from dedup.index import NearDuplicateIndex
 
     with session(db) as con:
-        if store.corpus_fingerprint(con, corpus)[0] == 0:
+        if store.doc_count(con, corpus) == 0:
             raise LookupError(f"no corpus named '{corpus}' (see `taomi corpora`)")
         compute_signatures(con, corpus, cfg)
         ids, n_sh, sigs = store.load_signatures(con, corpus, cfg.signature_key(), cfg.num_perm)

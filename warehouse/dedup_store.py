@@ -6,6 +6,7 @@ Results of a run replace the previous results of the same corpus and config in o
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +19,16 @@ from warehouse.outputs import write_file
 from warehouse.sql import arrow, numpy
 
 
-def corpus_fingerprint(con: duckdb.DuckDBPyConnection, corpus: str) -> tuple[int, str]:
-    """(document count, hash of the ordered (doc_id, content hash) list): the dedup inputs."""
-    n, fp = one(con, """SELECT count(*), coalesce(md5(string_agg(doc_id || ':' || content_hash, ',' ORDER BY doc_id)), '')
-                        FROM documents WHERE corpus = ?""", [corpus])
-    return int(n), fp
+def doc_count(con: duckdb.DuckDBPyConnection, corpus: str) -> int:
+    return int(one(con, "SELECT count(*) FROM documents WHERE corpus = ?", [corpus])[0])
+
+
+def fingerprint(docs: dict[str, np.ndarray]) -> str:
+    """Hash of the ordered (doc_id, content hash) list of a `doc_table`: the dedup inputs. (From
+    the arrays the run loads anyway; an md5 of a string_agg in SQL cost 0.03 s per 50k documents.)"""
+    digest = hashlib.md5(np.ascontiguousarray(docs["doc_id"], dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(docs["hash"], dtype=np.uint64).tobytes())
+    return digest.hexdigest()
 
 
 def doc_table(con: duckdb.DuckDBPyConnection, corpus: str) -> dict[str, np.ndarray]:
