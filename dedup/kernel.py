@@ -79,13 +79,14 @@ def _load8(f8, p):
 
 
 @njit(cache=True)
-def _doc_shingles(buf, s, e, lut, n, out, f8, bnd, toks):
+def _doc_shingles(buf, s, e, lut, n, out, f8, bnd, toks, longs):
     """Write the 64-bit shingle hashes of buf[s:e] into `out` and return how many. Scratch: f8
-    (uint64, >= (e - s) // 8 + 4), bnd (int64, >= e - s + 2), toks (uint64, >= (e - s) // 2 + 2).
+    (uint64, >= (e - s) // 8 + 4), bnd (int64, >= e - s + 2), toks and longs (>= (e - s) // 2 + 2).
 
-    Three passes, each a tight loop: fold the bytes into f8 while recording word boundaries
-    without a branch; hash each word 8 bytes at a time with masked unaligned loads; then the
-    n-gram windows as n multiply-adds over all positions (vectorised by LLVM)."""
+    Tight loops, most without a branch: fold the bytes into f8 while recording word boundaries;
+    load each word's first 8 bytes (masked unaligned loads) and hash them all at once, then chain
+    the rest of the few longer words; then the n-gram windows as n multiply-adds over all
+    positions (vectorised by LLVM)."""
     fb = f8.view(np.uint8)
     src = buf[s:e]  # indexing a slice from 0 spares numba's negative-index checks (2x here)
     size = len(src)
@@ -103,14 +104,26 @@ def _doc_shingles(buf, s, e, lut, n, out, f8, bnd, toks):
     bnd[k] = size
     k += prev
     words = k >> 1
-    for w in range(words):
+    n_long = 0
+    for w in range(words):  # first 8-byte chunk of every word; words over 8 bytes listed apart
+        st = bnd[2 * w]
+        size = bnd[2 * w + 1] - st
+        toks[w] = (_load8(f8, st) & _BYTES[min(size, 8)]) ^ _GOLDEN
+        longs[n_long] = w
+        n_long += size > 8
+    for w in range(words):  # no loads or branches: vectorised
+        toks[w] = _splitmix(toks[w])
+    for j in range(n_long):  # words over 8 bytes: chain the next chunks
+        w = longs[j]
         st, en = bnd[2 * w], bnd[2 * w + 1]
-        h = _splitmix((_load8(f8, st) & _BYTES[min(en - st, 8)]) ^ _GOLDEN)
+        h = toks[w]
         p = st + 8
-        while p < en:  # words over 8 bytes: chain the next chunk
+        while p < en:
             h = _splitmix(h * _CHAIN + (_load8(f8, p) & _BYTES[min(en - p, 8)]))
             p += 8
-        toks[w] = _splitmix(h ^ np.uint64(en - st))
+        toks[w] = h
+    for w in range(words):
+        toks[w] = _splitmix(toks[w] ^ np.uint64(bnd[2 * w + 1] - bnd[2 * w]))
     if words >= n:
         m = words - n + 1
         for j in range(m):
@@ -144,9 +157,10 @@ def sign_docs(buf, starts, ends, rows, lut, n, a, b, sigs, n_sh):
     hv = np.empty(longest // 2 + 2, dtype=np.uint32)
     f8 = np.empty(longest // 8 + 4, dtype=np.uint64)
     bnd = np.empty(longest + 2, dtype=np.int64)
+    longs = np.empty(longest // 2 + 2, dtype=np.int64)
     num_perm = len(a)
     for i in range(len(starts)):
-        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, scratch, f8, bnd, toks)
+        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, scratch, f8, bnd, toks, longs)
         for k in range(ns):
             hv[k] = np.uint32(_fmix32(scratch[k]))
         r = rows[i]
@@ -174,10 +188,11 @@ def shingle_docs(buf, starts, ends, lut, n):
     toks = np.empty(longest // 2 + 2, dtype=np.uint64)
     f8 = np.empty(longest // 8 + 4, dtype=np.uint64)
     bnd = np.empty(longest + 2, dtype=np.int64)
+    longs = np.empty(longest // 2 + 2, dtype=np.int64)
     offsets = np.zeros(len(starts) + 1, dtype=np.int64)
     pos = 0
     for i in range(len(starts)):
-        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, out[pos:], f8, bnd, toks)
+        ns = _doc_shingles(buf, starts[i], ends[i], lut, n, out[pos:], f8, bnd, toks, longs)
         pos += ns
         offsets[i + 1] = pos
     return out[:pos], offsets
