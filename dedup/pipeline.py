@@ -112,17 +112,34 @@ def band_params(cfg: DedupConfig) -> tuple[int, int]:
     return choose_bands(cfg.threshold, cfg.num_perm)
 
 
-def verify(cand: np.ndarray, fetch_texts: FetchTexts, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def _sets_parallel(texts, cfg: DedupConfig, docs: int, workers: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`shingle_sets_flat` of contiguous slices of an Arrow text column on `workers` threads (the
+    compiled kernels release the GIL), in order."""
+    n = len(texts)
+    if workers <= 1 or n < 2 * workers or not compiled(cfg, docs):
+        return [shingle_sets_flat(texts, cfg, docs)]
+    cuts = np.linspace(0, n, workers + 1).astype(int)
+    with ThreadPoolExecutor(workers, thread_name_prefix="taomi-verify") as pool:
+        return list(pool.map(lambda k: shingle_sets_flat(texts.slice(cuts[k], cuts[k + 1] - cuts[k]), cfg, docs),
+                             range(workers)))
+
+
+def verify(cand: np.ndarray, fetch_texts: FetchTexts, cfg: DedupConfig, workers: int = 1
+           ) -> tuple[np.ndarray, np.ndarray]:
     """(verified pairs, similarities): every candidate (doc ids) checked by exact Jaccard of its
-    shingle sets. Texts are fetched `batch_docs` at a time and kept only as sorted hash arrays."""
+    shingle sets. Texts are fetched `batch_docs` at a time and kept only as sorted hash arrays;
+    with `workers` > 1 and an Arrow column, threads shingle slices of each batch."""
     involved = np.unique(cand.ravel())
     hashes, offsets = [], [np.zeros(1, dtype=np.int64)]
     base = 0
     for lo in range(0, len(involved), cfg.batch_docs):
-        h, o = shingle_sets_flat(fetch_texts(involved[lo:lo + cfg.batch_docs]), cfg, len(involved))
-        hashes.append(h)
-        offsets.append(o[1:] + base)
-        base += len(h)
+        texts = fetch_texts(involved[lo:lo + cfg.batch_docs])
+        parts = (_sets_parallel(texts, cfg, len(involved), workers) if not isinstance(texts, list)
+                 else [shingle_sets_flat(texts, cfg, len(involved))])
+        for h, o in parts:
+            hashes.append(h)
+            offsets.append(o[1:] + base)
+            base += len(h)
     flat = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
     offs = np.concatenate(offsets)
     rows = np.searchsorted(involved, cand)
@@ -144,10 +161,10 @@ def near_duplicates(doc_ids: np.ndarray, n_shingles: np.ndarray, sigs: np.ndarra
 
 
 def finish(cand: np.ndarray, rank: dict[int, float], fetch_texts: FetchTexts, cfg: DedupConfig,
-           bands: int, rows: int, seconds: dict[str, float]) -> NearResult:
+           bands: int, rows: int, seconds: dict[str, float], workers: int = 1) -> NearResult:
     """verify -> cluster, from candidate pairs of doc ids."""
     t = time.perf_counter()
-    edges, sims = verify(cand, fetch_texts, cfg)
+    edges, sims = verify(cand, fetch_texts, cfg, workers)
     seconds["verify"] = time.perf_counter() - t
     t = time.perf_counter()
     decisions = decide(edges, sims, rank)

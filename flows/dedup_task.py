@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -85,6 +86,12 @@ def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | 
     return done
 
 
+# Signed batches that may wait for the writer: enough that signing goes on while DuckDB runs a
+# checkpoint (a commit that crosses its WAL threshold takes ~4x a plain one), few enough that
+# memory stays a few batches of signatures.
+WRITES_IN_FLIGHT = 3
+
+
 def _sign_pipelined(con, corpus: str, cfg: DedupConfig, progress: Progress | None, res: Resources,
                     lo: int | None, hi: int | None, on_batch: OnBatch | None) -> int:
     key = cfg.signature_key()
@@ -98,7 +105,7 @@ def _sign_pipelined(con, corpus: str, cfg: DedupConfig, progress: Progress | Non
     read_pool = ThreadPoolExecutor(1, thread_name_prefix="taomi-read")
     write_pool = ThreadPoolExecutor(1, thread_name_prefix="taomi-write")
     done = 0
-    pending = None
+    pending: deque = deque()
     try:
         nxt = read_pool.submit(store.unsigned_texts, reader, corpus, key, *ranges[0]) if ranges else None
         for r in range(len(ranges)):
@@ -106,16 +113,16 @@ def _sign_pipelined(con, corpus: str, cfg: DedupConfig, progress: Progress | Non
             if r + 1 < len(ranges):
                 nxt = read_pool.submit(store.unsigned_texts, reader, corpus, key, *ranges[r + 1])
             n_sh, sigs = signatures_arrow(column, cfg, res.workers, docs=total)
-            if pending is not None:
-                pending.result()  # errors surface here; at most one batch waits to be written
-            pending = write_pool.submit(store.write_signatures, writer, corpus, key, ids, n_sh, sigs)
+            while len(pending) >= WRITES_IN_FLIGHT:
+                pending.popleft().result()  # errors surface here
+            pending.append(write_pool.submit(store.write_signatures, writer, corpus, key, ids, n_sh, sigs))
             if on_batch:
                 on_batch(ids, n_sh, sigs)
             done += len(ids)
             if progress:
                 progress("sign", done, total)
-        if pending is not None:
-            pending.result()
+        while pending:
+            pending.popleft().result()
     finally:
         read_pool.shutdown(wait=True)
         write_pool.shutdown(wait=True)  # the insert in flight ends (commits or rolls back) first
@@ -271,7 +278,7 @@ def _dedup(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig, chas
     cand, bands, rows, n_empty, out_of_core = _band_candidates(con, corpus, cfg, ex_drop, res, gathered)
     seconds["band"] = time.perf_counter() - t
     rank_of = dict(zip(docs["doc_id"].tolist(), rank.tolist())) if len(cand) else {}
-    near = finish(cand, rank_of, lambda d: store.texts_arrow(con, corpus, d), cfg, bands, rows, seconds)
+    near = finish(cand, rank_of, lambda d: store.texts_arrow(con, corpus, d), cfg, bands, rows, seconds, res.workers)
 
     t = time.perf_counter()
     dec = near.decisions

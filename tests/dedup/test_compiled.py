@@ -240,3 +240,29 @@ def test_compiled_banding_gives_the_reference_keys_and_pairs(real_texts, bands, 
     got = candidate_pairs_from_keys(keys, ids, jit=True)
     assert len(want) > 2 * MAX_BUCKET_ALL_PAIRS and np.array_equal(got, want)
     assert np.array_equal(candidate_pairs_from_keys(keys[:1], ids[:1], jit=True), np.empty((0, 2), np.int64))
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_verify_on_threads_gives_the_same_pairs(real_texts, workers, monkeypatch):
+    """Exact verification with shingle sets built on `workers` threads: the same verified pairs
+    and similarities as one thread (candidates: every pair among edited copies and others)."""
+    import dedup.pipeline
+    from dedup.pipeline import verify
+
+    monkeypatch.setattr(kernel, "FORCED", True)  # the compiled path (threads) at any job size
+    calls = []
+    real = dedup.pipeline.shingle_sets_flat
+    monkeypatch.setattr(dedup.pipeline, "shingle_sets_flat", lambda *a: calls.append(len(a[0])) or real(*a))
+
+    texts = real_texts[:300] + [t.replace(" the ", " a ", 1) for t in real_texts[:300]]
+    ids = np.arange(len(texts), dtype=np.int64) * 3 + 5
+    col = pa.array(texts)
+    by_id = dict(zip(ids.tolist(), range(len(texts))))
+    fetch = lambda d: col.take(pa.array([by_id[x] for x in d.tolist()]))
+    cand = np.stack((ids[:300], ids[300:]), axis=1)
+    cand = np.concatenate((cand, np.stack((ids[:299], ids[1:300]), axis=1)))
+    cfg = DedupConfig(batch_docs=250)
+    one = verify(cand, fetch, cfg, 1)
+    many = verify(cand, fetch, cfg, workers)
+    assert len(one[0]) >= 250 and np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
+    assert len(calls) == 3 + 3 * workers  # 3 batches of involved docs: whole, then one slice per thread
