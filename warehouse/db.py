@@ -132,11 +132,23 @@ def connect(
             delay = min(delay * 2, 1.0)
         except duckdb.Error as exc:
             raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
+    _fit_threads(con)
     if not read_only and migrate_schema:
         from warehouse.schema import migrate
 
         migrate(con)
     return con
+
+
+def _fit_threads(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckDB starts one thread per core of the machine, also when this process may use fewer
+    (taskset, a container's cpuset): its threads then time-share those cores. Match them."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - no affinity API (macOS, Windows)
+        return
+    if cores < int(con.execute("SELECT current_setting('threads')").fetchall()[0][0]):
+        con.execute(f"SET threads = {max(1, cores)}")
 
 
 def open_read_only(path: str | os.PathLike | None = None, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:

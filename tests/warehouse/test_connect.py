@@ -1,0 +1,27 @@
+"""DuckDB's thread count follows the cores this process may use (taskset, container cpusets)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2
+                    or shutil.which("taskset") is None, reason="needs 2+ cores and taskset")
+def test_duckdb_threads_match_the_pinned_cores(tmp_path):
+    code = ("import sys; from warehouse.db import connect; con = connect(sys.argv[1]);"
+            "print(con.execute(\"SELECT current_setting('threads')\").fetchall()[0][0])")
+    db = str(tmp_path / "t.duckdb")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    pinned = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code, db], capture_output=True, text=True,
+                            check=True, cwd=ROOT, env=env)
+    free = subprocess.run([sys.executable, "-c", code, db], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    assert int(pinned.stdout.strip()) == 1
+    assert int(free.stdout.strip()) == min(len(os.sched_getaffinity(0)), os.cpu_count())
