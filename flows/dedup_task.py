@@ -145,7 +145,8 @@ class _BandKeys:
     def add(self, ids: np.ndarray, n_sh: np.ndarray, sigs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.empty += int((n_sh == 0).sum())
         keep = (n_sh > 0) & ~_member(ids, self.ex_sorted)
-        return ids[keep], band_keys(sigs[keep], self.bands, self.rows, jit=self.fast)
+        keys = band_keys(sigs, self.bands, self.rows, jit=self.fast)  # then filter: keys are 1/3 the bytes
+        return (ids, keys) if keep.all() else (ids[keep], keys[keep])
 
     def gather(self, ids: np.ndarray, n_sh: np.ndarray, sigs: np.ndarray) -> None:
         kept, keys = self.add(ids, n_sh, sigs)
