@@ -161,7 +161,7 @@ class _BandKeys:
         return candidate_pairs_from_keys(keys[order], ids[order], jit=self.fast)
 
 
-def _band_plan(con, corpus: str, cfg: DedupConfig, n_docs: int, res: Resources) -> tuple[int, int, bool]:
+def _band_plan(cfg: DedupConfig, n_docs: int, res: Resources) -> tuple[int, int, bool]:
     """(bands, rows, out_of_core): band keys are grouped in memory while they fit the budget."""
     bands, rows = band_params(cfg)
     return bands, rows, res.out_of_core(n_docs * (bands * 8 * 2 + 16))  # keys, the sort's copy, ids
@@ -174,7 +174,7 @@ def _band_candidates(con, corpus: str, cfg: DedupConfig, ex_drop: np.ndarray, re
     streamed back batch by batch (the signature matrix is never held whole); they are grouped in
     memory while they fit the budget, else in DuckDB (warehouse.band_store)."""
     n_docs = store.signature_count(con, corpus, cfg.signature_key())
-    bands, rows, out_of_core = _band_plan(con, corpus, cfg, n_docs, res)
+    bands, rows, out_of_core = _band_plan(cfg, n_docs, res)
     if gathered is not None:
         return gathered.candidates(), bands, rows, gathered.empty, False
     keys_of = _BandKeys(bands, rows, ex_drop, jit(n_docs))
@@ -208,7 +208,7 @@ def _member(ids: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Python's cyclic collector off for the run, back on (and run once) after. The run makes
+    """Python's cyclic collector off for the run, back on after. The run makes
     few cyclic objects (its memory is numpy arrays, freed by reference counting), but numba's
     loaded code adds ~80k long-lived objects that each full collection rescans: 0.07 s per pass,
     part of every `taomi dedup` (measured at 50k documents)."""
@@ -268,7 +268,7 @@ def _dedup(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig, chas
     # when they fit in memory; otherwise (some signatures stored before, or out of core) banding
     # streams the stored signatures.
     n_docs = len(docs["doc_id"])
-    bands, rows, out_of_core = _band_plan(con, corpus, cfg, n_docs, res)
+    bands, rows, out_of_core = _band_plan(cfg, n_docs, res)
     gathered = None
     if not out_of_core and store.signature_count(con, corpus, cfg.signature_key()) == 0:
         gathered = _BandKeys(bands, rows, ex_drop, jit(n_docs))
