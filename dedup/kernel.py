@@ -490,7 +490,7 @@ def _bucket_pairs(keys, max_all_pairs):
     `dedup.bands._pairs_in_runs`: every pair in a bucket of up to `max_all_pairs` members, else
     neighbours in row order plus the first member with each. Rows are grouped per column in an
     open-addressing hash table (members chained in row order) instead of an argsort; pairs may
-    repeat across columns."""
+    repeat across columns. (Plain loops, no slice assignments: they cost seconds of compile.)"""
     n, n_cols = keys.shape
     cap = 1
     while cap < 2 * n:
@@ -503,17 +503,21 @@ def _bucket_pairs(keys, max_all_pairs):
     nxt = np.empty(n, dtype=np.int64)
     slot_of = np.empty(n, dtype=np.int64)
     members = np.empty(n, dtype=np.int64)
-    out = np.empty((max(n, 16), 2), dtype=np.int64)
+    first = np.empty(max(n, 16), dtype=np.int64)
+    second = np.empty(max(n, 16), dtype=np.int64)
     found = 0
     for c in range(n_cols):
-        slot_head[:] = -1
+        for s in range(cap):
+            slot_head[s] = -1
         for i in range(n):
             k = keys[i, c]
             s = np.int64(k & np.uint64(mask))
             while slot_head[s] >= 0 and slot_key[s] != k:
                 s = (s + 1) & mask
             if slot_head[s] < 0:
-                slot_key[s], slot_head[s], slot_size[s] = k, i, 1
+                slot_key[s] = k
+                slot_head[s] = i
+                slot_size[s] = 1
             else:
                 nxt[slot_tail[s]] = i
                 slot_size[s] += 1
@@ -532,23 +536,34 @@ def _bucket_pairs(keys, max_all_pairs):
                 m += 1
                 j = nxt[j]
             more = size * (size - 1) // 2 if size <= max_all_pairs else 2 * size - 3
-            if found + more > len(out):
-                grown = np.empty((max(2 * len(out), found + more), 2), dtype=np.int64)
-                grown[:found] = out[:found]
-                out = grown
+            if found + more > len(first):
+                grown = max(2 * len(first), found + more)
+                first2 = np.empty(grown, dtype=np.int64)
+                second2 = np.empty(grown, dtype=np.int64)
+                for q in range(found):
+                    first2[q] = first[q]
+                    second2[q] = second[q]
+                first, second = first2, second2
             if size <= max_all_pairs:
                 for a in range(size - 1):
                     for b in range(a + 1, size):
-                        out[found, 0], out[found, 1] = members[a], members[b]
+                        first[found] = members[a]
+                        second[found] = members[b]
                         found += 1
             else:
                 for a in range(size - 1):
-                    out[found, 0], out[found, 1] = members[a], members[a + 1]
+                    first[found] = members[a]
+                    second[found] = members[a + 1]
                     found += 1
                 for b in range(2, size):
-                    out[found, 0], out[found, 1] = members[0], members[b]
+                    first[found] = members[0]
+                    second[found] = members[b]
                     found += 1
-    return out[:found].copy()
+    out = np.empty((found, 2), dtype=np.int64)
+    for q in range(found):
+        out[q, 0] = first[q]
+        out[q, 1] = second[q]
+    return out
 
 
 def loaded() -> bool:
