@@ -566,6 +566,69 @@ def _bucket_pairs(keys, max_all_pairs):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _jaccard_pairs(hashes, offsets, ra, rb):
+    """Exact Jaccard of the shingle sets of segments ra[i] and rb[i] of `hashes`, which need be
+    neither sorted nor unique: one small open-addressing set per pair (slots tagged 1 = in A,
+    2 = only in B, 3 = in both), cleared through the list of slots it touched. The same integers,
+    hence the same floats, as `_jaccard_rows` on sorted unique sets (an empty set: 0)."""
+    longest = 0
+    for d in range(len(offsets) - 1):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    cap = 16
+    while cap < 4 * longest:
+        cap *= 2
+    mask = np.uint64(cap - 1)
+    keys = np.empty(cap, dtype=np.uint64)
+    tag = np.zeros(cap, dtype=np.uint8)
+    touched = np.empty(2 * longest + 1, dtype=np.int64)
+    out = np.zeros(len(ra), dtype=np.float64)
+    for i in range(len(ra)):
+        a0, a1 = offsets[ra[i]], offsets[ra[i] + 1]
+        b0, b1 = offsets[rb[i]], offsets[rb[i] + 1]
+        if a1 == a0 or b1 == b0:
+            continue
+        n_touched = 0
+        n_a = 0
+        for q in range(a0, a1):
+            h = hashes[q]
+            s = np.int64(h & mask)
+            while tag[s] != 0 and keys[s] != h:
+                s = (s + 1) & (cap - 1)
+            if tag[s] == 0:
+                tag[s] = 1
+                keys[s] = h
+                touched[n_touched] = s
+                n_touched += 1
+                n_a += 1
+        inter = 0
+        b_only = 0
+        for q in range(b0, b1):
+            h = hashes[q]
+            s = np.int64(h & mask)
+            while tag[s] != 0 and keys[s] != h:
+                s = (s + 1) & (cap - 1)
+            if tag[s] == 0:
+                tag[s] = 2
+                keys[s] = h
+                touched[n_touched] = s
+                n_touched += 1
+                b_only += 1
+            elif tag[s] == 1:
+                tag[s] = 3
+                inter += 1
+        out[i] = inter / (n_a + b_only)
+        for t in range(n_touched):
+            tag[touched[t]] = 0
+    return out
+
+
+def jaccard_pairs(hashes: np.ndarray, offsets: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    """Exact Jaccard per pair of segment rows of raw (unsorted, repeated) shingle hashes: the
+    values `jaccard_rows` gives on the sorted unique sets, without sorting each document."""
+    return _jaccard_pairs(hashes, offsets, ra.astype(np.int64), rb.astype(np.int64))
+
+
 def loaded() -> bool:
     """Whether this process has the compiled code loaded already (numba's first call in a process
     costs ~0.7 s to set up its target context, cached machine code or not)."""
@@ -598,6 +661,7 @@ def warm() -> None:
     h, o = shingle_texts(["warm up the kernel cache now please"], cfg)
     uh, uo = unique_per_doc(h, o)
     jaccard_rows(uh, uo, np.zeros(1, np.int64), np.zeros(1, np.int64))
+    jaccard_pairs(h, o, np.zeros(1, np.int64), np.zeros(1, np.int64))
     sigs = sign_texts(["warm up the kernel cache"] * 2, cfg)[1]
     _bucket_pairs(_band_keys(sigs, 16, 8, np.ones(8, dtype=np.uint64)), 64)
     import pyarrow as pa

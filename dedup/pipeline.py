@@ -112,38 +112,45 @@ def band_params(cfg: DedupConfig) -> tuple[int, int]:
     return choose_bands(cfg.threshold, cfg.num_perm)
 
 
-def _sets_parallel(texts, cfg: DedupConfig, docs: int, workers: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`shingle_sets_flat` of contiguous slices of an Arrow text column on `workers` threads (the
-    compiled kernels release the GIL), in order."""
+# Candidates per involved document up to which verification puts each pair's two raw shingle
+# lists in a small hash set (~2 us a pair) instead of sorting every document's set once (~10 us
+# a document); the same similarities either way (tested).
+HASHED_PAIRS_PER_DOC = 4
+
+
+def _sets_parallel(texts, cfg: DedupConfig, docs: int, workers: int, sets) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`sets(texts, cfg, docs)` (shingle hashes and offsets) of contiguous slices of an Arrow text
+    column on `workers` threads (the compiled kernels release the GIL), in order."""
     n = len(texts)
-    if workers <= 1 or n < 2 * workers or not compiled(cfg, docs):
-        return [shingle_sets_flat(texts, cfg, docs)]
+    if workers <= 1 or n < 2 * workers or not compiled(cfg, docs) or isinstance(texts, list):
+        return [sets(texts, cfg, docs)]
     cuts = np.linspace(0, n, workers + 1).astype(int)
     with ThreadPoolExecutor(workers, thread_name_prefix="taomi-verify") as pool:
-        return list(pool.map(lambda k: shingle_sets_flat(texts.slice(cuts[k], cuts[k + 1] - cuts[k]), cfg, docs),
+        return list(pool.map(lambda k: sets(texts.slice(cuts[k], cuts[k + 1] - cuts[k]), cfg, docs),
                              range(workers)))
 
 
 def verify(cand: np.ndarray, fetch_texts: FetchTexts, cfg: DedupConfig, workers: int = 1
            ) -> tuple[np.ndarray, np.ndarray]:
     """(verified pairs, similarities): every candidate (doc ids) checked by exact Jaccard of its
-    shingle sets. Texts are fetched `batch_docs` at a time and kept only as sorted hash arrays;
-    with `workers` > 1 and an Arrow column, threads shingle slices of each batch."""
+    shingle sets. Texts are fetched `batch_docs` at a time and kept only as hash arrays (sorted
+    unique sets, or the raw lists when there are few candidates per document: see
+    HASHED_PAIRS_PER_DOC); with `workers` > 1 and an Arrow column, threads shingle slices of each batch."""
     involved = np.unique(cand.ravel())
+    by_pair = compiled(cfg, len(involved)) and len(cand) <= HASHED_PAIRS_PER_DOC * len(involved)
+    sets = shingles if by_pair else shingle_sets_flat
     hashes, offsets = [], [np.zeros(1, dtype=np.int64)]
     base = 0
     for lo in range(0, len(involved), cfg.batch_docs):
-        texts = fetch_texts(involved[lo:lo + cfg.batch_docs])
-        parts = (_sets_parallel(texts, cfg, len(involved), workers) if not isinstance(texts, list)
-                 else [shingle_sets_flat(texts, cfg, len(involved))])
-        for h, o in parts:
+        for h, o in _sets_parallel(fetch_texts(involved[lo:lo + cfg.batch_docs]), cfg, len(involved), workers, sets):
             hashes.append(h)
             offsets.append(o[1:] + base)
             base += len(h)
     flat = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
     offs = np.concatenate(offsets)
     rows = np.searchsorted(involved, cand)
-    return verify_flat(cand, rows, flat, offs, cfg.threshold, jit=compiled(cfg, len(involved)))
+    return verify_flat(cand, rows, flat, offs, cfg.threshold, jit=compiled(cfg, len(involved)),
+                       sorted_sets=not by_pair)
 
 
 def near_duplicates(doc_ids: np.ndarray, n_shingles: np.ndarray, sigs: np.ndarray, rank: dict[int, float],

@@ -14,15 +14,18 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def verify_flat(pairs: np.ndarray, rows: np.ndarray, hashes: np.ndarray, offsets: np.ndarray,
-                threshold: float, jit: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                threshold: float, jit: bool = True, sorted_sets: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(verified pairs, their similarities): the candidates whose exact Jaccard >= threshold. The
-    sets are one flat array of sorted unique hashes per segment; `rows[i]` gives the segments of
-    `pairs[i]`. Every candidate is checked: an unverified band collision is never an edge."""
+    sets are one flat array of hashes per segment, sorted and unique (or, `sorted_sets=False`,
+    raw shingle lists, compiled path only); `rows[i]` gives the segments of `pairs[i]`. Every
+    candidate is checked: an unverified band collision is never an edge."""
     from dedup import kernel
 
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.empty(0, dtype=np.float64)
-    if jit and kernel.AVAILABLE:
+    if not sorted_sets:
+        sims = kernel.jaccard_pairs(hashes, offsets, rows[:, 0], rows[:, 1])
+    elif jit and kernel.AVAILABLE:
         sims = kernel.jaccard_rows(hashes, offsets, rows[:, 0], rows[:, 1])
     else:
         sims = np.fromiter((jaccard(hashes[offsets[a]:offsets[a + 1]], hashes[offsets[b]:offsets[b + 1]])

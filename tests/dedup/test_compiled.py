@@ -139,6 +139,14 @@ def test_flat_sets_and_jaccard_match_reference(real_texts):
     got = kernel.jaccard_rows(flat, offs, ra, rb)
     want = [jaccard(sets[a], sets[b]) for a, b in zip(ra, rb)]
     assert np.allclose(got, want, rtol=0, atol=0)
+    # raw shingle lists (unsorted, repeats, empty documents), one hash set per pair: the same floats
+    raw, raw_offs = kernel.shingle_texts(texts + ["a b c d e f a b c d e f a b c d e f", "", "x"], cfg)
+    ra = np.concatenate((ra, [len(texts), len(texts), len(texts) + 1, len(texts) + 2]))
+    rb = np.concatenate((rb, [len(texts), 0, 3, len(texts) + 2]))
+    sets = sets + shingle_sets(["a b c d e f a b c d e f a b c d e f", "", "x"], cfg)
+    by_pair = kernel.jaccard_pairs(raw, raw_offs, ra, rb)
+    assert np.array_equal(by_pair, [jaccard(sets[a], sets[b]) for a, b in zip(ra, rb)])
+    assert by_pair[-4] == 1.0 and by_pair[-2] == 0.0 and by_pair[-1] == 1.0
 
 
 def test_numpy_fallback_gives_the_same_signatures(real_texts, tmp_path):
@@ -243,26 +251,38 @@ def test_compiled_banding_gives_the_reference_keys_and_pairs(real_texts, bands, 
 
 
 @pytest.mark.parametrize("workers", [2, 3])
-def test_verify_on_threads_gives_the_same_pairs(real_texts, workers, monkeypatch):
-    """Exact verification with shingle sets built on `workers` threads: the same verified pairs
-    and similarities as one thread (candidates: every pair among edited copies and others)."""
+def test_verify_on_threads_and_by_pair_gives_the_same_pairs(real_texts, workers, monkeypatch):
+    """Exact verification with shingle sets built on `workers` threads, by sorted sets or by a hash
+    set per pair (few candidates per document): the same verified pairs and similarities as one
+    thread on sorted sets (candidates: edited copies, neighbours, and the non-ASCII/edge texts)."""
     import dedup.pipeline
     from dedup.pipeline import verify
 
     monkeypatch.setattr(kernel, "FORCED", True)  # the compiled path (threads) at any job size
-    calls = []
-    real = dedup.pipeline.shingle_sets_flat
-    monkeypatch.setattr(dedup.pipeline, "shingle_sets_flat", lambda *a: calls.append(len(a[0])) or real(*a))
+    calls = {"sorted": 0, "raw": 0}
+    real_sets, real_raw = dedup.pipeline.shingle_sets_flat, dedup.pipeline.shingles
+    monkeypatch.setattr(dedup.pipeline, "shingle_sets_flat",
+                        lambda *a: calls.__setitem__("sorted", calls["sorted"] + 1) or real_sets(*a))
+    monkeypatch.setattr(dedup.pipeline, "shingles", lambda *a: calls.__setitem__("raw", calls["raw"] + 1) or real_raw(*a))
 
-    texts = real_texts[:300] + [t.replace(" the ", " a ", 1) for t in real_texts[:300]]
+    texts = real_texts[:300] + [t.replace(" the ", " a ", 1) for t in real_texts[:300]] + real_texts[-60:]
     ids = np.arange(len(texts), dtype=np.int64) * 3 + 5
     col = pa.array(texts)
     by_id = dict(zip(ids.tolist(), range(len(texts))))
     fetch = lambda d: col.take(pa.array([by_id[x] for x in d.tolist()]))
-    cand = np.stack((ids[:300], ids[300:]), axis=1)
-    cand = np.concatenate((cand, np.stack((ids[:299], ids[1:300]), axis=1)))
+    cand = np.concatenate((np.stack((ids[:300], ids[300:600]), axis=1), np.stack((ids[:299], ids[1:300]), axis=1),
+                           np.stack((ids[600:-1], ids[601:]), axis=1)))
     cfg = DedupConfig(batch_docs=250)
-    one = verify(cand, fetch, cfg, 1)
-    many = verify(cand, fetch, cfg, workers)
-    assert len(one[0]) >= 250 and np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1])
-    assert len(calls) == 3 + 3 * workers  # 3 batches of involved docs: whole, then one slice per thread
+    results = {}
+    for per_doc, how in ((0, "sorted"), (10**6, "raw")):
+        monkeypatch.setattr(dedup.pipeline, "HASHED_PAIRS_PER_DOC", per_doc)
+        before = dict(calls)
+        results[how, 1] = verify(cand, fetch, cfg, 1)
+        results[how, workers] = verify(cand, fetch, cfg, workers)
+        # 3 batches of involved docs: each whole on one thread, then one slice per thread
+        assert calls[how] - before[how] == 3 + 3 * workers
+        assert how == "sorted" or calls["sorted"] == before["sorted"]  # (sorted sets shingle through `shingles`)
+    want = results["sorted", 1]
+    assert len(want[0]) >= 250 and 0 < np.min(want[1])
+    for got in results.values():
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
