@@ -225,11 +225,14 @@ def _decode(buf, j, c):
 @njit(cache=True, nogil=True)
 def fold_docs(buf, starts, ends, t_off, t_len, pool):
     """Unicode folding per code point (dedup.unifold) of documents buf[starts[i]:ends[i]]:
-    (folded bytes, starts, ends, ok). ok[i] False: a code point without a table entry (the
-    document needs the Python reference); its span is empty."""
+    (folded bytes, starts, ends, ok, same). ok[i] False: a code point without a table entry (the
+    document needs the Python reference). same[i] True: every code point folds to itself (é, 数,
+    most emoji), so the document is its own folded form and is not copied. Either way its span in
+    the folded bytes is empty."""
     n = len(starts)
     limit = len(t_len)
     ok = np.ones(n, dtype=np.bool_)
+    same = np.ones(n, dtype=np.bool_)
     sizes = np.zeros(n, dtype=np.int64)
     for i in range(n):
         j = starts[i]
@@ -244,9 +247,16 @@ def fold_docs(buf, starts, ends, t_off, t_len, pool):
             if cp >= limit or t_len[cp] < 0:
                 ok[i] = False
                 break
+            if same[i]:
+                if t_len[cp] != k:
+                    same[i] = False
+                else:
+                    for q in range(k):
+                        if pool[t_off[cp] + q] != buf[j + q]:
+                            same[i] = False
             size += t_len[cp]
             j += k
-        sizes[i] = size if ok[i] else 0
+        sizes[i] = size if ok[i] and not same[i] else 0
     new_starts = np.zeros(n, dtype=np.int64)
     pos = 0
     for i in range(n):
@@ -254,7 +264,7 @@ def fold_docs(buf, starts, ends, t_off, t_len, pool):
         pos += sizes[i]
     out = np.empty(max(pos, 1), dtype=np.uint8)
     for i in range(n):
-        if not ok[i]:
+        if not ok[i] or same[i]:
             continue
         w = new_starts[i]
         j = starts[i]
@@ -271,7 +281,7 @@ def fold_docs(buf, starts, ends, t_off, t_len, pool):
                 out[w + q] = pool[o + q]
             w += t_len[cp]
             j += k
-    return out, new_starts, new_starts + sizes, ok
+    return out, new_starts, new_starts + sizes, ok, same & ok
 
 
 # ---- batch wrappers: texts or an Arrow string column in, arrays out --------------------------
@@ -310,9 +320,10 @@ def _normalized(texts: list[str], cfg) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def _segments(buf, starts, ends, cfg, texts_of) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(buffer, starts, ends, document indices) pieces that together cover every document, folded:
-    ASCII documents in place, non-ASCII ones folded by the compiled table (dedup.unifold) where
-    every code point has an entry, the rest by the Python reference (`texts_of(indices)` gives
-    their texts). No piece copies the input buffer."""
+    ASCII documents (and those whose code points all fold to themselves) in place, other non-ASCII
+    ones folded by the compiled table (dedup.unifold) where every code point has an entry, the
+    rest by the Python reference (`texts_of(indices)` gives their texts). No piece copies the
+    input buffer."""
     everyone = np.arange(len(starts), dtype=np.int64)
     if not (cfg.nfkc or cfg.casefold or cfg.fold_punctuation):
         return [(buf, starts, ends, everyone)]
@@ -321,11 +332,14 @@ def _segments(buf, starts, ends, cfg, texts_of) -> list[tuple[np.ndarray, np.nda
         return [(buf, starts, ends, everyone)]
     from dedup.unifold import table
 
-    plain, wide = np.flatnonzero(~wide_mask), np.flatnonzero(wide_mask)
-    out = [(buf, starts[plain], ends[plain], plain)]
+    wide = np.flatnonzero(wide_mask)
     t_off, t_len, pool = table(cfg.nfkc, cfg.casefold, cfg.fold_punctuation)
-    fbuf, fs, fe, ok = fold_docs(_ro(buf), starts[wide], ends[wide], t_off, t_len, pool)
-    out.append((fbuf, fs[ok], fe[ok], wide[ok]))
+    fbuf, fs, fe, ok, same = fold_docs(_ro(buf), starts[wide], ends[wide], t_off, t_len, pool)
+    wide_mask[wide[same]] = False  # folding leaves these as they are: signed in place like ASCII
+    plain = np.flatnonzero(~wide_mask)
+    out = [(buf, starts[plain], ends[plain], plain)]
+    folded = ok & ~same
+    out.append((fbuf, fs[folded], fe[folded], wide[folded]))
     slow = wide[~ok]
     if len(slow):
         out.append((*_normalized(texts_of(slow), cfg), slow))
