@@ -456,13 +456,18 @@ def _unique_per_doc(hashes, offsets):
     return out[:pos].copy(), new_off
 
 
+@njit(cache=True, inline="always")
+def _pair_spans(offsets, a, b):
+    """(a0, a1, b0, b1): where segments a and b lie in a flat array with `offsets`."""
+    return offsets[a], offsets[a + 1], offsets[b], offsets[b + 1]
+
+
 @njit(cache=True, nogil=True)
 def _jaccard_rows(hashes, offsets, ra, rb):
     """Exact Jaccard of sorted unique segments ra[i] and rb[i] (an empty set: 0)."""
     out = np.zeros(len(ra), dtype=np.float64)
     for i in range(len(ra)):
-        a0, a1 = offsets[ra[i]], offsets[ra[i] + 1]
-        b0, b1 = offsets[rb[i]], offsets[rb[i] + 1]
+        a0, a1, b0, b1 = _pair_spans(offsets, ra[i], rb[i])
         if a1 == a0 or b1 == b0:
             continue
         inter = 0
@@ -498,6 +503,15 @@ def _band_keys(sigs, bands, rows, row_mult):
     return keys
 
 
+@njit(cache=True, inline="always")
+def _pow2(n):
+    """The smallest power of two >= n (hash table sizes)."""
+    cap = 1
+    while cap < n:
+        cap *= 2
+    return cap
+
+
 @njit(cache=True, nogil=True)
 def _bucket_pairs(keys, max_all_pairs):
     """(i, j) row pairs, i < j, that share a key in some column of `keys`, by the rule of
@@ -506,9 +520,7 @@ def _bucket_pairs(keys, max_all_pairs):
     open-addressing hash table (members chained in row order) instead of an argsort; pairs may
     repeat across columns. (Plain loops, no slice assignments: they cost seconds of compile.)"""
     n, n_cols = keys.shape
-    cap = 1
-    while cap < 2 * n:
-        cap *= 2
+    cap = _pow2(2 * n)
     mask = cap - 1
     slot_key = np.empty(cap, dtype=np.uint64)
     slot_head = np.empty(cap, dtype=np.int64)
@@ -589,49 +601,36 @@ def _jaccard_pairs(hashes, offsets, ra, rb):
     longest = 0
     for d in range(len(offsets) - 1):
         longest = max(longest, offsets[d + 1] - offsets[d])
-    cap = 16
-    while cap < 4 * longest:
-        cap *= 2
-    mask = np.uint64(cap - 1)
+    cap = _pow2(max(16, 4 * longest))  # two documents' distinct hashes fill at most half
+    mask = cap - 1
     keys = np.empty(cap, dtype=np.uint64)
     tag = np.zeros(cap, dtype=np.uint8)
     touched = np.empty(2 * longest + 1, dtype=np.int64)
+    new = np.zeros(3, dtype=np.int64)
     out = np.zeros(len(ra), dtype=np.float64)
     for i in range(len(ra)):
-        a0, a1 = offsets[ra[i]], offsets[ra[i] + 1]
-        b0, b1 = offsets[rb[i]], offsets[rb[i] + 1]
-        if a1 == a0 or b1 == b0:
+        a0, a1, b0, b1 = _pair_spans(offsets, ra[i], rb[i])
+        if min(a1 - a0, b1 - b0) == 0:  # an empty set: 0
             continue
         n_touched = 0
-        n_a = 0
-        for q in range(a0, a1):
-            h = hashes[q]
-            s = np.int64(h & mask)
-            while tag[s] != 0 and keys[s] != h:
-                s = (s + 1) & (cap - 1)
-            if tag[s] == 0:
-                tag[s] = 1
-                keys[s] = h
-                touched[n_touched] = s
-                n_touched += 1
-                n_a += 1
+        new[1] = new[2] = 0  # distinct hashes first seen in A (1), in B only (2)
         inter = 0
-        b_only = 0
-        for q in range(b0, b1):
-            h = hashes[q]
-            s = np.int64(h & mask)
+        for q in range(a0, a1 + b1 - b0):
+            side = 1 if q < a1 else 2
+            h = hashes[q] if q < a1 else hashes[b0 + q - a1]
+            s = np.int64(h & np.uint64(mask))
             while tag[s] != 0 and keys[s] != h:
-                s = (s + 1) & (cap - 1)
+                s = (s + 1) & mask
             if tag[s] == 0:
-                tag[s] = 2
+                tag[s] = side
                 keys[s] = h
                 touched[n_touched] = s
                 n_touched += 1
-                b_only += 1
-            elif tag[s] == 1:
+                new[side] += 1
+            elif side == 2 and tag[s] == 1:
                 tag[s] = 3
                 inter += 1
-        out[i] = inter / (n_a + b_only)
+        out[i] = inter / (new[1] + new[2])
         for t in range(n_touched):
             tag[touched[t]] = 0
     return out
