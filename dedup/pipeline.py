@@ -90,14 +90,19 @@ def signatures_arrow(column, cfg: DedupConfig, workers: int = 1, docs: int | Non
     rows are identical whatever the number of workers."""
     if not compiled(cfg, _job(column, docs)):
         return _signatures_numpy([t or "" for t in column.to_pylist()], cfg)
+    parts = _on_slices(column, workers, lambda part: kernel.sign_arrow(part, cfg))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _on_slices(column, workers: int, work) -> list:
+    """`work` of contiguous slices of an Arrow column on `workers` threads (the compiled kernels
+    release the GIL), results in order; the whole column on this thread when it is too short."""
     n = len(column)
     if workers <= 1 or n < 2 * workers:
-        return kernel.sign_arrow(column, cfg)
+        return [work(column)]
     cuts = np.linspace(0, n, workers + 1).astype(int)
-    with ThreadPoolExecutor(workers) as pool:
-        parts = list(pool.map(lambda k: kernel.sign_arrow(column.slice(cuts[k], cuts[k + 1] - cuts[k]), cfg),
-                              range(workers)))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    with ThreadPoolExecutor(workers, thread_name_prefix="taomi-slice") as pool:
+        return list(pool.map(lambda k: work(column.slice(cuts[k], cuts[k + 1] - cuts[k])), range(workers)))
 
 
 def shingle_sets_flat(texts, cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -118,18 +123,6 @@ def band_params(cfg: DedupConfig) -> tuple[int, int]:
 HASHED_PAIRS_PER_DOC = 4
 
 
-def _sets_parallel(texts, cfg: DedupConfig, docs: int, workers: int, sets) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`sets(texts, cfg, docs)` (shingle hashes and offsets) of contiguous slices of an Arrow text
-    column on `workers` threads (the compiled kernels release the GIL), in order."""
-    n = len(texts)
-    if workers <= 1 or n < 2 * workers or not compiled(cfg, docs) or isinstance(texts, list):
-        return [sets(texts, cfg, docs)]
-    cuts = np.linspace(0, n, workers + 1).astype(int)
-    with ThreadPoolExecutor(workers, thread_name_prefix="taomi-verify") as pool:
-        return list(pool.map(lambda k: sets(texts.slice(cuts[k], cuts[k + 1] - cuts[k]), cfg, docs),
-                             range(workers)))
-
-
 def verify(cand: np.ndarray, fetch_texts: FetchTexts, cfg: DedupConfig, workers: int = 1
            ) -> tuple[np.ndarray, np.ndarray]:
     """(verified pairs, similarities): every candidate (doc ids) checked by exact Jaccard of its
@@ -142,7 +135,9 @@ def verify(cand: np.ndarray, fetch_texts: FetchTexts, cfg: DedupConfig, workers:
     hashes, offsets = [], [np.zeros(1, dtype=np.int64)]
     base = 0
     for lo in range(0, len(involved), cfg.batch_docs):
-        for h, o in _sets_parallel(fetch_texts(involved[lo:lo + cfg.batch_docs]), cfg, len(involved), workers, sets):
+        texts = fetch_texts(involved[lo:lo + cfg.batch_docs])
+        threads = workers if compiled(cfg, len(involved)) and not isinstance(texts, list) else 1
+        for h, o in _on_slices(texts, threads, lambda part: sets(part, cfg, len(involved))):
             hashes.append(h)
             offsets.append(o[1:] + base)
             base += len(h)

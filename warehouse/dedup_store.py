@@ -1,6 +1,6 @@
 """Storage for deduplication: signatures (resumable, per batch), pairs, decisions, exports.
 
-Signatures are stored as BLOBs of num_perm little-endian uint32 (datasketch's hashvalues).
+Signatures are stored as UINTEGER[] lists of num_perm values (datasketch's hashvalues), uncompressed.
 Results of a run replace the previous results of the same corpus and config in one transaction.
 """
 
