@@ -10,18 +10,19 @@ import gc
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from dedup.bands import band_keys, candidate_pairs_from_keys, pairs_from_buckets
 from dedup.bands import unique_id_pairs as unique_ids
 from dedup.config import DedupConfig, Resources
 from dedup.decisions import merge_decisions
 from dedup.exact import exact_duplicates
-from dedup.pipeline import band_params, finish, jit, signatures_arrow
+from dedup.pipeline import NearResult, band_params, finish, jit, signatures_arrow
 from dedup.quality import quality_score
 from dedup.shingle import SHINGLE_VERSION
 from warehouse import band_store
@@ -29,6 +30,7 @@ from warehouse import dedup_store as store
 from warehouse.db import session, set_memory_limit
 from warehouse.outputs import check_file
 from warehouse.runlog import finish_run, last_ok_run, skip_run, stable_hash, start_run
+from warehouse.sql import arrow
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 OnBatch = Callable[[np.ndarray, np.ndarray, np.ndarray], None]  # (doc ids, n_shingles, signatures)
@@ -53,37 +55,87 @@ def _rank(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig) -> np
 def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | None = None,
                        res: Resources = Resources(), lo: int | None = None, hi: int | None = None,
                        on_batch: OnBatch | None = None) -> int:
-    """Signatures for every document (doc ids lo..hi if given) that has none under this config;
-    returns how many. Each batch is written in its own transaction on a second cursor, so a kill
+    """Signatures for every document (doc ids lo..hi if given) that has none under this config,
+    all stored when it returns; returns how many. See `signing`."""
+    with signing(con, corpus, cfg, progress, res, lo, hi, on_batch) as done:
+        return done
+
+
+@contextmanager
+def signing(con, corpus: str, cfg: DedupConfig, progress: Progress | None = None, res: Resources = Resources(),
+            lo: int | None = None, hi: int | None = None, on_batch: OnBatch | None = None) -> Iterator[int]:
+    """Signs every document (doc ids lo..hi if given) that has none under this config, then yields
+    how many. The last batches may still be being written during the block (2+ workers): a dedup
+    run bands and verifies meanwhile. They are committed when the block ends, and a write error is
+    raised there. Each batch is written in its own transaction on a second cursor, so a kill
     keeps the batches already written and a re-run signs only the rest.
 
-    One worker: texts stream out of DuckDB as Arrow batches, signed and written in turn (on one
-    core extra threads only add switching; measured, bench/RESULTS.md). More workers: a pipeline
-    of three stages on their own threads, so every core stays busy: a reader fetches the next
-    batch of texts (a doc-id range of the unsigned documents), `res.workers` threads sign the
+    The unsigned documents are read in doc-id ranges (`_reads`). One worker: each batch is read,
+    signed and written in turn (on one core extra threads only add switching; measured,
+    bench/RESULTS.md). More workers: a pipeline of three stages on their own threads, so every
+    core stays busy: a reader fetches the next batch of texts, `res.workers` threads sign the
     current one (the kernel releases the GIL), and a writer inserts the previous one. Batches are
     then smaller (about total / (4 x workers), at most `cfg.batch_docs`) so the pipeline fills fast.
 
     `on_batch(ids, n_shingles, sigs)` sees every signed batch (the dedup run builds band keys from
     them instead of reading the signatures back)."""
     key = cfg.signature_key()
-    if res.workers > 1:
-        return _sign_pipelined(con, corpus, cfg, progress, res, lo, hi, on_batch)
-    total = store.count_unsigned(con, corpus, key, lo, hi)
-    writer = con.cursor()
-    done = 0
+    ids, signed = store.signing_state(con, corpus, key, lo, hi)
+    missing = ids[~signed]
+    total = len(missing)
+    step = cfg.batch_docs if res.workers == 1 else min(cfg.batch_docs, max(1_000, -(-total // (4 * res.workers))))
+    reads = _reads(ids, missing, step)
+    reader, writer = con.cursor(), con.cursor()
+
+    def read(r: int) -> tuple[np.ndarray, pa.Array]:
+        first, last, plain = reads[r]
+        if not plain:
+            return store.unsigned_texts(reader, corpus, key, first, last)
+        got, column = store.texts_between(reader, corpus, first, last)
+        keep = _member(got, missing)
+        return (got, column) if keep.all() else (got[keep], column.filter(arrow(keep)))
+
+    def write(ids: np.ndarray, n_sh: np.ndarray, sigs: np.ndarray) -> None:
+        store.write_signatures(writer, corpus, key, ids, n_sh, sigs)
+
+    write_pool = ThreadPoolExecutor(1, thread_name_prefix="taomi-write") if res.workers > 1 else None
+    pending: deque = deque()
     try:
-        for ids, column in store.stream_unsigned_texts(con, corpus, key, cfg.batch_docs, lo, hi):
-            n_sh, sigs = signatures_arrow(column, cfg, 1, docs=total)
-            store.write_signatures(writer, corpus, key, ids, n_sh, sigs)
-            if on_batch:
-                on_batch(ids, n_sh, sigs)
-            done += len(ids)
-            if progress:
-                progress("sign", done, total)
+        if write_pool:
+            done = _sign_pipelined(read, lambda *b: write_pool.submit(write, *b), pending, len(reads), total, cfg,
+                                   res, progress, on_batch)
+        else:
+            done = 0
+            for r in range(len(reads)):
+                got, column = read(r)
+                n_sh, sigs = signatures_arrow(column, cfg, 1, docs=total)
+                write(got, n_sh, sigs)
+                if on_batch:
+                    on_batch(got, n_sh, sigs)
+                done += len(got)
+                if progress:
+                    progress("sign", done, total)
+        yield done
+        while pending:
+            pending.popleft().result()
     finally:
+        if write_pool:
+            write_pool.shutdown(wait=True)  # the insert in flight ends (commits or rolls back) first
+        reader.close()
         writer.close()
-    return done
+
+
+def _reads(ids: np.ndarray, missing: np.ndarray, step: int) -> list[tuple[int, int, bool]]:
+    """(first id, last id, plain) of each batch of about `step` unsigned documents (`missing`, of
+    the corpus's sorted `ids`). `plain`: the range holds at most as many signed documents as
+    unsigned ones, so it is read whole by a range scan and the signed ones dropped here; otherwise
+    (a sparse range) by the anti-join, which reads only what it needs but costs 3x per row."""
+    out = []
+    for b in range(0, len(missing), step):
+        first, last = int(missing[b]), int(missing[min(b + step, len(missing)) - 1])
+        span = int(np.searchsorted(ids, last, "right") - np.searchsorted(ids, first, "left"))
+        out.append((first, last, span <= 2 * min(step, len(missing) - b)))
+    return out
 
 
 # Signed batches that may wait for the writer: enough that signing goes on while DuckDB runs a
@@ -92,42 +144,30 @@ def compute_signatures(con, corpus: str, cfg: DedupConfig, progress: Progress | 
 WRITES_IN_FLIGHT = 3
 
 
-def _sign_pipelined(con, corpus: str, cfg: DedupConfig, progress: Progress | None, res: Resources,
-                    lo: int | None, hi: int | None, on_batch: OnBatch | None) -> int:
-    key = cfg.signature_key()
-    missing = store.missing_signature_ids(con, corpus, key)
-    if lo is not None:
-        missing = missing[(missing >= lo) & (missing <= hi)]
-    total = len(missing)
-    step = min(cfg.batch_docs, max(1_000, -(-total // (4 * res.workers))))
-    ranges = [(int(missing[b]), int(missing[min(b + step, total) - 1])) for b in range(0, total, step)]
-    reader, writer = con.cursor(), con.cursor()
+def _sign_pipelined(read: Callable[[int], tuple[np.ndarray, pa.Array]], submit_write: Callable[..., Future],
+                    pending: deque, n_reads: int, total: int, cfg: DedupConfig, res: Resources,
+                    progress: Progress | None, on_batch: OnBatch | None) -> int:
+    """Reads on a thread, signs on `res.workers` threads, hands each batch to `submit_write`;
+    returns with up to WRITES_IN_FLIGHT writes still in `pending`."""
     read_pool = ThreadPoolExecutor(1, thread_name_prefix="taomi-read")
-    write_pool = ThreadPoolExecutor(1, thread_name_prefix="taomi-write")
     done = 0
-    pending: deque = deque()
     try:
-        nxt = read_pool.submit(store.unsigned_texts, reader, corpus, key, *ranges[0]) if ranges else None
-        for r in range(len(ranges)):
+        nxt = read_pool.submit(read, 0) if n_reads else None
+        for r in range(n_reads):
             ids, column = nxt.result()
-            if r + 1 < len(ranges):
-                nxt = read_pool.submit(store.unsigned_texts, reader, corpus, key, *ranges[r + 1])
+            if r + 1 < n_reads:
+                nxt = read_pool.submit(read, r + 1)
             n_sh, sigs = signatures_arrow(column, cfg, res.workers, docs=total)
             while len(pending) >= WRITES_IN_FLIGHT:
                 pending.popleft().result()  # errors surface here
-            pending.append(write_pool.submit(store.write_signatures, writer, corpus, key, ids, n_sh, sigs))
+            pending.append(submit_write(ids, n_sh, sigs))
             if on_batch:
                 on_batch(ids, n_sh, sigs)
             done += len(ids)
             if progress:
                 progress("sign", done, total)
-        while pending:
-            pending.popleft().result()
     finally:
         read_pool.shutdown(wait=True)
-        write_pool.shutdown(wait=True)  # the insert in flight ends (commits or rolls back) first
-        reader.close()
-        writer.close()
     return done
 
 
@@ -173,10 +213,10 @@ def _band_candidates(con, corpus: str, cfg: DedupConfig, ex_drop: np.ndarray, re
     `gathered` when the signing stage built them (it signed every document), else from signatures
     streamed back batch by batch (the signature matrix is never held whole); they are grouped in
     memory while they fit the budget, else in DuckDB (warehouse.band_store)."""
+    if gathered is not None:
+        return gathered.candidates(), *band_params(cfg), gathered.empty, False
     n_docs = store.signature_count(con, corpus, cfg.signature_key())
     bands, rows, out_of_core = _band_plan(cfg, n_docs, res)
-    if gathered is not None:
-        return gathered.candidates(), bands, rows, gathered.empty, False
     keys_of = _BandKeys(bands, rows, ex_drop, jit(n_docs))
     grouper = con.cursor()  # its own connection: it writes while `con` streams signatures
     try:
@@ -221,13 +261,44 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+# glibc mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@contextmanager
+def _heap_kept() -> Iterator[None]:
+    """Freed memory stays in the process during the run, and goes back to the system after.
+
+    Every batch allocates tens of MB (its texts as Arrow, shingles, signatures), and glibc maps
+    each big block fresh and unmaps it on free, so each batch paid its pages' first-touch faults
+    again: a third of the time of reading texts. Blocks under 256 MB now come from the heap and
+    up to 512 MB of free heap is kept, so later batches reuse warm pages. After the run the
+    heap is trimmed and glibc's usual thresholds come back. A no-op where malloc is not glibc's."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt, trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(_M_MMAP_THRESHOLD, 256 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 512 << 20)
+    try:
+        yield
+    finally:
+        mallopt(_M_TRIM_THRESHOLD, 128 << 10)
+        mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        trim(0)
+
+
 def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress: Progress | None = None,
                  pairs_out: Path | None = None, force: bool = False, res: Resources | None = None) -> dict:
     """Deduplicate a corpus; return the report (also stored in the run log)."""
     if pairs_out:
         check_file(pairs_out, force=force, what="pairs file")
     res = res or Resources.default()
-    with _collector_paused(), session(db) as con:
+    with _collector_paused(), _heap_kept(), session(db) as con:
         set_memory_limit(con, res.duckdb_mb)
         docs = store.doc_table(con, corpus)
         n_docs = len(docs["doc_id"])
@@ -255,6 +326,17 @@ def dedup_corpus(db: str | Path | None, corpus: str, cfg: DedupConfig, progress:
         return dict(report, unchanged=False)
 
 
+def _near(con, corpus: str, docs: dict[str, np.ndarray], rank: np.ndarray, cfg: DedupConfig, ex_drop: np.ndarray,
+          res: Resources, gathered: _BandKeys | None, seconds: dict[str, float]) -> tuple[NearResult, int, bool]:
+    """Band, verify and cluster: (the result, empty documents, whether banding went out of core)."""
+    t = time.perf_counter()
+    cand, bands, rows, n_empty, out_of_core = _band_candidates(con, corpus, cfg, ex_drop, res, gathered)
+    seconds["band"] = time.perf_counter() - t
+    rank_of = dict(zip(docs["doc_id"].tolist(), rank.tolist())) if len(cand) else {}
+    near = finish(cand, rank_of, lambda d: store.texts_arrow(con, corpus, d), cfg, bands, rows, seconds, res.workers)
+    return near, n_empty, out_of_core
+
+
 def _dedup(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig, chash: str, progress: Progress | None,
            res: Resources) -> dict:
     seconds: dict[str, float] = {}
@@ -272,14 +354,12 @@ def _dedup(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig, chas
     gathered = None
     if not out_of_core and store.signature_count(con, corpus, cfg.signature_key()) == 0:
         gathered = _BandKeys(bands, rows, ex_drop, jit(n_docs))
-    new_sigs = compute_signatures(con, corpus, cfg, progress, res, on_batch=gathered.gather if gathered else None)
-    seconds["sign"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    cand, bands, rows, n_empty, out_of_core = _band_candidates(con, corpus, cfg, ex_drop, res, gathered)
-    seconds["band"] = time.perf_counter() - t
-    rank_of = dict(zip(docs["doc_id"].tolist(), rank.tolist())) if len(cand) else {}
-    near = finish(cand, rank_of, lambda d: store.texts_arrow(con, corpus, d), cfg, bands, rows, seconds, res.workers)
+    with signing(con, corpus, cfg, progress, res, on_batch=gathered.gather if gathered else None) as new_sigs:
+        seconds["sign"] = time.perf_counter() - t
+        if gathered is not None:  # band and verify while the last batches of signatures are written
+            near, n_empty, out_of_core = _near(con, corpus, docs, rank, cfg, ex_drop, res, gathered, seconds)
+    if gathered is None:  # banding reads the stored signatures back: all of them written first
+        near, n_empty, out_of_core = _near(con, corpus, docs, rank, cfg, ex_drop, res, None, seconds)
 
     t = time.perf_counter()
     dec = near.decisions

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from warehouse.db import one, transaction
 from warehouse.outputs import write_file
-from warehouse.sql import arrow, numpy
+from warehouse.sql import arrow, numpy, single
 
 
 def doc_count(con: duckdb.DuckDBPyConnection, corpus: str) -> int:
@@ -53,28 +53,34 @@ def missing_signature_ids(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: 
     return t["doc_id"].astype(np.int64)
 
 
-def count_unsigned(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int | None = None,
-                   hi: int | None = None) -> int:
-    return int(one(con, f"SELECT count(*) {_unsigned(corpus, sig_key, lo, hi)}")[0])
-
-
-def stream_unsigned_texts(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, batch_rows: int,
-                          lo: int | None = None, hi: int | None = None) -> Iterator[tuple[np.ndarray, pa.Array]]:
-    """(doc ids, Arrow text column) batches of the documents without a signature under `sig_key`
-    (optionally doc ids lo..hi), streamed: only a batch of texts is ever in Python memory.
-    Write on another cursor (`con.cursor()`) while this runs."""
-    rel = con.sql(f"SELECT d.doc_id, d.text {_unsigned(corpus, sig_key, lo, hi)}")
-    with rel.to_arrow_reader(batch_size=batch_rows) as reader:
-        for batch in reader:
-            yield numpy(batch.column(0)).astype(np.int64), batch.column(1)
+def signing_state(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int | None = None,
+                  hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(doc ids of `corpus`, optionally lo..hi, sorted; whether each has a signature under `sig_key`)."""
+    where = "" if lo is None else f" AND d.doc_id BETWEEN {int(lo)} AND {int(hi)}"
+    t = con.execute(f"""SELECT d.doc_id, s.doc_id IS NOT NULL AS signed FROM documents d
+                        LEFT JOIN (SELECT doc_id FROM dedup_signatures WHERE corpus = {_lit(corpus)}
+                                   AND sig_key = {_lit(sig_key)}) s ON s.doc_id = d.doc_id
+                        WHERE d.corpus = {_lit(corpus)}{where} ORDER BY d.doc_id""").fetchnumpy()
+    return np.asarray(t["doc_id"], dtype=np.int64), np.asarray(t["signed"], dtype=bool)
 
 
 def unsigned_texts(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int, hi: int
                    ) -> tuple[np.ndarray, pa.Array]:
     """(doc ids, Arrow text column) of the documents with ids lo..hi that lack a signature under
-    `sig_key`: one batch, read on its own (a reader thread fetches the next while this one is signed)."""
-    t = con.sql(f"SELECT d.doc_id, d.text {_unsigned(corpus, sig_key, lo, hi)}").to_arrow_table()
-    return numpy(t.column(0)).astype(np.int64), t.column(1).combine_chunks()
+    `sig_key`, by an anti-join against the signature table."""
+    return _id_text(con.sql(f"SELECT d.doc_id, d.text {_unsigned(corpus, sig_key, lo, hi)}").to_arrow_table())
+
+
+def texts_between(con: duckdb.DuckDBPyConnection, corpus: str, lo: int, hi: int) -> tuple[np.ndarray, pa.Array]:
+    """(doc ids, Arrow text column) of every document of `corpus` with ids lo..hi: a plain range
+    scan, a third of the cost of the anti-join in `unsigned_texts` while signatures are being
+    written (measured: 0.056 vs 0.08 s per 50k texts with none stored, ~0.2 s as the table grows)."""
+    return _id_text(con.sql(f"""SELECT d.doc_id, d.text FROM documents d WHERE d.corpus = {_lit(corpus)}
+                                AND d.doc_id BETWEEN {int(lo)} AND {int(hi)}""").to_arrow_table())
+
+
+def _id_text(t: pa.Table) -> tuple[np.ndarray, pa.Array]:
+    return numpy(t.column(0)).astype(np.int64), single(t.column(1))
 
 
 def signature_count(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str) -> int:
@@ -98,7 +104,7 @@ def texts_arrow(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray
         con.unregister("wanted_ids")
     if t.num_rows != len(doc_ids):
         raise KeyError(f"{len(doc_ids) - t.num_rows} requested documents are not in corpus '{corpus}'")
-    return t.column(0).combine_chunks()
+    return single(t.column(0))
 
 
 def stream_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, num_perm: int, batch_rows: int
@@ -148,7 +154,7 @@ def load_signatures(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, n
                     WHERE corpus = {_lit(corpus)} AND sig_key = {_lit(sig_key)} ORDER BY doc_id""").to_arrow_table()
     ids = numpy(t.column("doc_id")).astype(np.int64)
     n_sh = numpy(t.column("n_shingles")).astype(np.int64)
-    return ids, n_sh, _sig_matrix(t.column("sig").combine_chunks(), num_perm)
+    return ids, n_sh, _sig_matrix(single(t.column("sig")), num_perm)
 
 
 def _lit(v: str) -> str:

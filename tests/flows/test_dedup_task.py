@@ -253,6 +253,78 @@ def test_workers_and_out_of_core_banding_change_nothing(planted, tmp_path, monke
 _RESULTS: dict = {}
 
 
+def test_reads_take_dense_ranges_whole_and_sparse_ones_by_anti_join():
+    import numpy as np
+
+    from flows.dedup_task import _reads
+
+    ids = np.arange(100, 200)
+    every_third = ids[ids % 3 == 0]  # two signed documents per unsigned one: sparse
+    n = len(every_third)
+    assert _reads(ids, every_third, 10) == [(int(every_third[b]), int(every_third[min(b + 10, n) - 1]), False)
+                                             for b in range(0, n, 10)]
+    tail = ids[60:]
+    assert _reads(ids, tail, 25) == [(160, 184, True), (185, 199, True)]
+    assert _reads(ids, ids[:0], 10) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_partly_signed_corpus_signs_only_the_rest(planted, tmp_path, workers):
+    """Signatures kept from an earlier run (two in three documents of the first 60%, one in ten
+    of the rest) are reused; only the missing ones are signed, through both kinds of read (dense ranges read whole
+    and filtered, sparse ones by anti-join), and the stored rows equal a clean run's."""
+    from dedup.config import Resources
+
+    db = str(tmp_path / "partial.duckdb")
+    con = connect(db)
+    ingest_paths(con, [planted["summary"]["corpus"]], IngestConfig("c"))
+    con.close()
+    cfg = DedupConfig(batch_docs=300)
+    dedup_corpus(db, "c", cfg)
+    clean = _results(db)
+    con = connect(db)
+    first, last = one(con, "SELECT min(doc_id), max(doc_id) FROM documents")
+    cut = first + (last - first) * 6 // 10
+    con.execute("DELETE FROM dedup_signatures WHERE doc_id % 3 = 0 OR (doc_id > ? AND doc_id % 10 <> 0)", [cut])
+    gone = 2500 - one(con, "SELECT count(*) FROM dedup_signatures")[0]
+    con.execute("DELETE FROM runs WHERE stage = 'dedup'")
+    con.close()
+    report = dedup_corpus(db, "c", cfg, res=Resources(workers=workers))
+    assert report["signatures_computed"] == gone and report["signatures_reused"] == 2500 - gone
+    assert _results(db) == clean
+
+
+def test_a_failed_signature_write_fails_the_run_and_a_rerun_finishes(planted, tmp_path, monkeypatch):
+    """With 2 workers the last writes are still in flight while the run bands and verifies: a
+    write that fails there still fails the run (nothing half-stored), and a re-run completes it."""
+    from dedup.config import Resources
+    from warehouse import dedup_store
+
+    db = str(tmp_path / "fail.duckdb")
+    con = connect(db)
+    ingest_paths(con, [planted["summary"]["corpus"]], IngestConfig("c"))
+    con.close()
+    write, calls = dedup_store.write_signatures, []
+
+    def failing(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full (test)")
+        return write(*a, **k)
+
+    monkeypatch.setattr(dedup_store, "write_signatures", failing)
+    with pytest.raises(OSError, match="disk full"):
+        dedup_corpus(db, "c", DedupConfig(batch_docs=700), res=Resources(workers=2))
+    con = connect(db, read_only=True)
+    assert one(con, "SELECT status FROM runs WHERE stage = 'dedup'")[0] == "failed"
+    assert one(con, "SELECT count(*) FROM dedup_decisions")[0] == 0
+    con.close()
+    monkeypatch.setattr(dedup_store, "write_signatures", write)
+    report = dedup_corpus(db, "c", DedupConfig(batch_docs=700), res=Resources(workers=2))
+    assert report["docs_out"] == planted["report"]["docs_out"]
+    assert report["signatures_computed"] == 2500 - report["signatures_reused"] > 0
+
+
 def test_cli_workers_and_memory_limit_are_checked(planted):
     r = CliRunner().invoke(app, ["--db", planted["db"], "dedup", "c", "--memory-limit", "lots"])
     assert r.exit_code == 2 and "512MB" in r.output and "Traceback" not in r.output
@@ -262,3 +334,32 @@ def test_cli_workers_and_memory_limit_are_checked(planted):
                                  "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["unchanged"] is True  # resources are not part of the config: nothing to redo
+
+
+def test_heap_is_kept_during_a_run_and_given_back_after():
+    """Inside `_heap_kept` a freed 64 MB block is reused without page faults (each batch
+    reused the last one's pages); after it, such blocks are mapped fresh again and the free
+    heap goes back to the system."""
+    import ctypes
+    import resource
+
+    import numpy as np
+
+    from flows.dedup_task import _heap_kept
+
+    if not hasattr(ctypes.CDLL(None), "mallopt"):
+        pytest.skip("malloc is not glibc's")
+
+    def faults_of_a_fresh_block() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = np.ones(64 << 20, dtype=np.uint8)  # touches every page
+        del block
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    with _heap_kept():
+        faults_of_a_fresh_block()
+        inside = faults_of_a_fresh_block()
+    faults_of_a_fresh_block()
+    after = faults_of_a_fresh_block()
+    # numpy asks for huge pages for big blocks, so a fresh 64 MB block may fault only 32 times
+    assert after >= 32 and inside <= after // 8, (inside, after)

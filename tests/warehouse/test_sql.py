@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from warehouse.sql import arrow, numpy
+from warehouse.sql import arrow, numpy, single
 
 CASES = [np.array([True, False, True, True, False, False, False, False, True, True]),
          np.array(["exact duplicate", "kept: exact-group representative", "", "naïve ✓"], dtype=object),
@@ -31,3 +31,12 @@ def test_numpy_of_sliced_chunked_and_null_columns():
     assert np.array_equal(numpy(chunked), np.arange(8)) and numpy(chunked).dtype == np.int64
     with_nulls = pa.array([1.5, None, 2.0])
     assert np.isnan(numpy(with_nulls)[1]) and numpy(with_nulls)[2] == 2.0
+
+
+def test_single_keeps_one_chunk_in_place_and_joins_several():
+    texts = pa.array(["a", "bb", "ccc"])
+    one_chunk = pa.chunked_array([texts])
+    got = single(one_chunk)
+    assert got.buffers()[2].address == texts.buffers()[2].address  # no copy (combine_chunks copies)
+    several = pa.chunked_array([texts, pa.array(["dddd"])])
+    assert single(several).to_pylist() == ["a", "bb", "ccc", "dddd"] and single(texts) is texts
