@@ -30,3 +30,21 @@ def merge_decisions(ex_drop: np.ndarray, ex_keep: np.ndarray, dec, edges: np.nda
         "kind": np.array(["exact"] * len(ex_drop) + ["near"] * len(edges), dtype=object),
     }
     return decisions, pairs
+
+
+def largest_clusters(decisions: dict[str, np.ndarray], limit: int = 5) -> list[tuple[int, int, int]]:
+    """(cluster id, size, representative doc id) of the `limit` largest clusters that kept a
+    document, largest first (ties: the lower cluster id); the representative is the cluster's
+    first kept document. From the decision columns of `merge_decisions` (no query)."""
+    cid, keep, doc = decisions["cluster_id"], decisions["keep"], decisions["doc_id"]
+    valid = cid >= 0
+    ids, sizes = np.unique(cid[valid], return_counts=True)
+    kept = valid & keep
+    out: list[tuple[int, int, int]] = []
+    for i in np.lexsort((ids, -sizes)).tolist():
+        members = doc[kept & (cid == ids[i])]
+        if len(members):
+            out.append((int(ids[i]), int(sizes[i]), int(members.min())))
+            if len(out) == limit:
+                break
+    return out

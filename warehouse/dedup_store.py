@@ -183,17 +183,16 @@ def save_results(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, 
         con.unregister("new_decisions")
 
 
-def largest_clusters(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, limit: int = 5) -> list[dict]:
-    cur = con.execute("""
-        SELECT c.cluster_id, c.size, d.ext_id AS representative, left(d.text, 80) AS preview
-        FROM (SELECT cluster_id, count(*) AS size FROM dedup_decisions
-              WHERE corpus = ? AND config_hash = ? AND cluster_id IS NOT NULL GROUP BY cluster_id) c
-        JOIN dedup_decisions k ON k.corpus = ? AND k.config_hash = ? AND k.cluster_id = c.cluster_id AND k.keep
-        JOIN documents d ON d.doc_id = k.doc_id
-        QUALIFY row_number() OVER (PARTITION BY c.cluster_id ORDER BY k.doc_id) = 1
-        ORDER BY c.size DESC, c.cluster_id LIMIT ?""", [corpus, config_hash, corpus, config_hash, limit])
-    cols = [x[0] for x in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+def cluster_rows(con: duckdb.DuckDBPyConnection, clusters: list[tuple[int, int, int]]) -> list[dict]:
+    """Report rows of (cluster id, size, representative doc id): the representative's external id
+    and the first 80 characters of its text."""
+    if not clusters:
+        return []
+    rows = con.execute("SELECT doc_id, ext_id, left(text, 80) FROM documents WHERE doc_id IN (SELECT unnest(?))",
+                       [[c[2] for c in clusters]]).fetchall()
+    found = {r[0]: r[1:] for r in rows}
+    return [{"cluster_id": c, "size": n, "representative": found[d][0], "preview": found[d][1]}
+            for c, n, d in clusters]
 
 
 def export_pairs(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, path: Path,

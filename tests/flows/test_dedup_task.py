@@ -363,3 +363,22 @@ def test_heap_is_kept_during_a_run_and_given_back_after():
     after = faults_of_a_fresh_block()
     # numpy asks for huge pages for big blocks, so a fresh 64 MB block may fault only 32 times
     assert after >= 32 and inside <= after // 8, (inside, after)
+
+
+def test_largest_clusters_from_the_decision_columns_equal_the_stored_tables(planted):
+    """The report's largest clusters are computed from the run's arrays; the same query over the
+    stored decisions gives the same rows."""
+    con = connect(planted["db"], read_only=True)
+    chash = config_hash(DedupConfig())
+    cur = con.execute("""
+        SELECT c.cluster_id, c.size, d.ext_id AS representative, left(d.text, 80) AS preview
+        FROM (SELECT cluster_id, count(*) AS size FROM dedup_decisions
+              WHERE corpus = 'c' AND config_hash = ? AND cluster_id IS NOT NULL GROUP BY cluster_id) c
+        JOIN dedup_decisions k ON k.corpus = 'c' AND k.config_hash = ? AND k.cluster_id = c.cluster_id AND k.keep
+        JOIN documents d ON d.doc_id = k.doc_id
+        QUALIFY row_number() OVER (PARTITION BY c.cluster_id ORDER BY k.doc_id) = 1
+        ORDER BY c.size DESC, c.cluster_id LIMIT 5""", [chash, chash])
+    want = [dict(zip([x[0] for x in cur.description], r)) for r in cur.fetchall()]
+    con.close()
+    got = planted["report"]["largest_clusters"]
+    assert len(want) == 5 and want[0]["size"] > want[-1]["size"] >= 2 and got == want
