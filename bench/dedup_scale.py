@@ -170,7 +170,7 @@ def report(all_rows: list[dict], args) -> None:
               f"in dedup: " + ", ".join(f"{r['db_bytes_per_doc_dedup']:.0f}" for r in rows) + " B/doc)")
         for n in (1e8, 1e9):
             core_h = per_doc * n / 3600 * args.workers
-            print(f"projection {n:.0e} docs: dedup {core_h:,.0f} core-hours ({core_h / 16:,.1f} h on 16 cores), "
+            print(f"projection {n:.0e} docs: dedup {core_h:,.1f} core-hours ({core_h / 16:,.2f} h on 16 cores), "
                   f"ingest {per_doc_ing * n / 3600:,.0f} h; signatures {sig_b * n / 1e9:,.0f} GB on disk, "
                   f"out-of-core band keys {n * bands * 18 / 1e9:,.0f} GB of temp space")
     if args.plot:
