@@ -41,7 +41,8 @@ def doc_table(con: duckdb.DuckDBPyConnection, corpus: str) -> dict[str, np.ndarr
 
 def _unsigned(corpus: str, sig_key: str, lo: int | None = None, hi: int | None = None) -> str:
     """FROM/WHERE of the documents of `corpus` (doc ids lo..hi if given) without a signature under
-    `sig_key`: the one anti-join the listing, the count and the stream share."""
+    `sig_key`, by an anti-join (`unsigned_texts`: sparse ranges, where a range scan would read
+    mostly signed texts)."""
     where = "" if lo is None else f" AND d.doc_id BETWEEN {int(lo)} AND {int(hi)}"
     return f"""FROM documents d WHERE d.corpus = {_lit(corpus)}{where} AND NOT EXISTS (
                    SELECT 1 FROM dedup_signatures s WHERE s.corpus = d.corpus AND s.doc_id = d.doc_id
@@ -49,8 +50,9 @@ def _unsigned(corpus: str, sig_key: str, lo: int | None = None, hi: int | None =
 
 
 def missing_signature_ids(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str) -> np.ndarray:
-    t = con.execute(f"SELECT d.doc_id {_unsigned(corpus, sig_key)} ORDER BY d.doc_id").fetchnumpy()
-    return t["doc_id"].astype(np.int64)
+    """Sorted doc ids of `corpus` without a signature under `sig_key`."""
+    ids, signed = signing_state(con, corpus, sig_key)
+    return ids[~signed]
 
 
 def signing_state(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int | None = None,
