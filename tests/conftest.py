@@ -59,3 +59,17 @@ def ingest_files():
             return ingest_paths(con, list(paths), IngestConfig(corpus))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def record_fault():
+    """record_fault(suite, **counts): one line for bench/fault_suite.py when TAOMI_FAULT_REPORT is set."""
+    import os
+
+    def record(suite: str, **counts) -> None:
+        path = os.environ.get("TAOMI_FAULT_REPORT")
+        if path:
+            with open(path, "a") as fh:
+                fh.write(json.dumps({"suite": suite, **counts}) + "\n")
+
+    return record

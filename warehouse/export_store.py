@@ -16,19 +16,25 @@ import duckdb
 import pandas as pd
 
 from warehouse.curation_store import texts_by_doc_id
-from warehouse.outputs import OutputDir, sha256
+from warehouse.outputs import OutputDir, check_name, sha256
 
 MANIFEST = "manifest.json"
 
 
 def current_manifest(out: OutputDir) -> dict | None:
-    """The manifest of the export in `out`, when Taomi wrote it and nobody changed it."""
+    """The manifest of the export in `out`, when Taomi wrote it and nobody changed it. Its shard
+    names are checked like the ledger's (`check_name`): a hostile one refuses the export."""
     if not out.owns(MANIFEST):
         return None
     try:
-        return json.loads((out.path / MANIFEST).read_text(encoding="utf-8"))
-    except ValueError:
-        return None
+        manifest = json.loads((out.path / MANIFEST).read_text(encoding="utf-8"))
+        shards = manifest.get("shards", [])
+        names = [s["file"] for s in shards]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return None  # not a manifest Taomi can read: nothing in it is trusted or deleted
+    for name in names:
+        check_name(out.path, name, str(out.path / MANIFEST))
+    return manifest
 
 
 def collect_garbage(out: OutputDir) -> list[str]:

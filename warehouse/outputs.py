@@ -13,6 +13,11 @@ since (same size and mtime, or same sha256); a file the user edited becomes the 
 Each file is written to a temporary name in the same folder, flushed, then renamed into place,
 so a kill leaves either the old file or the new one; staging folders of killed runs
 (`.taomi-partial-*`, with a marker inside) are removed by the next run in that folder.
+
+A ledger or manifest may come from someone else (an export folder received as a tarball or on a
+shared drive), so the names in it are data, not instructions: each must be one plain file name
+of this folder (no absolute path, no `..`, no separator, not a symbolic link). A ledger that names
+anything else is refused as a whole, before anything is deleted (`check_name`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,28 @@ class OutputRefused(ValueError):
 def sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def check_name(folder: Path, name: object, source: str) -> str:
+    """`name` (read from the file `source`) if it is one plain file name directly inside
+    `folder` that is not a symbolic link; otherwise OutputRefused naming the entry. Applied to
+    every name a ledger or manifest gives before Taomi deletes, replaces or trusts that file."""
+    why = None
+    if not isinstance(name, str) or not name:
+        why = "is not a file name"
+    elif "\0" in name or "/" in name or "\\" in name or (os.altsep and os.altsep in name):
+        why = "is a path, not a name of this folder"
+    elif name in (".", "..") or name == LEDGER:
+        why = "is not a file of this folder"
+    elif (folder / name).is_symlink():
+        why = "is a symbolic link (Taomi writes no links)"
+    elif (folder / name).exists() and not _inside(folder / name, folder):
+        why = "resolves outside the folder"
+    if why is None:
+        return name
+    shown = name if isinstance(name, str) else repr(name)
+    raise OutputRefused(f"{source}: the entry {shown!r} {why}; Taomi deleted nothing. This file was not "
+                        f"written by Taomi or was edited: remove that entry (or the file) and re-run")
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -81,9 +108,12 @@ class OutputDir:
             return {}
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-            return dict(data["files"]) if data.get("writer") == "taomi" else {}
+            files = dict(data["files"]) if data.get("writer") == "taomi" else {}
         except (ValueError, KeyError, TypeError, AttributeError):
             return {}
+        for name in files:  # every name is checked before any is used: a hostile ledger deletes nothing
+            check_name(self.path, name, str(p))
+        return {name: entry for name, entry in files.items() if isinstance(entry, dict)}
 
     def _save_ledger(self) -> None:
         tmp = self.path / f"{LEDGER}.{uuid.uuid4().hex[:8]}.tmp"
@@ -91,9 +121,9 @@ class OutputDir:
         os.replace(tmp, self.path / LEDGER)
 
     def owns(self, name: str) -> bool:
-        """Is `name` a file Taomi wrote here and nobody changed since?"""
+        """Is `name` a file Taomi wrote here and nobody changed since? (A link never is.)"""
         entry, p = self.files.get(name), self.path / name
-        if entry is None or not p.is_file():
+        if entry is None or p.is_symlink() or not p.is_file() or not _inside(p, self.path):
             return False
         st = p.stat()
         if st.st_size != entry.get("bytes"):
@@ -126,7 +156,9 @@ class OutputDir:
         """Remove staging folders that killed runs left (never one a live process is using)."""
         for child in self.path.glob(f"{PARTIAL}*"):
             marker = child / MARKER
-            if child.is_dir() and marker.exists() and not _alive(marker.read_text().strip()):
+            if child.is_symlink() or marker.is_symlink():
+                continue  # Taomi's staging folders are real folders: a link is not ours to follow
+            if child.is_dir() and marker.is_file() and not _alive(marker.read_text().strip()):
                 shutil.rmtree(child, ignore_errors=True)
         for child in self.path.glob(f"{LEDGER}.*.tmp"):
             child.unlink(missing_ok=True)
@@ -169,6 +201,7 @@ class OutputDir:
         """Delete files Taomi wrote here (and only those); return what was deleted."""
         gone = []
         for name in names:
+            check_name(self.path, name, str(self.path / LEDGER))
             if self.owns(name):
                 (self.path / name).unlink()
                 gone.append(name)
