@@ -73,3 +73,49 @@ def record_fault():
                 fh.write(json.dumps({"suite": suite, **counts}) + "\n")
 
     return record
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture(scope="session")
+def taomi_cli():
+    """taomi_cli(*args) -> CliResult: the real console entry point (`taomi.cli.run`, with its one-line
+    error handling) in this process, stdout and stderr captured; an uncaught exception is returned
+    as a traceback on stderr with code 1, as the shell would show it."""
+    import io
+    import os
+    import sys
+    import traceback
+    from contextlib import redirect_stderr, redirect_stdout
+
+    def run(*args: str, env: dict | None = None) -> CliResult:
+        from taomi.cli import run as entry
+
+        out, err = io.StringIO(), io.StringIO()
+        saved_argv, saved_env = sys.argv, dict(os.environ)
+        sys.argv = ["taomi", *map(str, args)]
+        os.environ.update({"COLUMNS": "200", **(env or {})})
+        code = 0
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                try:
+                    entry()
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                except BaseException:  # noqa: BLE001 - what the user would see
+                    err.write(traceback.format_exc())
+                    code = 1
+        finally:
+            sys.argv = saved_argv
+            os.environ.clear()
+            os.environ.update(saved_env)
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return run

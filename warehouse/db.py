@@ -12,6 +12,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,9 +86,111 @@ def check_db_file(target: Path) -> None:
             raise WarehouseError(f"{target}: not a regular file (a device or a pipe?); give --db a database file")
         with open(target, "rb") as fh:
             head = fh.read(12)
-        if head and head[8:12] != b"DUCK":
+        if not head:
+            raise WarehouseError(f"{target}: an empty file, not a Taomi database; Taomi creates its own database "
+                                 "file and writes into no other: give --db a new path (or delete the empty file)")
+        if head[8:12] != b"DUCK":
             raise WarehouseError(f"{target}: not a DuckDB database (no DuckDB header); Taomi will not write into "
                                  "it; give --db a new or existing .duckdb file")
+
+
+# Files this process has seen to be Taomi warehouses, by (st_dev, st_ino), each with a read-only
+# descriptor held open: while it is open the inode cannot be freed and reused by another file, so
+# the key names the same file for the life of the process. A read-write open of a file not known
+# here is preceded by a read-only look, so a foreign file is never opened for writing. The
+# descriptors are never closed: closing any descriptor of a file drops this process's POSIX locks
+# on it, DuckDB's included. Past _KNOWN_MAX files, each read-write open looks first (~13 ms).
+_KNOWN: dict[tuple[int, int], int] = {}
+_KNOWN_MAX = 64
+_KNOWN_LOCK = threading.Lock()
+
+
+def _is_known(target: Path) -> bool:
+    st = target.stat()
+    return (st.st_dev, st.st_ino) in _KNOWN
+
+
+def _remember(target: Path) -> None:
+    with _KNOWN_LOCK:
+        if len(_KNOWN) >= _KNOWN_MAX or _is_known(target):
+            return
+        try:
+            fd = os.open(target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return
+        st = os.fstat(fd)
+        _KNOWN.setdefault((st.st_dev, st.st_ino), fd)  # never closed (see above), even if already held
+
+
+def _open(target: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, retried with jittered backoff while another process holds the lock."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            with _CONNECT:
+                return duckdb.connect(str(target), read_only=read_only)
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
+            if time.monotonic() >= deadline:
+                pid, who = _holder(exc)
+                raise WarehouseBusy(f"{target}: busy, held by {who} for more than {wait_s:.0f} s; "
+                                    "retry when it finishes (or raise TAOMI_LOCK_WAIT_S)", pid) from exc
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
+
+
+def _refuse_foreign(target: Path, kind: str) -> None:
+    if kind == "foreign":
+        raise WarehouseError(f"{target}: a DuckDB database that Taomi did not create (no Taomi format marker); "
+                             "Taomi reads and writes only its own warehouses and left it unchanged: give --db a "
+                             "new path or a Taomi database")
+
+
+def _create(target: Path) -> None:
+    """Make a new warehouse at `target` whole or not at all: built under a temporary name beside
+    it (schema and format marker), then linked into place only if nothing is there yet. A kill
+    leaves at worst a temporary file, removed by the next creation in that folder."""
+    from warehouse.schema import migrate
+
+    for stale in target.parent.glob(f".{target.name}.taomi-new-*"):
+        pid = stale.name.rsplit("-", 2)[-2] if stale.name.count("-") >= 3 else ""
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+    tmp = target.with_name(f".{target.name}.taomi-new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            migrate(con)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        try:
+            os.link(tmp, target)  # atomic: fails if another process created the file meanwhile
+        except FileExistsError:
+            return
+        except OSError:  # a filesystem without hard links
+            if not target.exists():
+                os.rename(tmp, target)
+        _remember(target)
+    except duckdb.Error as exc:
+        raise WarehouseError(f"{target}: cannot create the database ({str(exc).splitlines()[0]})") from exc
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
 
 
 def connect(
@@ -100,44 +203,108 @@ def connect(
     """Open the warehouse, waiting up to ``wait_s`` seconds (default $TAOMI_LOCK_WAIT_S or 30,
     jittered exponential backoff) while another process holds the lock.
 
-    A read-write open also brings the schema up to date. A read-only open of a file that does
-    not exist yet raises FileNotFoundError naming it. An unusable path raises WarehouseError; a
-    lock held past the wait raises WarehouseBusy naming the process that holds it.
+    Only Taomi's own files are opened: a DuckDB file without Taomi's format marker (and not a
+    Taomi file from before the marker) is refused and left byte-for-byte unchanged. A read-write
+    open creates a missing file (whole, see `_create`) and brings the schema up to date; a
+    read-only open creates and migrates nothing: a missing file raises FileNotFoundError, a file
+    of an older schema WarehouseOutdated. An unusable path raises WarehouseError; a lock held
+    past the wait raises WarehouseBusy naming the process that holds it.
     """
     target = db_path(path)
     wait_s = LOCK_WAIT_S if wait_s is None else wait_s
     check_db_file(target)
-    if read_only and not target.exists():
-        raise FileNotFoundError(f"{target}: no Taomi database here yet (run `taomi ingest` first)")
-    if not read_only:
+    if read_only:
+        if not target.exists():
+            raise FileNotFoundError(f"{target}: no Taomi database here yet (run `taomi ingest` first)")
+        con = _open(target, True, wait_s)
+        try:
+            _check_readable(target, con)
+        except BaseException:
+            con.close()
+            raise
+        _fit_threads(con)
+        return con
+    if not target.exists():
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WarehouseError(f"{target.parent}: cannot create the database folder ({exc.strerror})") from exc
-    deadline = time.monotonic() + wait_s
-    delay = 0.05
-    while True:
-        try:
-            with _CONNECT:
-                con = duckdb.connect(str(target), read_only=read_only)
-            break
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc):
-                raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
-            if time.monotonic() >= deadline:
-                pid, who = _holder(exc)
-                raise WarehouseBusy(f"{target}: busy, held by {who} for more than {wait_s:.0f} s; "
-                                    "retry when it finishes (or raise TAOMI_LOCK_WAIT_S)", pid) from exc
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 1.0)
-        except duckdb.Error as exc:
-            raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
+        _create(target)
+    if not _is_known(target):  # look before writing: a foreign file is never opened read-write
+        _probe(target, wait_s)
+    con = _open(target, False, wait_s)
     _fit_threads(con)
-    if not read_only and migrate_schema:
-        from warehouse.schema import migrate
+    if migrate_schema:
+        from warehouse.schema import SchemaNewer, migrate
 
-        migrate(con)
+        try:
+            migrate(con)
+        except SchemaNewer as exc:
+            con.close()
+            raise WarehouseError(f"{target}: {exc}") from None
+        except BaseException:
+            con.close()
+            raise
+    _remember(target)
     return con
+
+
+def _probe(target: Path, wait_s: float) -> None:
+    """Refuse a foreign file after a read-only look. DuckDB refuses that look when this process
+    already holds a read-write connection to the file (another thread's session): that connection
+    was opened by `connect`, which looked first, so the file is known to be Taomi's."""
+    from warehouse.schema import warehouse_kind
+
+    try:
+        probe = _open(target, True, wait_s)
+    except WarehouseError as exc:
+        if "different configuration" in str(exc):
+            return
+        raise
+    try:
+        _refuse_foreign(target, warehouse_kind(probe))
+    finally:
+        probe.close()
+
+
+class WarehouseOutdated(WarehouseError):
+    """A Taomi file of an older schema, opened read-only (which never migrates)."""
+
+
+def _check_readable(target: Path, con: duckdb.DuckDBPyConnection) -> None:
+    """A read-only open: a Taomi warehouse of the current (or a newer) schema, else one line."""
+    from warehouse.schema import SCHEMA_VERSION, current_version_read_only, warehouse_kind
+
+    kind = warehouse_kind(con)
+    _refuse_foreign(target, kind)
+    version = current_version_read_only(con)
+    if kind == "legacy" or version < SCHEMA_VERSION:
+        raise WarehouseOutdated(
+            f"{target}: written by an older Taomi (schema version {version}; this Taomi reads {SCHEMA_VERSION}); "
+            "read-only commands change nothing: run `taomi migrate` (or any writing command) once to bring "
+            "it up to date")
+    _remember(target)
+
+
+def upgrade(path: str | os.PathLike | None = None, wait_s: float | None = None) -> tuple[int, int]:
+    """Bring a Taomi warehouse of an older schema up to date: (version before, version now)."""
+    from warehouse.schema import current_version_read_only, warehouse_kind
+
+    target = db_path(path)
+    check_db_file(target)
+    if not target.exists():
+        raise FileNotFoundError(f"{target}: no Taomi database here (nothing to migrate)")
+    probe = _open(target, True, LOCK_WAIT_S if wait_s is None else wait_s)
+    try:
+        _refuse_foreign(target, warehouse_kind(probe))
+        before = current_version_read_only(probe)
+    finally:
+        probe.close()
+    con = connect(target, wait_s=wait_s)
+    try:
+        return before, current_version_read_only(con)
+    finally:
+        con.close()
 
 
 def _fit_threads(con: duckdb.DuckDBPyConnection) -> None:
@@ -152,16 +319,9 @@ def _fit_threads(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def open_read_only(path: str | os.PathLike | None = None, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection; a file of an older schema version is first brought up to date by
-    a brief read-write open (so readers can rely on the current tables)."""
-    from warehouse.schema import SCHEMA_VERSION, current_version_read_only
-
-    con = connect(path, read_only=True, wait_s=wait_s)
-    if current_version_read_only(con) < SCHEMA_VERSION:
-        con.close()
-        connect(path, wait_s=wait_s).close()
-        con = connect(path, read_only=True, wait_s=wait_s)
-    return con
+    """A read-only connection to a Taomi warehouse of the current schema (see `connect`): it
+    never creates, migrates or writes anything."""
+    return connect(path, read_only=True, wait_s=wait_s)
 
 
 @contextmanager

@@ -252,9 +252,40 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE dedup_signatures_v12 RENAME TO dedup_signatures",
         ],
     ),
+    (
+        13,
+        "format marker: this file is a Taomi warehouse (Taomi opens no other DuckDB file)",
+        [
+            "CREATE TABLE IF NOT EXISTS warehouse_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+            "INSERT INTO warehouse_meta VALUES ('format', 'taomi-warehouse') ON CONFLICT DO NOTHING",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+FORMAT_ID = "taomi-warehouse"  # warehouse_meta's 'format' row: what makes a DuckDB file Taomi's
+# Files made before the marker (schema 1-12) are recognised by their first migration's record.
+_LEGACY_FIRST = (1, "corpus store, quarantine, run log")
+
+
+class SchemaNewer(RuntimeError):
+    """The file was written by a newer Taomi: this one must not touch it."""
+
+
+def warehouse_kind(con: duckdb.DuckDBPyConnection) -> str:
+    """'taomi' (the marker), 'legacy' (a Taomi file from before the marker) or 'foreign' (any
+    other DuckDB file, an empty one included). Reads the catalog only: safe on a read-only open."""
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'"
+    ).fetchall()}
+    if "warehouse_meta" in tables and one(con, "SELECT 1 FROM warehouse_meta WHERE key = 'format' AND value = ?",
+                                          [FORMAT_ID]):
+        return "taomi"
+    if {"schema_version", "runs", "documents"} <= tables:
+        row = one(con, "SELECT version, description FROM schema_version WHERE version = 1")
+        if row is not None and tuple(row) == _LEGACY_FIRST:
+            return "legacy"
+    return "foreign"
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -277,9 +308,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply every migration newer than the file's version; return the resulting version."""
     version = current_version(con)
     if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {version} is newer than this Taomi ({SCHEMA_VERSION}); upgrade Taomi"
-        )
+        raise SchemaNewer(f"written by a newer Taomi (schema version {version}; this Taomi knows up to "
+                          f"{SCHEMA_VERSION}); upgrade Taomi to write to it (read-only commands still work)")
     for number, description, statements in MIGRATIONS:
         if number <= version:
             continue

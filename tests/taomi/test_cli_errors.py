@@ -40,7 +40,10 @@ def test_unusable_db_paths_are_one_line_errors(tmp_path, kind):
 
 
 def test_a_busy_database_names_its_holder_and_exits_75(tmp_path):
+    from warehouse.db import connect
+
     db = tmp_path / "busy.duckdb"
+    connect(db).close()  # a Taomi warehouse, then held by another process
     hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
     holder = subprocess.Popen([sys.executable, "-c", hold, str(db)],
                               stdout=subprocess.PIPE, text=True)
