@@ -247,6 +247,28 @@ def normalize(raw: dict, base: Path, where: str = "config") -> dict[str, Any]:
                     "predictions": must_exist(f"eval[{i}].predictions", e.predictions),
                     "gates": must_exist(f"eval[{i}].gates", e.gates), "out": _resolve(base, e.out)}
                    for i, e in enumerate(cfg.eval)]
+    missing += _unusable_outputs(out)
     if missing:
         raise ConfigError(f"{where}: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     return out
+
+
+def _unusable_outputs(out: dict[str, Any]) -> list[str]:
+    """Paths the run would write that cannot be used (a folder where a file goes, a file where a
+    folder goes, a database path that is not a DuckDB file): found here, before Prefect starts."""
+    from warehouse.db import WarehouseError, check_db_file
+
+    problems = []
+    try:
+        check_db_file(Path(out["db"]))
+    except WarehouseError as exc:
+        problems.append(f"db: {exc}")
+    folders = [("export.outdir", out["export"].get("outdir")), ("scaling.plots", out["scaling"].get("plots"))]
+    folders += [(f"eval[{i}].out", e.get("out")) for i, e in enumerate(out["eval"])]
+    for key, path in folders:
+        if path and Path(path).exists() and not Path(path).is_dir():
+            problems.append(f"{key} = {path!r}: exists and is not a folder; give a folder path")
+    for i, c in enumerate(out["corpus"]):
+        if c.get("plot") and Path(c["plot"]).is_dir():
+            problems.append(f"corpus[{i}].plot = {c['plot']!r}: is a folder; give a PNG file path")
+    return problems

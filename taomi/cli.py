@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -12,17 +11,18 @@ from rich.table import Table
 
 from taomi.common import (
     EXIT_PARTIAL,
-    EXIT_TEMPFAIL,
     EXIT_USAGE,
     console,
     err,
     fail,
+    known_error,
     name_numbers,
     one_line,
+    prefect_console,
     reading,
     state,
 )
-from taomi.output import emit, make_progress
+from taomi.output import emit, make_progress, print_json, styled
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Taomi: corpus cleaning, scaling-law planning and hard-set evaluation.")
@@ -83,7 +83,7 @@ def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or 
     report = {"corpus": corpus, "rows_new": kept, "rows_quarantined": quarantined,
               "files": [r.as_dict() for r in results]}
     if as_json:
-        print(json.dumps(report, default=str))
+        print_json(report)
     else:
         table = Table(title=f"ingest into '{corpus}'")
         for col in ("file", "status", "read", "new", "already stored", "quarantined", "annotations"):
@@ -113,6 +113,20 @@ def corpora(as_json: bool = typer.Option(False, "--json")) -> None:
     with reading() as con:
         rows = list_corpora(con)
     emit(rows, as_json, title="corpora")
+
+
+@app.command()
+def migrate(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Bring a warehouse written by an older Taomi up to this version's schema (read-only commands
+    never change the file; any writing command also does this)."""
+    from warehouse.db import db_path, upgrade
+
+    try:
+        before, now = upgrade(state.db)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    emit({"database": str(db_path(state.db)), "schema_before": before, "schema_now": now, "changed": before != now},
+         as_json, title="migrate", console=console)
 
 
 @app.command()
@@ -213,13 +227,14 @@ def dedup(corpus: str,
         except LookupError as exc:
             fail(str(exc))
     if as_json:
-        print(json.dumps(report, default=str))
+        print_json(report)
         return
     if report.get("unchanged"):
-        console.print("[dim]same documents and config as the last run: nothing to do (stored results shown)[/]")
-    console.print(f"[bold]{report['docs_in']:,}[/] documents in -> [bold]{report['docs_out']:,}[/] kept: "
-                  f"{report['exact_dropped']:,} exact and {report['near_dropped']:,} near duplicates removed "
-                  f"(threshold {report['config']['threshold']}, {report['bands']} bands x {report['rows']} rows)")
+        console.print("same documents and config as the last run: nothing to do (stored results shown)", style="dim")
+    console.print(styled((f"{report['docs_in']:,}", "bold"), " documents in -> ", (f"{report['docs_out']:,}", "bold"),
+                         f" kept: {report['exact_dropped']:,} exact and {report['near_dropped']:,} near duplicates "
+                         f"removed (threshold {report['config']['threshold']}, {report['bands']} bands x "
+                         f"{report['rows']} rows)"))
     console.print(f"candidates {report['candidate_pairs']:,} -> verified {report['verified_pairs']:,} pairs; "
                   f"{report['clusters']:,} clusters; signatures computed {report['signatures_computed']:,}, "
                   f"reused {report['signatures_reused']:,}")
@@ -272,7 +287,7 @@ def fit(path: Path = typer.Argument(..., help="Observations: CSV, Parquet or JSO
         except (ObservationError, ValueError) as exc:
             fail(str(exc))
     if as_json:
-        print(json.dumps(report, default=str))
+        print_json(report)
         return
     table = Table(title=f"{report['law']} fit '{report['name']}' on {report['n_points']} points"
                   + (" (stored result)" if report["cached"] else ""))
@@ -317,7 +332,7 @@ def approaches(path: Path = typer.Argument(..., help="Runs: N, D (or C), loss[, 
     except ValueError as exc:
         out["holdout"] = {"skipped": str(exc)}
     if as_json:
-        print(json.dumps(out, default=str))
+        print_json(out)
         return
     table = Table(title=f"N_opt ~ C^a on {len(obs)} points; N_opt at {out['reference_flops']:.3g} FLOPs")
     for col in ("approach", "a", "95% CI", "b", "N_opt at reference"):
@@ -370,9 +385,10 @@ def demo(workdir: Path = typer.Option(Path("demo-out"), "--workdir", help="Where
     from taomi.demo import run_demo
 
     db = state.db or str(workdir / "taomi.duckdb")
-    summary = run_demo(workdir, db, docs=docs, seed=seed, console=None if as_json else console)
+    with prefect_console():
+        summary = run_demo(workdir, db, docs=docs, seed=seed, console=None if as_json else console)
     if as_json:
-        print(json.dumps(summary, default=str))
+        print_json(summary)
 
 
 from taomi import cli_curation, cli_eval, cli_flows, cli_plan
@@ -407,19 +423,6 @@ def run() -> None:
 
 
 def _known_error(exc: Exception) -> int | None:
-    """The exit code for an error a user can act on, after printing it as one line; None for a
-    bug. The warehouse's error classes are looked up only if their module was loaded (a command
-    that never opened the database cannot have raised them): quick commands stay quick."""
-    db, out = sys.modules.get("warehouse.db"), sys.modules.get("warehouse.outputs")
-    if db is not None and isinstance(exc, db.WarehouseBusy):
-        return one_line(str(exc), EXIT_TEMPFAIL)
-    if (db is not None and isinstance(exc, db.WarehouseError)) or (out is not None and isinstance(exc, out.OutputRefused)):
-        return one_line(str(exc), EXIT_USAGE)
-    if isinstance(exc, RuntimeError) and "Timed out while attempting to connect" in str(exc):
-        return one_line("the Prefect API did not start in time (a loaded machine?); retry, raise "
-                        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or point PREFECT_API_URL at a server",
-                        EXIT_TEMPFAIL)
-    if isinstance(exc, OSError):  # a path the OS refused: name it and say why
-        where = f"{exc.filename}: " if exc.filename else ""
-        return one_line(f"{where}{exc.strerror or exc}", EXIT_USAGE)
-    return None
+    """The exit code for an error a user can act on, after printing it as one line; None for a bug."""
+    known = known_error(exc)
+    return None if known is None else one_line(*known)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from pathlib import Path
 
 import typer
 
 from taomi.common import console, fail, name_numbers, state
-from taomi.output import emit
+from taomi.output import emit, print_json, styled
 
 app = typer.Typer()  # joined to the main app by taomi.cli
 
@@ -28,17 +27,17 @@ def labels(corpus: str, truth: Path | None = typer.Option(None, "--truth", help=
         except LookupError as exc:
             fail(str(exc))
     if as_json:
-        print(json.dumps(r, default=str))
+        print_json(r)
         return
     for n in r["notes"]:
-        console.print(f"[yellow]note:[/] {n}")
+        console.print(styled(("note:", "yellow"), f" {n}"))
     a = r["agreement"]
     if a:
         ci = a["krippendorff_alpha_ci"]
-        console.print(f"[bold]agreement[/] over {a['items']:,} items, {len(a['annotators'])} annotators: "
-                      f"Krippendorff's alpha {a['krippendorff_alpha']:.3f}"
-                      + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-                      + (f", Fleiss' kappa {a['fleiss_kappa']:.3f}" if a["fleiss_kappa"] is not None else ""))
+        console.print(styled(("agreement", "bold"), f" over {a['items']:,} items, {len(a['annotators'])} annotators: "
+                             f"Krippendorff's alpha {a['krippendorff_alpha']:.3f}"
+                             + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+                             + (f", Fleiss' kappa {a['fleiss_kappa']:.3f}" if a["fleiss_kappa"] is not None else "")))
         console.print(f"  how to read: {a['how_to_read']}")
         emit([{"a": p["a"], "b": p["b"], "n": p["n"], "kappa": round(p["kappa"], 3),
                "95% CI": f"[{p['ci'][0]:.3f}, {p['ci'][1]:.3f}]"} for p in a["cohen_kappa"]], False,
@@ -49,12 +48,12 @@ def labels(corpus: str, truth: Path | None = typer.Option(None, "--truth", help=
               for x in a["annotator_vs_consensus"]], False, title="annotators vs consensus", console=console)
         console.print("per-class agreement: " + ", ".join(f"{k} {v:.2f}" for k, v in a["per_class"].items() if v is not None))
     c = r["consensus"]
-    console.print(f"[bold]consensus[/]: {c['items']:,} items; majority vote and Dawid-Skene differ on "
-                  f"{c['majority_vs_dawid_skene_differ']}; {c['ties']} majority ties")
-    console.print(f"[bold]conflicts[/]: {len(r['conflicts'])} duplicate groups carry different labels")
+    console.print(styled(("consensus", "bold"), f": {c['items']:,} items; majority vote and Dawid-Skene differ on "
+                         f"{c['majority_vs_dawid_skene_differ']}; {c['ties']} majority ties"))
+    console.print(styled(("conflicts", "bold"), f": {len(r['conflicts'])} duplicate groups carry different labels"))
     for x in r["conflicts"][:top]:
         console.print(f"  {x['kind']}: " + ", ".join(f"{i}={lab}" for i, lab in zip(x["ids"], x["labels"])))
-    console.print(f"[bold]suspect labels[/]: {len(r['suspects'])} (lowest self-confidence first)")
+    console.print(styled(("suspect labels", "bold"), f": {len(r['suspects'])} (lowest self-confidence first)"))
     emit(r["suspects"][:top], False, title="suspects", console=console)
     if "truth_check" in r:
         t = r["truth_check"]

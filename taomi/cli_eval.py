@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from taomi.common import console, fail, state
-from taomi.output import emit
+from taomi.common import console, err, fail, state
+from taomi.output import emit, print_json, styled
 
 app = typer.Typer()  # joined to the main app by taomi.cli
 
@@ -38,12 +37,12 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with 
     except (EvalInputError, ValueError) as exc:
         fail(str(exc))
     if as_json:
-        print(json.dumps(r, default=str))
+        print_json(r)
     else:
         a = r["slices"]["all"]
-        console.print(f"[bold]{r['eval_set']}[/] ({r['eval_set_hash']}), model [bold]{r['model']}[/]: {r['metric']} "
-                      f"{a['metric']:.4f} [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}] over {a['n']} items"
-                      + (f"; clean subset {r['slices']['clean']['metric']:.4f}" if "clean" in r["slices"] else ""))
+        console.print(styled((r["eval_set"], "bold"), f" ({r['eval_set_hash']}), model ", (r["model"], "bold"),
+                             f": {r['metric']} {a['metric']:.4f} [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}] over {a['n']} items"
+                             + (f"; clean subset {r['slices']['clean']['metric']:.4f}" if "clean" in r["slices"] else "")))
         rows = [{"slice": s, "n": v["n"], r["metric"]: round(v["metric"], 4), "95% CI": f"[{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]",
                  **({"vs previous": f"{r['regression'][s]['diff']:+.3f}"} if r["regression"] and s in r["regression"] else {})}
                 for s, v in r["slices"].items()]
@@ -57,17 +56,17 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with 
                           f"({c['method']})")
         issues = r["prediction_issues"]
         if issues["unknown_ids"] or issues["missing_ids"]:
-            console.print(f"[yellow]predictions:[/] {len(issues['unknown_ids'])} unknown ids "
-                          f"(e.g. {issues['unknown_ids'][:3]}), {len(issues['missing_ids'])} items without a prediction "
-                          "(scored as failures)")
+            console.print(styled(("predictions:", "yellow"), f" {len(issues['unknown_ids'])} unknown ids "
+                                 f"(e.g. {issues['unknown_ids'][:3]}), {len(issues['missing_ids'])} items without a "
+                                 "prediction (scored as failures)"))
         for f in r.get("failures", [])[:5]:
             console.print(f"  failed {f['id']}: {f['coverage']} similar training docs ({f['support']}) -> {f['suggestion']}")
         console.print(f"report: {r['files']['html']} ({r['files']['markdown']}, {r['files']['json']})")
     failed = r["gates_failed"]
     if failed:
         for g in failed:
-            typer.echo(f"GATE FAILED: {g['gate']} on slice '{g['slice']}' ({g['check']} value {g['value']:.4f}, "
-                       f"threshold {g['threshold']}): {g['recommendation']}", err=True)
+            err.print(f"GATE FAILED: {g['gate']} on slice '{g['slice']}' ({g['check']} value {g['value']:.4f}, "
+                      f"threshold {g['threshold']}): {g['recommendation']}", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
 
 

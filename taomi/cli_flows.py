@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from taomi.common import console, fail, quiet_prefect
+from taomi.common import console, fail, prefect_console, quiet_prefect
+from taomi.output import dumps, print_json
 
 app = typer.Typer()  # joined to the main app by taomi.cli
 
@@ -30,13 +30,14 @@ def run_cmd(flow: str = typer.Argument("all", help="curate | scaling | calibrate
     from flows.pipeline import run_flow
 
     try:
-        result = run_flow(flow, str(config), task_runner, dask_address, workers)
+        with prefect_console():  # a failed task's Prefect traceback is shown only for a bug
+            result = run_flow(flow, str(config), task_runner, dask_address, workers)
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
     if as_json:
-        print(json.dumps(result, default=str))
+        print_json(result)
     else:
-        console.print_json(json.dumps(result, default=str)[:20000])
+        print(dumps(result, indent=2))  # the whole result (a cut one was invalid JSON)
 
 
 @app.command()
@@ -55,4 +56,5 @@ def schedule(config: Path = typer.Option(..., "--config", help="Pipeline config 
 
     dep = deployment(flow, str(config.resolve()), cron, name)
     console.print(f"serving flow '{flow}' as deployment '{name}' on cron '{cron}' (Ctrl-C stops)")
-    serve(dep)
+    with prefect_console():
+        serve(dep)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 
 import typer
 from rich.table import Table
 
 from taomi.common import console, fail, state
-from taomi.output import emit
+from taomi.output import emit, print_json, styled
 
 app = typer.Typer()  # joined to the main app by taomi.cli
 
@@ -82,14 +81,14 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
                   unique_tokens=unique_tokens, target_loss=target_loss, params=params, tokens=tokens,
                   experiments=experiments, kaplan_allocation=kaplan_allocation, inference_tokens=inference_tokens)
     if as_json:
-        print(json.dumps(out, default=str))
+        print_json(out)
         return
     info = out.get("law_info") or {}
     console.print(f"law: {out['law']}" + (f" — {info['source']}" if info.get("source") else ""))
     if info.get("allocation"):
         console.print(f"allocation: {info['allocation']}")
     if info.get("warning"):
-        console.print(f"[yellow]warning: {info['warning']}[/]")
+        console.print(f"warning: {info['warning']}", style="yellow")
     t = Table(title=f"compute-optimal plan ({out['law']})", show_header=True)
     for c in ("quantity", "value", "95% CI"):
         t.add_column(c)
@@ -136,10 +135,10 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
                       f"{r['value_floor']:.0%} of a fresh one)")
         if r.get("flat"):
             f = r["flat"]
-            console.print(f"[yellow]the loss is flat: {_g(f['flops_needed'])} FLOPs reach within {f['tolerance']} of "
+            console.print(f"the loss is flat: {_g(f['flops_needed'])} FLOPs reach within {f['tolerance']} of "
                           f"the best loss at this budget ({f['best_loss_at_budget']:.4f}); the other "
                           f"{f['waste_share']:.1%} of the budget ({_g(f['flops_wasted'])} FLOPs) buys nothing: "
-                          "find more unique data[/]")
+                          "find more unique data", style="yellow")
     if out.get("experiments"):
         emit([{"flops": _g(e["flops"]), "params": _g(e["params"]), "tokens": _g(e["tokens"])}
               for e in out["experiments"]], False, title="suggested isoFLOP experiments (Chinchilla approach 2)",
@@ -156,12 +155,12 @@ def predict(params: float = typer.Option(..., "--params", help="Model size N."),
     """Predicted loss at any (N, D) with a 95% CI, against the compute-optimal split of the same compute."""
     out = _answer(params=params, tokens=tokens, law=law, fit=fit, unique_tokens=unique_tokens)
     if as_json:
-        print(json.dumps(out, default=str))
+        print_json(out)
         return
     ci = out.get("ci", {}).get("loss")
     console.print(f"law: {out['law']}")
     if out["law_info"].get("warning"):
-        console.print(f"[yellow]warning: {out['law_info']['warning']}[/]")
+        console.print(f"warning: {out['law_info']['warning']}", style="yellow")
     console.print(f"loss at N = {_g(params)}, D = {_g(tokens)} ({out['tokens_per_param']:.1f} tokens/param, "
                   f"{_g(out['flops'])} FLOPs): {out['loss']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
     opt = out.get("compute_optimal")
@@ -190,7 +189,7 @@ def estimate_time(params: float = typer.Option(..., "--params"), tokens: float =
         fail(str(exc).strip("'\""))
     out.update(params=params, tokens=tokens, gpus=gpus, gpu=gpu, peak_tflops=peak, mfu=mfu, recompute=recompute)
     if as_json:
-        print(json.dumps(out))
+        print_json(out)
         return
     emit({k: (_g(v) if isinstance(v, float) else v) for k, v in out.items()}, False, title="training time",
          console=console)
@@ -229,7 +228,7 @@ def estimate_memory(layers: int = typer.Option(..., "--layers"), hidden: int = t
     except ValueError as exc:
         fail(str(exc))
     if as_json:
-        print(json.dumps(out))
+        print_json(out)
         return
     t = Table(title="memory per GPU")
     t.add_column("part")
@@ -304,7 +303,7 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
     except (ValueError, LookupError, RuntimeError) as exc:
         fail(str(exc))
     if as_json:
-        print(json.dumps(out, default=str))
+        print_json(out)
         return
     if sweep:
         emit([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
@@ -313,7 +312,7 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
                    f"({out['seconds']:.0f} s, {out['workers']} workers)", console=console)
         f, v = out["fit"], out["verdict"]
         if "error" in f:
-            console.print(f"[yellow]fit:[/] {f['error']}")
+            console.print(styled(("fit:", "yellow"), f" {f['error']}"))
         else:
             p, ci = f["params"], f.get("ci") or {}
             cis = ", ".join(f"{k} [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" for k in ("alpha", "beta") if k in ci)
@@ -323,9 +322,9 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
                       f"{sum(v['loss_falls_with_N'].values())}/{len(v['loss_falls_with_N'])} D values and with D at "
                       f"{sum(v['loss_falls_with_D'].values())}/{len(v['loss_falls_with_D'])} sizes")
         if v["supports_a_law"]:
-            console.print("[green]these points support a law[/]")
+            console.print("these points support a law", style="green")
         for a in v["advice"]:
-            console.print(f"[yellow]next:[/] {a}")
+            console.print(styled(("next:", "yellow"), f" {a}"))
         return
     if extrapolate:
         emit(out["table"], False, title=f"held-out loss vs context (trained at {out['train_context']})", console=console)

@@ -7,13 +7,15 @@ import os
 from contextlib import contextmanager
 
 import typer
-from rich.console import Console
 
-console = Console()
-err = Console(stderr=True)
+from taomi.output import SafeConsole, styled
+
+console = SafeConsole()  # every string is plain text: user data never becomes markup or control codes
+err = SafeConsole(stderr=True)
 # Exit codes: 1 nothing usable in the input, 2 bad usage/input/path (nothing written), 3 a release
-# gate failed (eval), 4 partial (some files ingested, then one failed), 75 busy (EX_TEMPFAIL: retry).
-EXIT_USAGE, EXIT_PARTIAL, EXIT_TEMPFAIL = 2, 4, 75
+# gate failed (eval), 4 partial (some files ingested, then one failed), 74 the disk is full
+# (EX_IOERR: free space, re-run), 75 busy (EX_TEMPFAIL: retry).
+EXIT_USAGE, EXIT_PARTIAL, EXIT_IOERR, EXIT_TEMPFAIL = 2, 4, 74, 75
 
 
 class State:
@@ -24,9 +26,7 @@ state = State()
 
 
 def fail(message: str, code: int = 2) -> None:
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(styled(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -59,10 +59,90 @@ def name_numbers(items: list[str], option: str) -> dict[str, float]:
 
 
 def one_line(message: str, code: int) -> int:
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(styled(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return code
+
+
+def known_error(exc: BaseException) -> tuple[str, int] | None:
+    """(one line, exit code) for an error a user can act on; None for a bug. Error classes are
+    looked up only if their module was loaded (a command that never opened the database cannot
+    have raised them): quick commands stay quick."""
+    import errno
+    import sys
+
+    db, out = sys.modules.get("warehouse.db"), sys.modules.get("warehouse.outputs")
+    config, duck = sys.modules.get("flows.config"), sys.modules.get("duckdb")
+    if db is not None and isinstance(exc, db.WarehouseBusy):
+        return str(exc), EXIT_TEMPFAIL
+    if (db is not None and isinstance(exc, db.WarehouseError)) or (out is not None and isinstance(exc, out.OutputRefused)) \
+            or (config is not None and isinstance(exc, config.ConfigError)):
+        return str(exc), EXIT_USAGE
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    full = (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or (
+        duck is not None and isinstance(exc, duck.Error) and "No space left on device" in str(exc))
+    if full:
+        where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+        return ((f"{where}the disk is full ({text}); nothing was half-written: the step's transaction was rolled "
+                "back. Free space (or move --db, the output folder or TMPDIR elsewhere) and re-run"), EXIT_IOERR)
+    if duck is not None and isinstance(exc, duck.OutOfMemoryException):
+        return ((f"DuckDB ran out of memory ({text}); give the command a larger --memory-limit (or set "
+                "memory_limit in the config)"), EXIT_USAGE)
+    if isinstance(exc, RuntimeError) and "Timed out while attempting to connect" in str(exc):
+        return (("the Prefect API did not start in time (a loaded machine?); retry, raise "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or point PREFECT_API_URL at a server"), EXIT_TEMPFAIL)
+    if isinstance(exc, OSError):  # a path the OS refused: name it and say why
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}", EXIT_USAGE
+    return None
+
+
+@contextmanager
+def prefect_console():
+    """While a Prefect flow runs in this process: its console lines show control characters
+    visibly, and its ERROR records (a failed task's traceback, the flow's failure) are held back.
+    When the run ends in an error a user can act on, only that error's one line is shown; any
+    other failure (a bug) releases them as Prefect wrote them."""
+    import logging
+
+    from taomi.output import visible
+
+    class Visible(logging.Formatter):
+        def __init__(self, inner: logging.Formatter | None):
+            super().__init__()
+            self.inner = inner or logging.Formatter()
+
+        def format(self, record: logging.LogRecord) -> str:
+            return visible(self.inner.format(record))
+
+    class HoldErrors(logging.Filter):
+        def __init__(self):
+            super().__init__()
+            self.held: list[logging.LogRecord] = []
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.levelno >= logging.ERROR:
+                self.held.append(record)
+                return False
+            return True
+
+    consoles = [h for h in logging.getLogger().handlers if type(h).__name__ == "PrefectConsoleHandler"]
+    hold, formatters = HoldErrors(), [h.formatter for h in consoles]
+    for h in consoles:
+        h.setFormatter(Visible(h.formatter))
+        h.addFilter(hold)
+    try:
+        yield
+    except BaseException as exc:
+        if known_error(exc) is None and not isinstance(exc, (typer.Exit, KeyboardInterrupt)):
+            for h in consoles:
+                h.removeFilter(hold)
+                for record in hold.held:
+                    h.handle(record)
+        raise
+    finally:
+        for h, f in zip(consoles, formatters):
+            h.removeFilter(hold)
+            h.setFormatter(f)
 
 
 def quiet_prefect() -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from scaling.data import CHINCHILLA_POINTS
 from taomi.demo_data import DemoConfig, generate
-from taomi.output import emit
+from taomi.output import emit, styled
 from warehouse.outputs import OutputDir
 
 DEMO_CONFIG = """# written by `taomi demo`: the embedded defaults, runnable with `taomi run all --config {path}`
@@ -75,13 +75,16 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
     from taomi.common import quiet_prefect
 
     quiet_prefect()
-    say = console.print if console else (lambda *a, **k: None)
+    def say(head: str, rest: str | None = None) -> None:  # a bold step name, then plain text
+        if console:
+            console.print(styled((head, "bold"), rest) if rest is not None else head)
+
     workdir = workdir.resolve()
     home = OutputDir(workdir, what="demo folder")
     home.check_writable(["pipeline.toml"])
     t0 = time.perf_counter()
     data = generate(workdir / "data", DemoConfig(docs=docs, seed=seed))
-    say(f"[bold]1. sample corpus[/]: {data['docs']:,} documents with {data['exact_duplicates']} planted exact "
+    say("1. sample corpus", f": {data['docs']:,} documents with {data['exact_duplicates']} planted exact "
         f"and {data['near_duplicates']} near duplicates, {data['labelled']} labelled items, "
         f"{data['broken_lines']} broken lines -> {workdir / 'data'}")
     cfg_path = workdir / "pipeline.toml"
@@ -97,10 +100,10 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
 
     for f in cur["ingest"]["files"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in f["reasons"].items())
-        say(f"[bold]2. ingest[/] {Path(f['path']).name}: {f['status']}, {f['rows_new']:,} new rows, "
+        say("2. ingest", f" {Path(f['path']).name}: {f['status']}, {f['rows_new']:,} new rows, "
             f"{f['annotations_new']:,} annotations, {f['rows_quarantined']} quarantined" + (f" ({reasons})" if reasons else ""))
     dd = cur["dedup"]
-    say(f"[bold]3. dedup[/]: corpus {dd['docs_in']:,} documents -> {dd['docs_out']:,} kept; removed "
+    say("3. dedup", f": corpus {dd['docs_in']:,} documents -> {dd['docs_out']:,} kept; removed "
         f"{dd['exact_dropped']:,} exact and {dd['near_dropped']:,} near duplicates (J >= 0.8, {dd['bands']}x{dd['rows']} "
         f"bands, {dd['candidate_pairs']:,} candidates, every one verified); the generator planted "
         f"{data['exact_duplicates'] + data['near_duplicates']:,} copies, some edited below J = 0.8 on purpose")
@@ -109,31 +112,31 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
     lab = cur["labels"]
     a, tc = lab.get("agreement"), lab.get("truth_check")
     if a:
-        say(f"[bold]4. labels[/]: Krippendorff's alpha {a['krippendorff_alpha']:.3f} over {a['items']} items and "
+        say("4. labels", f": Krippendorff's alpha {a['krippendorff_alpha']:.3f} over {a['items']} items and "
             f"{len(a['annotators'])} annotators (< 0.667: not reliable; >= 0.8 reliable); Dawid-Skene accuracy "
             + ", ".join(f"{k} {v:.2f}" for k, v in a["annotator_accuracy_dawid_skene"].items())
             + f"; {len(lab['conflicts'])} duplicate groups with conflicting labels; {len(lab['suspects'])} suspect labels"
             + (f" (precision {tc['precision']:.2f}, recall {tc['recall']:.2f} against the noise planted in this "
                "generated corpus; on real text see bench/labels_bench.py)" if tc else ""))
     c, ex = cur["curriculum"], cur.get("export", {})
-    say(f"[bold]5. curriculum[/]: {c['documents']:,} kept documents ordered easy-to-hard with {c['pacing']} pacing; "
+    say("5. curriculum", f": {c['documents']:,} kept documents ordered easy-to-hard with {c['pacing']} pacing; "
         f"exported {ex.get('shards')} shards ({ex.get('bytes', 0) / 1e6:.1f} MB) + manifest to {ex.get('outdir')}")
     cal = res["calibrate"]
     if "mfu" in cal:
-        say(f"[bold]6. calibration[/]: {cal['device_name']}: {cal['tokens_per_s']:,.0f} tokens/s, MFU {cal['mfu']:.1%} "
+        say("6. calibration", f": {cal['device_name']}: {cal['tokens_per_s']:,.0f} tokens/s, MFU {cal['mfu']:.1%} "
             f"({cal['peak_source']})")
     else:
-        say(f"[bold]6. calibration[/]: {cal.get('skipped')}")
+        say("6. calibration", f": {cal.get('skipped')}")
     fit = res["scaling"]["fit"]
     p, ci = fit["params"], fit["ci"]
-    say(f"[bold]7. scaling law[/] fitted to {fit['n_points']} published training runs (Epoch AI's extraction of "
+    say("7. scaling law", f" fitted to {fit['n_points']} published training runs (Epoch AI's extraction of "
         f"Chinchilla's Fig. 4, 5 highest-loss dropped): L = {p['E']:.3f} + {p['A']:.0f}/N^{p['alpha']:.3f}"
         f" + {p['B']:.0f}/D^{p['beta']:.3f}; alpha 95% CI [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], beta "
         f"[{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}]"
         + (f"; poorly determined: {', '.join(fit['poorly_determined'])}" if fit["poorly_determined"] else ""))
     pl = res["scaling"]["plans"][0]
     pci = pl.get("ci", {})
-    say(f"[bold]8. plan[/] for 64 x H100-SXM for 14 days at MFU {pl['mfu']:.2f} ({pl['mfu_source']}): "
+    say("8. plan", f" for 64 x H100-SXM for 14 days at MFU {pl['mfu']:.2f} ({pl['mfu_source']}): "
         f"{pl['flops']:.3g} FLOPs -> N* = {pl['params'] / 1e9:.2f}B params"
         + (f" [{pci['params'][0] / 1e9:.2f}B, {pci['params'][1] / 1e9:.2f}B]" if pci else "")
         + f", D* = {pl['tokens'] / 1e9:.0f}B tokens ({pl['tokens_per_param']:.1f} per param), predicted loss "
@@ -143,7 +146,7 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
     ev = res["evaluate"][-1]
     a = ev["slices"]["all"]
     worst = min(((s, v) for s, v in (ev["regression"] or {}).items()), key=lambda kv: kv[1]["diff"], default=None)
-    say(f"[bold]9. hard-set eval[/] of {ev['model']} vs the previous run on {a['n']} items: accuracy {a['metric']:.3f} "
+    say("9. hard-set eval", f" of {ev['model']} vs the previous run on {a['n']} items: accuracy {a['metric']:.3f} "
         f"[{a['ci'][0]:.3f}, {a['ci'][1]:.3f}], clean subset {ev['slices']['clean']['metric']:.3f}; "
         f"{ev['contamination']['contaminated']} items found in the training corpus (copies verbatim, partial "
         "and reformatted; near-miss edits left clean); "

@@ -1,8 +1,16 @@
-"""Rendering for the command line: rich tables for people, JSON for machines, progress bars."""
+"""Rendering for the command line: rich tables for people, JSON for machines, progress bars.
+
+User text is data, never markup or terminal control: corpus names, ids, labels, file names,
+quarantined lines and error messages reach the terminal through `SafeConsole`, which reads every
+string as plain text (no rich markup, no emoji codes) and shows control characters visibly
+(`\x1b`, `\u202e`) instead of sending them; Taomi's own styling is built with `styled`. The JSON
+of --json escapes the same characters (`dumps`).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -12,11 +20,61 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
-    TextColumn,
+    ProgressColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
+
+# C0 controls but newline and tab, DEL, C1 controls (8-bit CSI/OSC), and the bidirectional
+# overrides and isolates that reorder what a terminal shows ("Trojan Source").
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(m: re.Match) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def visible(text: str) -> str:
+    """`text` with every control character written out (ESC -> `\x1b`), safe for a terminal."""
+    return _CONTROL.sub(_shown, text)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Taomi's own styling around data: `styled(("error:", "bold red"), " ", message)`; every
+    part is plain text (see `visible`), whatever brackets it holds."""
+    return Text.assemble(*[(visible(p[0]), p[1]) if isinstance(p, tuple) else visible(p) for p in parts])
+
+
+class SafeConsole(Console):
+    """A rich Console for which every string is plain text: markup and emoji codes are never
+    interpreted and control characters are shown, not sent (tables, titles, messages alike)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"markup": False, "emoji": False, **kwargs})
+
+    def render_str(self, text: str, **kwargs) -> Text:
+        return super().render_str(visible(text), **{**kwargs, "markup": False, "emoji": False})
+
+    def status(self, status, **kwargs):
+        return super().status(Text(visible(status)) if isinstance(status, str) else status, **kwargs)
+
+
+_JSON_CONTROL = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def dumps(data: Any, indent: int | None = None) -> str:
+    """JSON for --json: non-ASCII kept, but the controls json.dumps leaves raw (DEL, C1, bidi)
+    escaped as \\uXXXX (they can only occur inside strings, so the JSON stays valid)."""
+    text = json.dumps(data, default=str, ensure_ascii=False, indent=indent)
+    return _JSON_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout (--json)."""
+    print(dumps(data))
 
 
 def _fmt(value: Any) -> str:
@@ -44,9 +102,9 @@ def table_of(rows: list[dict], title: str | None = None) -> Table:
 def emit(data: Any, as_json: bool, title: str | None = None, console: Console | None = None) -> None:
     """Print `data` as JSON (one document on stdout) or as rich tables."""
     if as_json:
-        print(json.dumps(data, default=str, ensure_ascii=False))
+        print_json(data)
         return
-    console = console or Console()
+    console = console or SafeConsole()
     if isinstance(data, list):
         console.print(table_of(data, title) if data else f"{title}: (none)")
         return
@@ -64,9 +122,16 @@ def emit(data: Any, as_json: bool, title: str | None = None, console: Console | 
         console.print(table_of(rows, key))
 
 
+class DescriptionColumn(ProgressColumn):
+    """A task's description as plain text (it often holds a file name)."""
+
+    def render(self, task) -> Text:
+        return Text(visible(str(task.description)))
+
+
 def make_progress(console: Console, quiet: bool = False, units: str = "bytes") -> Progress:
     """A progress bar in bytes or counts (hidden with --json so stdout stays machine-readable)."""
-    return Progress(TextColumn("{task.description}"), BarColumn(),
+    return Progress(DescriptionColumn(), BarColumn(),
                     DownloadColumn() if units == "bytes" else MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet,
                     transient=False)
