@@ -20,11 +20,10 @@ def corpus_tokens(db, corpus: str | None, limit_bytes: int = 8 << 20):
 
     texts: list[str] = []
     if corpus:
-        with session(db) as con:
-            for _, batch in training_batches(con, corpus, 5000):
-                texts.extend(batch)
-                if sum(map(len, texts)) > limit_bytes:
-                    break
+        for _, batch in training_batches(db, corpus, 5000):
+            texts.extend(batch)
+            if sum(map(len, texts)) > limit_bytes:
+                break
         if not texts:
             raise LookupError(f"corpus '{corpus}' has no documents to calibrate on")
     else:  # real English prose that ships with CPython: the Python documentation's topic pages

@@ -52,64 +52,77 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str
     merged["passed"] = merged["score"] >= 0.5 if metric == "token_f1" else merged["score"] == 1.0
     merged["slices"] = auto_slices(merged)
 
-    contamination = None
+    # 1. a short session: store the set, read the previous run, check the training corpus
     with session(db) as con:
         store.save_eval_set(con, es.name, es.content_hash, es.items)
         prev = store.previous_run(con, es.name)
         prev_res = store.run_results(con, prev["run_id"]) if prev else None
-        if train_corpus:
-            if not document_count(con, train_corpus):
-                raise EvalInputError(f"training corpus '{train_corpus}' has no documents (see `taomi corpora`)")
-            texts = (merged["input"] + " " + merged["target"]).tolist()
-            found = ngram_overlap(texts, store.training_batches(con, train_corpus))
-            info = store.doc_info(con, sorted({d for f in found for d in f["matched_docs"]}))
-            merged["contamination"] = [f["status"] for f in found]
-            for s, f in zip(merged["slices"], found):
-                s.append(f"contamination:{f['status']}")
-            contamination = {
-                "method": "13-gram overlap after normalisation (Brown et al. 2020, app. C)",
-                "checked": len(found), "contaminated": sum(f["status"] == "contaminated" for f in found),
-                "too_short": sum(f["status"] == "too_short" for f in found),
-                "items": [{"id": i, "status": f["status"],
-                           "matched_docs": [info.get(d, {}).get("id", d) for d in f["matched_docs"]], "spans": f["spans"]}
-                          for i, f in zip(merged["id"], found) if f["status"] == "contaminated"]}
-        failures = []
-        if train_corpus:
-            failed = merged[~merged["passed"]]
-            if len(failed):
-                traced = nearest_documents((failed["input"]).tolist(), lambda: store.training_batches(con, train_corpus))
-                info = store.doc_info(con, sorted({n["doc_id"] for t in traced for n in t["nearest"]}))
-                for (_, r), t in zip(failed.iterrows(), traced):
-                    near = [{**info.get(n["doc_id"], {}), "similarity": n["similarity"]} for n in t["nearest"]]
-                    suggestion = suggest_fix(t["coverage"], near, r["target"])
-                    failures.append({"id": r["id"], "target": r["target"], "prediction": r["prediction"],
-                                     "support": t["support"], "coverage": t["coverage"],
-                                     "nearest": [{k: n.get(k) for k in ("id", "corpus", "label", "curriculum_position",
-                                                                         "similarity")} for n in near[:3]],
-                                     "suggestion": suggestion})
-        slice_names = sorted({s for sl in merged["slices"] for s in sl})
-        slices = {"all": summarize(merged["score"].to_numpy(), n_boot)}
-        if contamination:
-            clean = merged["contamination"] != "contaminated"
-            slices["clean"] = summarize(merged.loc[clean, "score"].to_numpy(), n_boot)
-        for s in slice_names:
-            mask = merged["slices"].map(lambda x, s=s: s in x)
-            slices[s] = summarize(merged.loc[mask, "score"].to_numpy(), n_boot)
-        regression, flips = None, None
-        if prev_res is not None and len(prev_res):
-            regression, flips = regressions(merged, prev_res, slices, clean if contamination else None, n_boot)
-        gate_results = check_gates(gates, slices, regression) if gates else []
-        run_id = uuid.uuid4().hex[:12]
-        report = {
-            "run_id": run_id, "model": model or Path(predictions_path).stem, "eval_set": es.name,
-            "eval_set_hash": es.content_hash, "git_sha": _git_sha(), "metric": metric,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "previous_run": prev["run_id"] if prev else None, "slices": slices, "regression": regression,
-            "flips": flips or {"pass_to_fail": [], "fail_to_pass": []}, "contamination": contamination,
-            "failures": failures, "gates": gate_results,
-            "gates_failed": [g for g in gate_results if not g["passed"]],
-            "prediction_issues": {"unknown_ids": unknown, "missing_ids": missing},
-        }
+        if train_corpus and not document_count(con, train_corpus):
+            raise EvalInputError(f"training corpus '{train_corpus}' has no documents (see `taomi corpora`)")
+
+    # 2. the long scans read the corpus batch by batch, each batch in its own short session, and
+    # compute with the file closed: other commands and the service open it meanwhile
+    def batches():
+        return store.training_batches(db, train_corpus)
+
+    def info_of(doc_ids) -> dict:
+        with session(db) as con:
+            return store.doc_info(con, sorted(doc_ids))
+
+    contamination = None
+    if train_corpus:
+        texts = (merged["input"] + " " + merged["target"]).tolist()
+        found = ngram_overlap(texts, batches())
+        info = info_of({d for f in found for d in f["matched_docs"]})
+        merged["contamination"] = [f["status"] for f in found]
+        for s, f in zip(merged["slices"], found):
+            s.append(f"contamination:{f['status']}")
+        contamination = {
+            "method": "13-gram overlap after normalisation (Brown et al. 2020, app. C)",
+            "checked": len(found), "contaminated": sum(f["status"] == "contaminated" for f in found),
+            "too_short": sum(f["status"] == "too_short" for f in found),
+            "items": [{"id": i, "status": f["status"],
+                       "matched_docs": [info.get(d, {}).get("id", d) for d in f["matched_docs"]], "spans": f["spans"]}
+                      for i, f in zip(merged["id"], found) if f["status"] == "contaminated"]}
+    failures = []
+    if train_corpus:
+        failed = merged[~merged["passed"]]
+        if len(failed):
+            traced = nearest_documents((failed["input"]).tolist(), batches)
+            info = info_of({n["doc_id"] for t in traced for n in t["nearest"]})
+            for (_, r), t in zip(failed.iterrows(), traced):
+                near = [{**info.get(n["doc_id"], {}), "similarity": n["similarity"]} for n in t["nearest"]]
+                suggestion = suggest_fix(t["coverage"], near, r["target"])
+                failures.append({"id": r["id"], "target": r["target"], "prediction": r["prediction"],
+                                 "support": t["support"], "coverage": t["coverage"],
+                                 "nearest": [{k: n.get(k) for k in ("id", "corpus", "label", "curriculum_position",
+                                                                     "similarity")} for n in near[:3]],
+                                 "suggestion": suggestion})
+    slice_names = sorted({s for sl in merged["slices"] for s in sl})
+    slices = {"all": summarize(merged["score"].to_numpy(), n_boot)}
+    if contamination:
+        clean = merged["contamination"] != "contaminated"
+        slices["clean"] = summarize(merged.loc[clean, "score"].to_numpy(), n_boot)
+    for s in slice_names:
+        mask = merged["slices"].map(lambda x, s=s: s in x)
+        slices[s] = summarize(merged.loc[mask, "score"].to_numpy(), n_boot)
+    regression, flips = None, None
+    if prev_res is not None and len(prev_res):
+        regression, flips = regressions(merged, prev_res, slices, clean if contamination else None, n_boot)
+    gate_results = check_gates(gates, slices, regression) if gates else []
+    run_id = uuid.uuid4().hex[:12]
+    report = {
+        "run_id": run_id, "model": model or Path(predictions_path).stem, "eval_set": es.name,
+        "eval_set_hash": es.content_hash, "git_sha": _git_sha(), "metric": metric,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "previous_run": prev["run_id"] if prev else None, "slices": slices, "regression": regression,
+        "flips": flips or {"pass_to_fail": [], "fail_to_pass": []}, "contamination": contamination,
+        "failures": failures, "gates": gate_results,
+        "gates_failed": [g for g in gate_results if not g["passed"]],
+        "prediction_issues": {"unknown_ids": unknown, "missing_ids": missing},
+    }
+    # 3. one short session writes the run, its results and the run-log row
+    with session(db) as con:
         log = start_run(con, "evaluate", stable_hash(es.content_hash, preds["id"].tolist()[:1000], len(preds)),
                         {"metric": metric, "model": report["model"], "train_corpus": train_corpus}, train_corpus,
                         counts_in=len(merged))

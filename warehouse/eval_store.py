@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from warehouse.db import one, transaction
+from warehouse.db import one, session, transaction
 
 
 def save_eval_set(con: duckdb.DuckDBPyConnection, name: str, set_hash: str, items: pd.DataFrame) -> bool:
@@ -51,14 +51,29 @@ def save_run(con: duckdb.DuckDBPyConnection, run: dict, results: pd.DataFrame) -
         con.unregister("res_df")
 
 
-def training_batches(con: duckdb.DuckDBPyConnection, corpus: str, batch: int = 20_000):
-    """(doc_ids, texts) of a training corpus, in batches (read once into memory per batch)."""
-    ids = con.execute("SELECT doc_id FROM documents WHERE corpus = ? ORDER BY doc_id", [corpus]).fetchnumpy()["doc_id"]
+def training_doc_ids(con: duckdb.DuckDBPyConnection, corpus: str) -> np.ndarray:
+    """The doc ids of a training corpus, in order (the plan for reading it in batches)."""
+    return con.execute("SELECT doc_id FROM documents WHERE corpus = ? ORDER BY doc_id",
+                       [corpus]).fetchnumpy()["doc_id"].astype(np.int64)
+
+
+def training_batches(db, corpus: str, batch: int = 20_000):
+    """(doc_ids, texts) of a training corpus in batches, each read in its own short session, so
+    the work done between batches (a scan, a scoring) never holds the database lock."""
+    with session(db) as con:
+        ids = training_doc_ids(con, corpus)
     for lo in range(0, len(ids), batch):
         part = ids[lo:lo + batch]
-        df = con.execute("SELECT doc_id, text FROM documents WHERE corpus = ? AND doc_id BETWEEN ? AND ? ORDER BY doc_id",
-                         [corpus, int(part[0]), int(part[-1])]).fetchdf()
-        yield df["doc_id"].to_numpy(np.int64), df["text"].tolist()
+        with session(db) as con:
+            got = training_texts(con, corpus, int(part[0]), int(part[-1]))
+        yield got  # closed before the caller works on the batch
+
+
+def training_texts(con: duckdb.DuckDBPyConnection, corpus: str, lo: int, hi: int) -> tuple[np.ndarray, list[str]]:
+    """(doc_ids, texts) of the corpus's documents with lo <= doc_id <= hi."""
+    df = con.execute("SELECT doc_id, text FROM documents WHERE corpus = ? AND doc_id BETWEEN ? AND ? ORDER BY doc_id",
+                     [corpus, int(lo), int(hi)]).fetchdf()
+    return df["doc_id"].to_numpy(np.int64), df["text"].tolist()
 
 
 def doc_info(con: duckdb.DuckDBPyConnection, doc_ids: list[int]) -> dict[int, dict]:

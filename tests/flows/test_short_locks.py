@@ -19,6 +19,7 @@ from pathlib import Path
 stage, db, marker = sys.argv[1:4]
 import flows.labels_task as lt
 import flows.curriculum_task as ct
+import flows.eval_task as et
 
 def slow(real):
     def inner(*a, **k):
@@ -27,9 +28,28 @@ def slow(real):
         return real(*a, **k)
     return inner
 
+def slow_scan(real):  # a long scan: it waits after the first batch of the training corpus
+    def inner(items, batches, *a, **k):
+        def slowed():
+            for i, b in enumerate(batches() if callable(batches) else batches):
+                yield b
+                if i == 0:
+                    Path(marker).write_text("scanning")
+                    time.sleep(3)
+        return real(items, slowed if callable(batches) else slowed(), *a, **k)
+    return inner
+
 if stage == "labels":
     lt.label_report = slow(lt.label_report)
     lt.check_labels(db, "c", n_boot=10)
+elif stage.startswith("eval"):
+    if stage == "eval-contamination":
+        et.ngram_overlap = slow_scan(et.ngram_overlap)
+    else:
+        et.nearest_documents = slow_scan(et.nearest_documents)
+    et.store.training_batches.__defaults__ = (50,)  # several batches in this small corpus
+    r = et.evaluate(db, sys.argv[4], sys.argv[5], train_corpus="c", n_boot=50)
+    assert r["contamination"]["checked"] > 0 and r["failures"]
 else:
     from curation.curriculum import CurriculumConfig
     ct.combine = slow(ct.combine)
@@ -37,14 +57,17 @@ else:
 """
 
 
-@pytest.mark.parametrize("stage", ["labels", "curriculum"])
-def test_long_computation_does_not_hold_the_database(tmp_path, sample, ingest_files, stage):
+@pytest.mark.parametrize("stage", ["labels", "curriculum", "eval-contamination", "eval-tracing"])
+def test_long_computation_does_not_hold_the_database(tmp_path, sample, ingest_files, stage, record_fault):
+    """Also `eval --train-corpus` (issue 29, item 4): its contamination scan and failure tracing
+    read the corpus in short sessions and compute with the file closed."""
     from warehouse.db import connect
 
     db = str(tmp_path / "t.duckdb")
     ingest_files(db, [sample["corpus"], sample["labels"]])
     marker = tmp_path / "marker"
-    proc = subprocess.Popen([sys.executable, "-c", SLOW, stage, db, str(marker)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-c", SLOW, stage, db, str(marker), sample["eval_set"],
+                             sample["predictions_current"]], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.time() + 60
@@ -56,6 +79,8 @@ def test_long_computation_does_not_hold_the_database(tmp_path, sample, ingest_fi
         con.close()
     finally:
         assert proc.wait(60) == 0
+    if stage.startswith("eval"):
+        record_fault("eval_lock", stage=stage, blocked=0)
 
 
 def test_partial_ingest_reports_each_files_fate_and_exits_4(tmp_path, monkeypatch):
