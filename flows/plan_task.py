@@ -14,7 +14,7 @@ from scaling.laws import (
     get_law,
     published_samples,
 )
-from scaling.planning import PlanRequest, answer_with
+from scaling.planning import Effort, PlanRequest, answer_with
 
 
 def law_from_fit(row: dict):
@@ -55,16 +55,17 @@ def resolve_law(con, law: str | None = None, fit: str | None = None):
     return lw, list(samples) if samples else None, f"published law '{name}'", info
 
 
-def answer(req: PlanRequest, con=None) -> dict:
+def answer(req: PlanRequest, con=None, effort: Effort | None = None) -> dict:
     """The plan (or inverse answer) for a request. `con`: a warehouse connection, or None when
-    there is no database (published laws and given MFUs need none)."""
+    there is no database (published laws and given MFUs need none). `effort`: how much work the
+    answer may do (the HTTP service bounds it; see scaling.planning.Effort)."""
     law, samples, desc, info = resolve_law(con, req.law, req.fit)
     calibrations = []
     if con is not None and req.needs_calibration:
         from warehouse.calibration_store import calibrations_for
 
         calibrations = calibrations_for(con, req.gpu)
-    return answer_with(req, law, samples, desc, calibrations, info)
+    return answer_with(req, law, samples, desc, calibrations, info, effort)
 
 
 def needs_database(req: PlanRequest) -> bool:

@@ -217,12 +217,12 @@ def data_limited_plan(law: DataConstrainedLaw, C: float, U: float, tol: float = 
     used, flat = C, None
 
     def gap(logc: float) -> float:
-        c = math.exp(logc)
+        c = min(math.exp(logc), C)  # exp(log C) can round past C (and past the 1e35 bound)
         return loss_at(law, *_limited_split(law, c, U, value_floor), U) - (best + tol)
 
     lo = math.log(1.000001e6)  # least compute reaching best + tol (loss never rises with C)
     if gap(lo) > 0 and gap(math.log(C)) < 0:
-        used = math.exp(brentq(gap, lo, math.log(C), xtol=1e-6))
+        used = min(math.exp(brentq(gap, lo, math.log(C), xtol=1e-6)), C)
     if used < FLAT_SHARE * C:  # over half the budget buys < tol nats: flat, not the usual slow gain
         n, d = _limited_split(law, used, U, value_floor)
         flat = {"flops_needed": used, "flops_wasted": C - used, "waste_share": 1 - used / C, "tolerance": tol,

@@ -11,7 +11,8 @@ DEFAULT_MFU, and the answer says which. A 124M calibration never sets the MFU of
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+import time
+from dataclasses import asdict, dataclass, field, replace
 
 from scaling import plan as P
 from scaling.compute import SECONDS_PER_DAY, train_time, training_state_bytes
@@ -21,6 +22,26 @@ from scaling.laws import ChinchillaLaw, DataConstrainedLaw
 DEFAULT_MFU = 0.40  # a well-tuned dense transformer on current GPUs; measure yours with `taomi calibrate`
 MFU_SIZE_FACTOR = 10.0  # a calibration speaks for models within one decade of its own size
 SAMPLES_DATA_LIMITED = 100  # bootstrap laws used for the CIs of a data-limited plan (each is a search)
+MIN_CI_SAMPLES = 10  # fewer bootstrap plans than this give no interval
+
+
+@dataclass(frozen=True)
+class Effort:
+    """How much work one answer may do. The CIs of a data-limited plan cost a search per
+    bootstrap law (~10 ms each): at most `ci_samples` of them, and no more once this thread has
+    spent `cpu_s` CPU seconds on them. The command line uses the defaults; the HTTP service a
+    bounded effort, so one small request cannot cost seconds of CPU."""
+
+    ci_samples: int = SAMPLES_DATA_LIMITED
+    cpu_s: float | None = None
+    started: float = field(default_factory=time.thread_time, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.ci_samples < 0 or (self.cpu_s is not None and not self.cpu_s > 0):
+            raise ValueError("ci_samples must be >= 0 and cpu_s > 0")
+
+    def exhausted(self) -> bool:
+        return self.cpu_s is not None and time.thread_time() - self.started > self.cpu_s
 
 
 @dataclass(frozen=True)
@@ -141,7 +162,7 @@ def training_state(params: float, optimizer: str = "adam", gpu_memory_gb: float 
 
 
 def make_plan(law, samples, law_desc: str, bud: dict, unique_tokens: float | None = None,
-              optimizer: str = "adam") -> dict:
+              optimizer: str = "adam", effort: Effort | None = None) -> dict:
     """The plan a user came for: N*, D*, tokens/param, loss (+ CIs), GPU-days, training memory.
     With limited unique tokens the plan never repeats data past what the law rewards, and when
     the loss is flat it is the least compute reaching it (the rest of the budget is reported)."""
@@ -151,11 +172,23 @@ def make_plan(law, samples, law_desc: str, bud: dict, unique_tokens: float | Non
         lim = P.data_limited_plan(law, bud["flops"], unique_tokens)
         out.update({k: lim[k] for k in ("params", "tokens", "tokens_per_param", "loss")})
         if samples:
+            effort = effort or Effort()
+            wanted = min(len(samples), effort.ci_samples)
             rows = []
-            for s in samples[:SAMPLES_DATA_LIMITED]:
+            for s in samples[:wanted]:
+                if effort.exhausted():
+                    break
                 r = P.data_limited_plan(s, bud["flops"], unique_tokens)
                 rows.append([r[k] for k in ("params", "tokens", "tokens_per_param", "loss")])
-            out["ci"] = P.percentile_ci(rows, ("params", "tokens", "tokens_per_param", "loss"))
+            if len(rows) >= MIN_CI_SAMPLES:
+                out["ci"] = P.percentile_ci(rows, ("params", "tokens", "tokens_per_param", "loss"))
+            out["ci_samples"] = len(rows)
+            full = min(len(samples), SAMPLES_DATA_LIMITED)  # what an unbounded answer uses
+            if len(rows) < full:
+                out["ci_note"] = (f"intervals from {len(rows)} of {full} bootstrap plans (this answer's effort "
+                                  "bound)" if len(rows) >= MIN_CI_SAMPLES else
+                                  f"no intervals: {len(rows)} of {full} bootstrap plans fit this answer's effort "
+                                  "bound (the command line computes them)")
         out["repetition"] = P.repetition_plan(law, bud["flops"], unique_tokens, limited=lim)
         plan_flops = lim["flops"]
     else:
@@ -209,7 +242,8 @@ def with_allocation(law, allocation: str | None):
     return replace(law, allocation=allocation)
 
 
-def answer_with(req: PlanRequest, law, samples, desc: str, calibrations: list[dict], info: dict | None = None) -> dict:
+def answer_with(req: PlanRequest, law, samples, desc: str, calibrations: list[dict], info: dict | None = None,
+                effort: Effort | None = None) -> dict:
     """The whole answer to a request, given the law (and its bootstrap samples) and the GPU's
     calibrations; pure. `flows.plan_task.answer` reads those and calls this. Every answer names
     the law, its source and (for plans) tokens per parameter, and carries the law's warning."""
@@ -232,7 +266,7 @@ def answer_with(req: PlanRequest, law, samples, desc: str, calibrations: list[di
     if req.kind == "inverse":
         return {**head, **inverse_for(law, req.params, req.tokens)}
     bud = budget(req, calibrations, law)
-    out = {**make_plan(law, samples, desc, bud, req.unique_tokens), "law_info": head["law_info"]}
+    out = {**make_plan(law, samples, desc, bud, req.unique_tokens, effort=effort), "law_info": head["law_info"]}
     if req.experiments:
         out["experiments"] = P.suggested_experiments(law, bud["flops"])
     return out

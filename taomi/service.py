@@ -28,6 +28,51 @@ CACHE_S = float(os.environ.get("TAOMI_CACHE_S", "5"))  # seconds a read of fits/
 LOCK_WAIT_S = 0.2
 CACHE_ENTRIES = 512
 
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - no affinity API (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+# Bounded work per request: a data-limited plan (`unique_tokens`) searches once per bootstrap law
+# for its CIs. The service computes at most PLAN_CI_SAMPLES of them and stops once the request's
+# thread has spent PLAN_CPU_S CPU seconds on them (the answer says how many it used); at most
+# PLAN_SLOTS such plans run at once, and a request that waits PLAN_QUEUE_S for a slot gets 503
+# with Retry-After. Other requests never wait for a slot. Answers that need no database are
+# cached (PLAN_CACHE_ENTRIES, least recently used first out): a repeated request costs nothing.
+PLAN_CPU_S = float(os.environ.get("TAOMI_PLAN_CPU_S", "0.5"))
+PLAN_CI_SAMPLES = int(os.environ.get("TAOMI_PLAN_CI_SAMPLES", "40"))
+PLAN_SLOTS = int(os.environ.get("TAOMI_PLAN_SLOTS", str(_cores())))
+PLAN_QUEUE_S = float(os.environ.get("TAOMI_PLAN_QUEUE_S", "5"))
+PLAN_CACHE_ENTRIES = 1024
+
+
+class LRU:
+    """A small thread-safe least-recently-used cache."""
+
+    def __init__(self, size: int):
+        self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        return None
+
+    def put(self, key: str, value) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+
+class Busy(Exception):
+    """No computation slot freed within PLAN_QUEUE_S: answered 503 with Retry-After."""
+
 Pos = Annotated[float, Field(gt=0, le=1e35, allow_inf_nan=False)]
 Frac = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=1, le=10_000_000)]
@@ -227,8 +272,8 @@ def create_app(db: str | None = None) -> FastAPI:
     from scaling.compute import MemoryQuery, memory, training_time
     from scaling.hardware import get_gpu
     from scaling.laws import PUBLISHED
-    from scaling.planning import PlanRequest
-    from warehouse.db import WarehouseBusy
+    from scaling.planning import Effort, PlanRequest
+    from warehouse.db import WarehouseBusy, WarehouseError
     from warehouse.scaling_store import list_fits
 
     app = FastAPI(title="Taomi", version=__version__, default_response_class=SafeJSONResponse,
@@ -237,6 +282,25 @@ def create_app(db: str | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     _offline_docs(app)
     reader = WarehouseReader(db)
+    slots = threading.BoundedSemaphore(PLAN_SLOTS)
+    answers = LRU(PLAN_CACHE_ENTRIES)
+
+    def bounded(req: PlanRequest, con) -> dict:
+        """`answer` with the service's effort bound; a data-limited plan first takes a slot."""
+        if req.unique_tokens is None:
+            return answer(req, con, Effort(ci_samples=PLAN_CI_SAMPLES, cpu_s=PLAN_CPU_S))
+        if not slots.acquire(timeout=PLAN_QUEUE_S):
+            raise Busy()
+        try:
+            return answer(req, con, Effort(ci_samples=PLAN_CI_SAMPLES, cpu_s=PLAN_CPU_S))
+        finally:
+            slots.release()
+
+    @app.exception_handler(Busy)
+    async def on_full(request: Request, exc: Busy):
+        return SafeJSONResponse(status_code=503, headers={"Retry-After": "2"},
+                                content={"detail": f"{PLAN_SLOTS} data-limited plans are being computed and none "
+                                                   f"finished within {PLAN_QUEUE_S:g} s; retry shortly"})
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError):
@@ -250,6 +314,11 @@ def create_app(db: str | None = None) -> FastAPI:
     async def on_busy(request: Request, exc: WarehouseBusy):
         return SafeJSONResponse(status_code=503, headers={"Retry-After": "2"},
                             content={"detail": "the database is held by a pipeline run; retry shortly"})
+
+    @app.exception_handler(WarehouseError)
+    async def on_unusable(request: Request, exc: WarehouseError):
+        # the server's --db is not a usable warehouse (foreign, older schema...): not the client's fault
+        return SafeJSONResponse(status_code=503, headers={"Retry-After": "60"}, content={"detail": str(exc)})
 
     def bad(message: str, status: int = 422) -> JSONResponse:
         return SafeJSONResponse(status_code=status, content={"detail": [{"field": "body", "message": message}]})
@@ -278,11 +347,14 @@ def create_app(db: str | None = None) -> FastAPI:
     def plan(body: PlanBody):
         try:
             req = PlanRequest(**body.model_dump())
+            key = "plan:" + json.dumps(req.as_dict(), sort_keys=True)
             if needs_database(req):  # the same `answer` as the CLI, over a brief read-only open
-                key = "plan:" + json.dumps(req.as_dict(), sort_keys=True)
-                out, stale = reader.read(key, lambda con: answer(req, con))
+                out, stale = reader.read(key, lambda con: bounded(req, con))
             else:
-                out, stale = answer(req, None), False
+                out, stale = answers.get(key), False
+                if out is None:
+                    out = bounded(req, None)
+                    answers.put(key, out)
             return finite({**out, "stale": stale})
         except KeyError as exc:  # unknown law or GPU name (KeyError is a LookupError: catch it first)
             return bad(str(exc).strip("'\""))

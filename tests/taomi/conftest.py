@@ -23,6 +23,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(db: str | None, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`taomi serve` in a subprocess on a free loopback port, once /health answers."""
+    port = free_port()
+    args = [sys.executable, "-m", "taomi", *(["--db", db] if db else []), "serve", "--port", str(port)]
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.time() < deadline, "server did not start"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def serve():
+    """serve(db, **env) -> base URL of a `taomi serve` started for this test (stopped after it)."""
+    procs = []
+
+    def start(db: str | None = None, **env: str) -> str:
+        proc, base = start_server(db, env)
+        procs.append(proc)
+        return base
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from flows.scaling_task import fit_file
@@ -37,21 +72,7 @@ def server(tmp_path_factory):
         tmp / "obs.csv", index=False)
     db = str(tmp / "svc.duckdb")
     fit_file(db, tmp / "obs.csv", bootstrap=20, name="mine")
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TAOMI_CACHE_S": "0.5"}
-    proc = subprocess.Popen([sys.executable, "-m", "taomi", "--db", db, "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stdout.read().decode()
-        assert time.time() < deadline, "server did not start"
-        time.sleep(0.2)
+    proc, base = start_server(db, {"TAOMI_CACHE_S": "0.5"})
     yield {"base": base, "db": db, "tmp": tmp}
     proc.terminate()
     proc.wait(10)
