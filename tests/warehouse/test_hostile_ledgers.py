@@ -110,7 +110,7 @@ def plant(out: Path, victims: dict[str, Path], picks, odd, plain, in_manifest) -
     target = victims["thesis"]
     files = {}
     for n in names + odd + plain:
-        files[n] = entry(target if not (out / n).exists() or (out / n).is_symlink() else out / n)
+        files[n] = entry(out / n if (out / n).is_file() and not (out / n).is_symlink() else target)
     (out / LEDGER).write_text(json.dumps({"writer": "taomi", "files": files}))
     if in_manifest:  # a manifest Taomi "owns" (it is in the ledger) whose shards are the names
         m = out / "manifest.json"
