@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.procs import pid_alive
 from warehouse.sql import one, transaction  # noqa: F401  (re-exported: most stores import them from here)
 
 DEFAULT_DB = "taomi.duckdb"
@@ -158,7 +159,7 @@ def _create(target: Path) -> None:
 
     for stale in target.parent.glob(f".{target.name}.taomi-new-*"):
         pid = stale.name.rsplit("-", 2)[-2] if stale.name.count("-") >= 3 else ""
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             stale.unlink(missing_ok=True)
     tmp = target.with_name(f".{target.name}.taomi-new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
@@ -181,16 +182,6 @@ def _create(target: Path) -> None:
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
 
 
 def connect(

@@ -30,6 +30,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from warehouse.procs import pid_alive
+
 LEDGER = ".taomi-owned.json"
 PARTIAL = ".taomi-partial-"
 MARKER = ".taomi-partial"
@@ -158,7 +160,7 @@ class OutputDir:
             marker = child / MARKER
             if child.is_symlink() or marker.is_symlink():
                 continue  # Taomi's staging folders are real folders: a link is not ours to follow
-            if child.is_dir() and marker.is_file() and not _alive(marker.read_text().strip()):
+            if child.is_dir() and marker.is_file() and not pid_alive(marker.read_text().strip()):
                 shutil.rmtree(child, ignore_errors=True)
         for child in self.path.glob(f"{LEDGER}.*.tmp"):
             child.unlink(missing_ok=True)
@@ -228,16 +230,6 @@ def write_file(path: str | os.PathLike, fill: Callable[[Path], None], *, force: 
     """Write one named file (atomically) unless it is a user's file and not `force`."""
     out, name = _file_target(path, force, what)
     return out.write(name, fill)
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
 
 
 def fsync(path: Path) -> None:

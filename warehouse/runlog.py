@@ -21,6 +21,8 @@ from typing import Any
 
 import duckdb
 
+from warehouse.procs import pid_alive
+
 
 def stable_hash(*parts: Any) -> str:
     """A short, stable hash of JSON-serialisable parts (config dicts, file hashes)."""
@@ -44,21 +46,11 @@ class Run:
 HOST = socket.gethostname()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def mark_abandoned(con: duckdb.DuckDBPyConnection) -> int:
     """Rows left `running` by a process of this host that no longer exists become `abandoned`."""
     rows = con.execute("SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL",
                        [HOST]).fetchall()
-    dead = [(rid, pid) for rid, pid in rows if pid != os.getpid() and not _alive(pid)]
+    dead = [(rid, pid) for rid, pid in rows if pid != os.getpid() and not pid_alive(pid)]
     for rid, pid in dead:
         con.execute("UPDATE runs SET status = 'abandoned', finished_at = ?, message = ? WHERE run_id = ?",
                     [_now(), f"its process (pid {pid} on {HOST}) ended without finishing the run", rid]).fetchall()
@@ -176,7 +168,7 @@ def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict]:
     for r in cur.fetchall():
         row = dict(zip(cols, r))
         pid, host = row.pop("pid"), row.pop("host")
-        if row["status"] == "running" and host == HOST and pid and pid != os.getpid() and not _alive(pid):
+        if row["status"] == "running" and host == HOST and pid and pid != os.getpid() and not pid_alive(pid):
             row["status"] = "abandoned"  # recorded as such when the next run starts
             row["message"] = f"its process (pid {pid}) ended without finishing the run"
         out.append(row)
