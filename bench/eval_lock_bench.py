@@ -15,7 +15,6 @@ the lock for its whole run, and `taomi corpora` exited 75 after 30 s; `--root` r
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import random
@@ -27,6 +26,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from realtext import file_docstrings  # bench/ is not a package: found through sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 SUFFIXES = {".py", ".md", ".rst", ".txt", ".toml", ".cfg", ".pyi"}
@@ -44,15 +46,7 @@ def docstrings(files: list[Path], n: int) -> list[str]:
     for f in files:
         if f.suffix != ".py":
             continue
-        try:
-            tree = ast.parse(f.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                doc = ast.get_docstring(node)
-                if doc and len(doc.split()) >= 25:
-                    out.append(" ".join(doc.split()[:120]))
+        out += [" ".join(doc.split()[:120]) for _, doc in file_docstrings(f) if len(doc.split()) >= 25]
         if len(out) >= n:
             break
     return out[:n]

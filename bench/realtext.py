@@ -26,6 +26,16 @@ _EXAMPLES = re.compile(r"\n\s*(Examples?|Notes|References|See Also)\s*\n\s*-{3,}
 _SPACE = re.compile(r"\s+")
 
 
+def file_docstrings(path: Path) -> list[tuple[int, str]]:
+    """(line, docstring) of every function and class of one Python source file ([] if unparsable)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+    return [(node.lineno, doc) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and (doc := ast.get_docstring(node))]
+
+
 def _docstrings(module: str, min_words: int, max_words: int) -> list[dict]:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
@@ -36,21 +46,12 @@ def _docstrings(module: str, min_words: int, max_words: int) -> list[dict]:
         rel = f.relative_to(root.parent)
         if {"tests", "testing", "_vendor", "externals"} & set(rel.parts):
             continue
-        try:
-            tree = ast.parse(f.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            doc = ast.get_docstring(node)
-            if not doc:
-                continue
+        for lineno, doc in file_docstrings(f):
             body = _EXAMPLES.split(doc, maxsplit=1)[0]
             words = body.split()
             if len(words) < min_words:
                 continue
-            out.append({"text": " ".join(words[:max_words]), "where": f"{rel}:{node.lineno}"})
+            out.append({"text": " ".join(words[:max_words]), "where": f"{rel}:{lineno}"})
     return out
 
 
