@@ -220,8 +220,20 @@ def normalize(raw: dict, base: Path, where: str = "config") -> dict[str, Any]:
             missing.append(f"{key} = {value!r} ({path}: no such file)")
         return path
 
+    def must_match(key: str, value: str) -> str:
+        """A corpus path: a file, a folder or a glob, kept as written (a scheduled run picks up new
+        shards) and checked now to match at least one data file."""
+        from warehouse.readers import InputError, expand_inputs
+
+        path = _resolve(base, value)
+        try:
+            expand_inputs([path])
+        except InputError as exc:
+            missing.append(f"{key} = {value!r} ({exc})")
+        return path
+
     out["corpus"] = [{**c.model_dump(exclude_none=False),
-                      "paths": [must_exist(f"corpus[{i}].paths", x) for x in c.paths],
+                      "paths": [must_match(f"corpus[{i}].paths", x) for x in c.paths],
                       "truth": must_exist(f"corpus[{i}].truth", c.truth), "plot": _resolve(base, c.plot)}
                      for i, c in enumerate(cfg.corpus)]
     out["dedup"] = dict(cfg.dedup)

@@ -47,7 +47,10 @@ def demo_data(outdir: Path = typer.Argument(..., help="Folder to write corpus.js
 
 
 @app.command()
-def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or CSV(.gz) files"),
+def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read recursively) or globs ('data/*.parquet', "
+                                                  "'shards/**/*.jsonl.gz'): JSON lines or one JSON array (.jsonl, "
+                                                  ".json; .gz, .zst), Parquet, Arrow IPC (.arrow, as datasets "
+                                                  "writes), CSV (.gz, .zst)"),
            corpus: str = typer.Option(..., "--corpus", "-c", help="Corpus name to ingest into."),
            text_field: str = typer.Option("text", "--text-field"),
            id_field: str = typer.Option("id", "--id-field"),
@@ -60,19 +63,23 @@ def ingest(paths: list[Path] = typer.Argument(..., help="JSONL(.gz), Parquet or 
     """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
     from warehouse.db import session
     from warehouse.ingest import IngestConfig, InputError, PartialIngest, ingest_paths
+    from warehouse.readers import check_input, expand_inputs
 
     try:
         cfg = IngestConfig(corpus, text_field, id_field, label_field or None, annotator_field or None)
     except ValueError as exc:
         fail(str(exc))
     duckdb_mb = _resources(1, memory_limit).duckdb_mb
-    try:
+    try:  # every input is found and checked before the database is opened (or created)
+        files = expand_inputs(paths)
+        for f in files:
+            check_input(f, cfg.fields())
         with session(state.db) as con, make_progress(console, quiet=as_json) as progress:
             def factory(p: Path):
                 task = progress.add_task(p.name, total=p.stat().st_size)
                 return lambda done: progress.update(task, completed=done)
 
-            results = ingest_paths(con, list(paths), cfg, factory, duckdb_mb)
+            results = ingest_paths(con, files, cfg, factory, duckdb_mb)
             partial = None
     except InputError as exc:
         fail(str(exc))

@@ -1,4 +1,5 @@
-"""Ingest JSONL(.gz), Parquet and CSV files into `documents`, bad rows into `quarantine`.
+"""Ingest JSON lines / JSON arrays (.gz, .zst), Parquet, Arrow IPC and CSV (.gz, .zst) files,
+folders of them and globs into `documents`, bad rows into `quarantine`.
 
 Per file, in ONE transaction: each ~64 MB chunk is parsed by DuckDB (JSON functions, vectorised)
 and its good rows go straight into `documents`, its line bookkeeping into a small staging table;
@@ -29,8 +30,10 @@ from warehouse.readers import (
     Fields,
     InputError,
     Progress,
+    arrow_chunks,
     check_input,
     classify_sql,
+    expand_inputs,
     file_hash,
     jsonl_chunks,
     lit,
@@ -276,6 +279,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, cfg: In
         chunks = jsonl_chunks(p, gz, f, progress)
     elif fmt == "csv":
         chunks = csv_chunks(p, gz, f, progress)
+    elif fmt == "arrow":
+        chunks = arrow_chunks(con, p, f, progress)
     else:
         chunks = parquet_chunks(con, p, f, progress)
     con.execute(STAGING_DDL)
@@ -318,7 +323,7 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[str | os.PathLike],
         set_memory_limit(con, duckdb_memory_mb)
     drop_stale_stages(con)
     fields = cfg.fields()
-    probed = [check_input(p, fields) for p in paths]
+    probed = [check_input(p, fields) for p in expand_inputs(paths)]
     checked = [p for p, _, _ in probed]
     hashes = [file_hash(p) for p in checked]
     inputs_hash = stable_hash(sorted(hashes), asdict(cfg))

@@ -24,10 +24,15 @@ from warehouse.streams import head_bytes, lf_lines, open_bytes, stream_error, st
 CHUNK_BYTES = 64 << 20
 RAW_KEEP_CHARS = 300
 FORMATS = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",  # a .json holding one array: see json_array
     ".parquet": "parquet", ".pq": "parquet",
+    ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow",
     ".csv": "csv",
 }
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+MAGIC = {"gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd"}
+# In a folder: files a dataset tool writes beside the data (datasets.save_to_disk, the Hub).
+NOT_DATA = {"dataset_info.json", "state.json", "dataset_dict.json", "dataset_infos.json", ".taomi-owned.json"}
 COLUMNS = ["line_no", "text", "text_type", "ext_id", "label", "annotator", "bad_field", "bad_reason", "raw"]
 
 Progress = Callable[[int], None]
@@ -54,17 +59,64 @@ def json_path(name: str) -> str:
     return lit('$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"')
 
 
-def detect_format(path: Path) -> tuple[str, bool]:
-    """(format, gzipped) from the file name; raises InputError for anything else."""
+def detect_format(path: Path) -> tuple[str, str | None]:
+    """(format, compression: None, "gzip" or "zstd") from the file name; InputError otherwise."""
     suffixes = [s.lower() for s in path.suffixes]
-    gz = bool(suffixes) and suffixes[-1] == ".gz"
-    core = suffixes[-2] if gz and len(suffixes) >= 2 else (suffixes[-1] if suffixes else "")
+    comp = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
+    core = suffixes[-2] if comp and len(suffixes) >= 2 else (suffixes[-1] if suffixes else "")
     fmt = FORMATS.get(core)
-    if fmt is None or (gz and fmt == "parquet"):
+    if fmt is None or (comp and fmt in ("parquet", "arrow")):
         raise InputError(
-            f"{path}: unknown format '{''.join(path.suffixes) or '(no extension)'}'; "
-            "expected .jsonl, .jsonl.gz, .parquet, .csv or .csv.gz")
-    return fmt, gz
+            f"{path}: unknown format '{''.join(path.suffixes) or '(no extension)'}'; expected .jsonl, .json, "
+            ".parquet, .arrow or .csv (JSON lines and CSV also .gz or .zst)")
+    return fmt, comp
+
+
+def _has_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """Every file of a known format below `folder` (recursive, sorted, hidden names skipped,
+    the metadata files dataset tools write beside the data skipped)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or name in NOT_DATA:
+                continue
+            try:
+                detect_format(Path(name))
+            except InputError:
+                continue
+            out.append(Path(dirpath) / name)
+    return out
+
+
+def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
+    """Files, folders (every data file below, recursively: a Hub dataset's `data/`, a datatrove
+    output folder, a `datasets.save_to_disk` folder) and globs (`data/*.parquet`, `**` for any
+    depth), in the order given, each expanded in sorted order; a file named twice is read once.
+    A glob or folder that yields no data file is an InputError naming it."""
+    import glob
+
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = _data_files(p)
+            if not found:
+                raise InputError(f"{p}: a folder with no .jsonl, .json, .parquet, .arrow or .csv file in it")
+        elif not p.exists() and _has_glob(str(raw)):
+            found = [Path(x) for x in sorted(glob.glob(str(raw), recursive=True))]
+            found = [f for d in found for f in (_data_files(d) if d.is_dir() else [d])]
+            if not found:
+                raise InputError(f"{raw}: no file matches this pattern")
+        else:
+            found = [p]
+        out.extend(found)
+    seen: set[Path] = set()
+    return [f for f in out if not (f.resolve() in seen or seen.add(f.resolve()))]
 
 
 def check_input(path: str | os.PathLike, fields: Fields | None = None) -> tuple[Path, str, bool]:
@@ -81,9 +133,14 @@ def check_input(path: str | os.PathLike, fields: Fields | None = None) -> tuple[
             head = fh.read(4)
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc.strerror})") from exc
-    if gz and head[:2] != b"\x1f\x8b":
-        raise InputError(f"{p}: not a gzip file (bad magic bytes)")
-    if fmt == "parquet":
+    if gz and not head.startswith(MAGIC[gz]):
+        raise InputError(f"{p}: not a {gz} file (bad magic bytes)")
+    if fmt == "arrow":
+        cols = arrow_columns(p)
+        if fields and fields.text not in cols:
+            raise InputError(f"{p}: no column '{fields.text}' (columns: {', '.join(cols)}); "
+                             "name the text column with --text-field")
+    elif fmt == "parquet":
         try:
             with duckdb.connect() as probe:
                 probe.execute(f"SELECT count(*) FROM parquet_metadata({lit(str(p))})").fetchall()
@@ -112,6 +169,9 @@ def _check_head(p: Path, fmt: str, gz: bool, fields: Fields, sample: int = 1000)
             raise InputError(f"{p}: line 1: no column '{fields.text}' in the header {header}; "
                              "name the text column with --text-field")
         return
+    if is_json_array(p, gz):  # one JSON array of objects (not JSON lines)
+        _check_array(p, fields, sample)
+        return
     seen: dict[str, None] = {}
     objects = 0
     for line in head.replace(b"\r", b"\n").split(b"\n")[:-1][:sample]:
@@ -127,6 +187,39 @@ def _check_head(p: Path, fmt: str, gz: bool, fields: Fields, sample: int = 1000)
     if objects:
         raise InputError(f"{p}: no field '{fields.text}' in the first {objects} JSON objects (fields there: "
                          f"{', '.join(list(seen)[:12])}); name the text field with --text-field")
+
+
+def is_json_array(path: Path, comp: str | None) -> bool:
+    """A .json file (.json.gz, .json.zst) whose content starts with '[': one array, read by
+    DuckDB's read_json. A .jsonl or .ndjson file is always JSON lines (a line '[1, 2]' there is a
+    bad row)."""
+    core = [x.lower() for x in path.suffixes][-2 if comp else -1:][:1]
+    return core == [".json"] and head_bytes(path, comp, 1 << 12).lstrip()[:1] == b"["
+
+
+def _array_sql(path: Path) -> str:
+    # elements up to 1 GiB (DuckDB's default maximum_object_size, 16 MB, refuses long documents)
+    # each element as its JSON text (left to infer, a uniform array becomes STRUCTs, not JSON)
+    return (f"read_json({lit(str(path))}, format = 'array', records = false, columns = {{'json': 'JSON'}}, "
+            "maximum_object_size = 1073741824)")
+
+
+def _check_array(p: Path, fields: Fields, sample: int) -> None:
+    """The whole array parses (a broken array cannot be split into good and bad elements), and
+    the text field is in its first objects."""
+    try:
+        with duckdb.connect() as probe:
+            probe.execute(f"SELECT count(*) FROM {_array_sql(p)}").fetchall()
+            keys = probe.execute(f"""SELECT list_distinct(flatten(list(json_keys(json)))),
+                                            count(*) FILTER (json_type(json) = 'OBJECT'),
+                                            bool_or(json_exists(json, {json_path(fields.text)}))
+                                     FROM (SELECT json FROM {_array_sql(p)} LIMIT {sample})""").fetchall()[0]
+    except duckdb.Error as exc:
+        raise InputError(f"{p}: not a readable JSON array ({str(exc).splitlines()[0]})") from exc
+    seen, objects, has_text = keys
+    if objects and not has_text:
+        raise InputError(f"{p}: no field '{fields.text}' in the first {objects} JSON objects (fields there: "
+                         f"{', '.join((seen or [])[:12])}); name the text field with --text-field")
 
 
 def file_hash(path: Path) -> str:
@@ -281,6 +374,9 @@ def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None
                  ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
     """(objects to register, chunk query, last line number) per ~64 MB block."""
     sql = _jsonl_sql(f)
+    if is_json_array(path, gz):
+        yield from _array_chunks(path, sql, progress)
+        return
     status: dict = {}
     last = 0
     for first, block in _iter_blocks(path, gz, progress, status):
@@ -294,6 +390,20 @@ def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None
             "SELECT * FROM chunk", status["next_line"]
 
 
+def _array_chunks(path: Path, sql: str, progress: Progress | None, batch: int = 20_000
+                  ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
+    """A JSON array's elements as numbered lines (element k is "line" k), in batches, through
+    the same per-element checks as JSON lines."""
+    with duckdb.connect() as reader:
+        reader.execute("SET threads = 1")  # one scan thread: row_number() follows the array's order
+        rows = reader.sql(f"SELECT row_number() OVER () AS line_no, json::VARCHAR AS raw FROM {_array_sql(path)}")
+        for rb in rows.to_arrow_reader(batch):
+            if rb.num_rows:
+                yield {"chunk": _batched(pa.Table.from_batches([rb]))}, sql, int(rb.column(0)[-1].as_py())
+    if progress:
+        progress(path.stat().st_size)
+
+
 def truncated_row(line_no: int, error: str, tail: bytes) -> tuple:
     """The quarantine row for the damaged end of a compressed file (the cut-off line, if any)."""
     what = "the line is cut off there" if tail else "nothing after this line could be read"
@@ -303,6 +413,20 @@ def truncated_row(line_no: int, error: str, tail: bytes) -> tuple:
 
 # ---- Parquet ------------------------------------------------------------------------------
 
+def _columnar_sql(source: str, cols: dict[str, str], f: Fields, line_no: str) -> str:
+    """The chunk query over a table-shaped source (Parquet, Arrow): `cols` maps column -> type."""
+    def col(name: str | None) -> str:
+        return f'CAST("{name}" AS VARCHAR)' if name and name in cols else "NULL"
+
+    return f"""
+        SELECT {line_no} AS line_no, CAST("{f.text}" AS VARCHAR) AS text,
+               CASE WHEN "{f.text}" IS NULL THEN 'NULL' ELSE {lit(cols[f.text])} END AS text_type,
+               {col(f.id)} AS ext_id, {col(f.label)} AS label, {col(f.annotator)} AS annotator,
+               NULL::VARCHAR AS bad_field, NULL::VARCHAR AS bad_reason,
+               left(CAST("{f.text}" AS VARCHAR), {RAW_KEEP_CHARS}) AS raw
+        FROM {source}"""
+
+
 def parquet_chunks(con: duckdb.DuckDBPyConnection, path: Path, f: Fields, progress: Progress | None
                    ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
     """One query over read_parquet; row numbers are 1-based file row numbers."""
@@ -310,18 +434,60 @@ def parquet_chunks(con: duckdb.DuckDBPyConnection, path: Path, f: Fields, progre
         f"DESCRIBE SELECT * FROM read_parquet({lit(str(path))})").fetchall()}
     if f.text not in cols:
         raise InputError(f"{path}: no column '{f.text}' (columns: {', '.join(cols)})")
-
-    def col(name: str | None) -> str:
-        return f'CAST("{name}" AS VARCHAR)' if name and name in cols else "NULL"
-
     n = one(con, f"SELECT count(*) FROM read_parquet({lit(str(path))})")[0]
-    sql = f"""
-        SELECT file_row_number + 1 AS line_no, CAST("{f.text}" AS VARCHAR) AS text,
-               CASE WHEN "{f.text}" IS NULL THEN 'NULL' ELSE {lit(cols[f.text])} END AS text_type,
-               {col(f.id)} AS ext_id, {col(f.label)} AS label, {col(f.annotator)} AS annotator,
-               NULL::VARCHAR AS bad_field, NULL::VARCHAR AS bad_reason,
-               left(CAST("{f.text}" AS VARCHAR), {RAW_KEEP_CHARS}) AS raw
-        FROM read_parquet({lit(str(path))}, file_row_number = true)"""
-    yield {}, sql, int(n)
+    yield {}, _columnar_sql(f"read_parquet({lit(str(path))}, file_row_number = true)", cols, f,
+                            "file_row_number + 1"), int(n)
+    if progress:
+        progress(path.stat().st_size)
+
+
+# ---- Arrow IPC (what `datasets.save_to_disk` writes) ----------------------------------------
+
+def _open_arrow(path: Path):
+    """A reader of record batches: the IPC file format, else the stream format (which
+    `datasets` writes), memory-mapped so a batch is read only when it is used."""
+    source = pa.memory_map(str(path))
+    try:
+        reader = pa.ipc.open_file(source)
+        return reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
+    except pa.ArrowInvalid:
+        source.seek(0)
+        reader = pa.ipc.open_stream(source)
+        return reader.schema, iter(reader)
+
+
+def arrow_columns(path: Path) -> list[str]:
+    try:
+        schema, _ = _open_arrow(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: unreadable Arrow IPC file ({str(exc).splitlines()[0]})") from exc
+    return schema.names
+
+
+def arrow_chunks(con: duckdb.DuckDBPyConnection, path: Path, f: Fields, progress: Progress | None
+                 ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
+    """Record batches gathered to ~CHUNK_BYTES, numbered by row (1-based), through the same
+    query as Parquet."""
+    schema, batches = _open_arrow(path)
+    line, pending, size = 1, [], 0
+
+    def chunk(rbs: list[pa.RecordBatch]) -> tuple[dict[str, pa.Table], str, int]:
+        nonlocal line
+        table = pa.Table.from_batches(rbs, schema=schema)
+        table = table.append_column("__taomi_line", pa.array(np.arange(line, line + table.num_rows, dtype=np.int64)))
+        line += table.num_rows
+        con.register("arrow_rows", table)
+        cols = {c[0]: c[1] for c in con.execute("DESCRIBE SELECT * FROM arrow_rows").fetchall()}
+        con.unregister("arrow_rows")
+        return {"arrow_rows": _batched(table)}, _columnar_sql("arrow_rows", cols, f, "__taomi_line"), line - 1
+
+    for rb in batches:
+        pending.append(rb)
+        size += rb.nbytes
+        if size >= CHUNK_BYTES:
+            yield chunk(pending)
+            pending, size = [], 0
+    if pending or line == 1:
+        yield chunk(pending)
     if progress:
         progress(path.stat().st_size)

@@ -75,15 +75,69 @@ class _Prefixed:
         return self.raw.read(n)
 
 
-def open_bytes(raw_fh: BinaryIO, gz: bool) -> BinaryIO:
-    """The file's content as a buffered byte stream (decompressed when `gz`)."""
-    return io.BufferedReader(GunzipStream(raw_fh), 1 << 20) if gz else raw_fh
+class ZstdStream(io.RawIOBase):
+    """Decompress zstd frames one after another (the `zstandard` library's streaming object keeps
+    every byte it could decompress); a truncated or corrupt tail ends the stream with the reason
+    in `.error`, like GunzipStream. (pyarrow's zstd stream loses the whole read that hits the
+    damage: a small truncated file gave no rows at all.)"""
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        self._zstd = zstandard
+        self.raw = raw
+        self._d = zstandard.ZstdDecompressor().decompressobj()
+        self._buf = b""
+        self._pos = 0
+        self._started = False
+        self._done = False
+        self.error: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while self._pos >= len(self._buf) and not self._done:
+            data = self.raw.read(_IN_BYTES)
+            if not data:
+                if self._started and not self._d.eof:
+                    self.error = "truncated zstd: the compressed data ends before the end of the frame"
+                self._done = True
+                return
+            self._started = True
+            try:
+                self._buf, self._pos = self._d.decompress(data), 0
+            except self._zstd.ZstdError as exc:
+                self.error = f"corrupt zstd data ({exc})"
+                self._done = True
+                return
+            if self._d.eof:  # a frame ended: the next one (if any) starts in unused_data
+                rest = self._d.unused_data
+                self._d = self._zstd.ZstdDecompressor().decompressobj()
+                self._started = False
+                if rest:
+                    self.raw = _Prefixed(rest, self.raw)
+
+    def readinto(self, b) -> int:
+        self._fill()
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = self._buf[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+def open_bytes(raw_fh: BinaryIO, comp: str | bool | None) -> BinaryIO:
+    """The file's content as a buffered byte stream, decompressed by `comp` ("gzip" or "zstd";
+    a true value means gzip)."""
+    if not comp:
+        return raw_fh
+    return io.BufferedReader(ZstdStream(raw_fh) if comp == "zstd" else GunzipStream(raw_fh), 1 << 20)
 
 
 def stream_error(fh: BinaryIO) -> str | None:
     """Why a stream from `open_bytes` ended early (None when it ended cleanly)."""
     raw = getattr(fh, "raw", None)
-    return raw.error if isinstance(raw, GunzipStream) else None
+    return raw.error if isinstance(raw, (GunzipStream, ZstdStream)) else None
 
 
 def lf_lines(block: bytes, carry: bytes) -> tuple[bytes, bytes]:

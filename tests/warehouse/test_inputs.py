@@ -1,0 +1,139 @@
+"""The corpus as it comes (issue 23, item 1): folders of shards, globs, Arrow IPC files as
+`datasets.save_to_disk` writes them, zstd-compressed JSON lines, JSON arrays; every file checked
+before the database is opened, and a glob that matches nothing is one line, exit 2, no database."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ROWS = [{"id": f"d{i}", "text": f"document {i} about topic {i % 7} " + "word " * (i % 13)} for i in range(60)]
+
+
+def docs(db) -> list[tuple[str, str]]:
+    from warehouse.db import connect
+
+    con = connect(db, read_only=True)
+    try:
+        return con.execute("SELECT ext_id, text FROM documents ORDER BY ext_id").fetchall()
+    finally:
+        con.close()
+
+
+def want(rows=ROWS) -> list[tuple[str, str]]:
+    return sorted((r["id"], r["text"]) for r in rows)
+
+
+def hub_layout(root: Path) -> Path:
+    """A Hub-style dataset: README.md, data/train-0000k-of-00003.parquet, a nested test split."""
+    (root / "data" / "nested").mkdir(parents=True)
+    (root / "README.md").write_text("---\nlicense: mit\n---\n# a dataset card, not data\n")
+    for k in range(3):
+        part = ROWS[k * 20:(k + 1) * 20]
+        where = root / "data" / ("nested" if k == 2 else "") / f"train-{k:05d}-of-00003.parquet"
+        pq.write_table(pa.Table.from_pylist(part), where)
+    return root
+
+
+def test_a_hub_folder_is_ingested_by_its_folder_and_by_a_glob(tmp_path, taomi_cli):
+    hub = hub_layout(tmp_path / "hub")
+    r = taomi_cli("--db", tmp_path / "a.duckdb", "ingest", "-c", "c", hub, "--json")
+    assert r.code == 0, r.output
+    assert [Path(f["path"]).name for f in json.loads(r.out)["files"]] == [
+        "train-00000-of-00003.parquet", "train-00001-of-00003.parquet", "train-00002-of-00003.parquet"]
+    assert docs(tmp_path / "a.duckdb") == want()
+    r = taomi_cli("--db", tmp_path / "b.duckdb", "ingest", "-c", "c", f"{hub}/data/**/*.parquet")
+    assert r.code == 0 and docs(tmp_path / "b.duckdb") == want(), r.output
+
+
+def test_arrow_ipc_stream_and_file_formats(tmp_path, taomi_cli):
+    table = pa.Table.from_pylist(ROWS)
+    folder = tmp_path / "saved"  # the layout of datasets.save_to_disk: stream-format .arrow + json metadata
+    folder.mkdir()
+    with pa.ipc.new_stream(folder / "data-00000-of-00002.arrow", table.schema) as w:
+        for b in table.slice(0, 30).to_batches(max_chunksize=7):
+            w.write_batch(b)
+    with pa.ipc.new_file(folder / "data-00001-of-00002.arrow", table.schema) as w:
+        w.write_table(table.slice(30))
+    (folder / "dataset_info.json").write_text(json.dumps({"features": {"text": {"dtype": "string"}}}))
+    (folder / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00002.arrow"}]}))
+    r = taomi_cli("--db", tmp_path / "w.duckdb", "ingest", "-c", "c", folder)
+    assert r.code == 0, r.output
+    assert docs(tmp_path / "w.duckdb") == want()
+
+
+def test_zstd_json_lines_and_a_truncated_zstd_file_keeps_its_good_prefix(tmp_path, taomi_cli):
+    data = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
+    buf = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(buf, "zstd") as out:
+        out.write(data)
+    whole = buf.getvalue().to_pybytes()
+    (tmp_path / "c.jsonl.zst").write_bytes(whole)
+    r = taomi_cli("--db", tmp_path / "w.duckdb", "ingest", "-c", "c", tmp_path / "c.jsonl.zst")
+    assert r.code == 0 and docs(tmp_path / "w.duckdb") == want(), r.output
+    big = "".join(json.dumps({"id": f"t{i}", "text": f"row {i} " * 40}) + "\n" for i in range(4000)).encode()
+    buf = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(buf, "zstd") as out:
+        out.write(big)
+    cut = buf.getvalue().to_pybytes()
+    (tmp_path / "cut.jsonl.zst").write_bytes(cut[: len(cut) * 2 // 3])
+    r = taomi_cli("--db", tmp_path / "t.duckdb", "ingest", "-c", "c", tmp_path / "cut.jsonl.zst", "--json")
+    assert r.code == 0, r.output
+    f = json.loads(r.out)["files"][0]
+    assert f["rows_new"] > 1000 and f["rows_quarantined"] == 1
+    assert any("zstd" in reason for reason in f["reasons"])
+
+
+def test_a_json_array_file(tmp_path, taomi_cli):
+    rows = [*ROWS, {"id": "bad", "text": 5}]
+    (tmp_path / "c.json").write_text(json.dumps(rows, indent=1))
+    r = taomi_cli("--db", tmp_path / "w.duckdb", "ingest", "-c", "c", tmp_path / "c.json", "--json")
+    assert r.code == 0, r.output
+    assert docs(tmp_path / "w.duckdb") == want()
+    q = json.loads(taomi_cli("--db", tmp_path / "w.duckdb", "quarantine", "c", "--json").out)
+    assert [(x["line"], x["reason"]) for x in q] == [(61, "text is a number, expected a string")]
+    (tmp_path / "broken.json").write_text(json.dumps(rows)[:-30])
+    r = taomi_cli("--db", tmp_path / "x.duckdb", "ingest", "-c", "c", tmp_path / "broken.json")
+    assert r.code == 2 and "not a readable JSON array" in r.err and not (tmp_path / "x.duckdb").exists()
+
+
+@pytest.mark.parametrize("arg", ["nomatch/*.parquet", "emptydir"])
+def test_nothing_to_ingest_is_one_line_and_no_database(tmp_path, taomi_cli, arg):
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "emptydir" / "notes.md").write_text("not data\n")
+    db = tmp_path / "w.duckdb"
+    r = taomi_cli("--db", db, "ingest", "-c", "c", tmp_path / arg)
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.output
+    assert ("no file matches" in r.err) or ("no .jsonl" in r.err)
+    assert not db.exists()
+
+
+def test_one_bad_file_in_a_folder_writes_nothing_and_names_it(tmp_path, taomi_cli):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for k in range(2):
+        with gzip.open(folder / f"{k:05d}.jsonl.gz", "wt") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in ROWS[k * 30:(k + 1) * 30])
+    (folder / "00002.jsonl.gz").write_bytes(b"not gzip at all")
+    db = tmp_path / "w.duckdb"
+    r = taomi_cli("--db", db, "ingest", "-c", "c", folder)
+    assert r.code == 2 and "00002.jsonl.gz: not a gzip file" in r.err, r.output
+    assert not db.exists()
+    (folder / "00002.jsonl.gz").unlink()
+    assert taomi_cli("--db", db, "ingest", "-c", "c", folder).code == 0 and docs(db) == want()
+
+
+def test_the_pipeline_config_takes_folders_and_globs(tmp_path):
+    from flows.config import ConfigError, normalize
+
+    hub = hub_layout(tmp_path / "hub")
+    cfg = normalize({"corpus": [{"name": "c", "paths": ["hub/data", "hub/data/*.parquet"]}]}, tmp_path)
+    assert cfg["corpus"][0]["paths"] == [str(tmp_path / "hub/data"), str(tmp_path / "hub/data/*.parquet")]
+    with pytest.raises(ConfigError, match="no file matches"):
+        normalize({"corpus": [{"name": "c", "paths": ["hub/nothing-*.parquet"]}]}, tmp_path)
+    assert hub.exists()
