@@ -87,11 +87,13 @@ def _records(lines: _Lines, ncols: int) -> Iterator[tuple[int, list[str] | None,
         yield first, row, None
 
 
-def csv_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, batch_rows: int = 100_000
-               ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
-    """(objects to register, chunk query, last line number) per batch of rows."""
+def csv_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, chunk_bytes: int = 64 << 20,
+               batch_rows: int = 100_000) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
+    """(objects to register, chunk query, last line number) per batch of rows (at most
+    `batch_rows`, and at most ~`chunk_bytes` of text)."""
     csv.field_size_limit(sys.maxsize)
     rows: list[tuple] = []
+    size = 0
     line = 1
     with open(path, "rb") as raw_fh:
         fh = open_bytes(raw_fh, gz)
@@ -106,15 +108,16 @@ def csv_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, batch
             raise InputError(f"{path}: line 1: no column '{f.text}' in the header {header}")
         want = [index.get(name) if name else None for name in (f.text, f.id, f.label, f.annotator)]
         for line, row, bad in _records(lines, len(header)):
-            if len(rows) >= batch_rows:  # flushed before the next row: the last row stays in hand
+            if len(rows) >= batch_rows or size >= chunk_bytes:  # flushed before the next row
                 if progress:
                     progress(raw_fh.tell())
                 yield {"chunk": _bad_table(rows)}, "SELECT * FROM chunk", rows[-1][0]
-                rows = []
+                rows, size = [], 0
             if bad is not None:
                 rows.append(bad)
             elif any(c.strip() for c in row):
                 rows.append(_row(line, row, header, want))
+                size += len(rows[-1][1] or "")
         error = stream_error(fh)
         if error:
             tail = "" if lines.last.endswith(("\n", "\r")) else lines.last

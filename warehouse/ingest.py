@@ -26,15 +26,19 @@ from warehouse.corpora import source_known
 from warehouse.csv_reader import csv_chunks
 from warehouse.db import one, set_memory_limit, transaction
 from warehouse.readers import (
+    CHUNK_BYTES,
     RAW_KEEP_CHARS,
     Fields,
     InputError,
     Progress,
+    _bad_table,
     arrow_chunks,
     check_input,
+    chunk_bytes_for,
     classify_sql,
     expand_inputs,
     file_hash,
+    json_line_row,
     jsonl_chunks,
     lit,
     parquet_chunks,
@@ -173,21 +177,58 @@ def _load_chunks(con, chunks, cfg: IngestConfig, path: Path, stage: str) -> int:
         con.unregister("parsed_rows")
         pending, pending_bytes = [], 0
 
+    query = f"""SELECT *, {eid} AS eid, CASE WHEN bad_reason IS NULL THEN {content_hash_sql('text')} END AS chash
+                FROM ({{source}})"""
+
+    def in_python(table: pa.Table):  # a JSON line too long for DuckDB's parser: parsed by Python
+        if set(table.column_names) != {"line_no", "raw"}:
+            return None
+        row = json_line_row(int(table.column(0)[0].as_py()), table.column(1)[0].as_py(), cfg.fields())
+        return {"chunk": _bad_table([row])}, query.replace("{source}", classify_sql("SELECT * FROM chunk",
+                                                                                     cfg.text_field))
+
     for objects, source, last_line in chunks:
-        for name, obj in objects.items():
-            con.register(name, obj)
-        table = con.sql(f"""
-            SELECT *, {eid} AS eid, CASE WHEN bad_reason IS NULL THEN {content_hash_sql('text')} END AS chash
-            FROM ({classify_sql(source, cfg.text_field)})""").to_arrow_table()
-        for name in objects:
-            con.unregister(name)
-        pending.append(table)
-        pending_bytes += table.nbytes
-        if pending_bytes >= FLUSH_BYTES:
-            flush()
+        sql = query.replace("{source}", classify_sql(source, cfg.text_field))
+        for table in _classified(con, objects, sql, path, in_python):
+            pending.append(table)
+            pending_bytes += table.nbytes
+            if pending_bytes >= FLUSH_BYTES:
+                flush()
         last = max(last, last_line)
     flush()
     return last
+
+
+def _classified(con, objects: dict[str, pa.Table], sql: str, path: Path, in_python=None) -> list[pa.Table]:
+    """Run a chunk's query; when DuckDB runs out of memory, run it on each half of the chunk's
+    rows, down to one row: a chunk of long documents goes through in smaller pieces. One JSON line
+    that still does not fit is parsed by Python (`in_python`); any other row that does not fit
+    is one error naming the file, the line and the setting to raise."""
+    for name, obj in objects.items():
+        con.register(name, obj)
+    try:
+        return [con.sql(sql).to_arrow_table()]
+    except duckdb.OutOfMemoryException as exc:
+        error = str(exc).splitlines()[0]
+    finally:
+        for name in objects:
+            con.unregister(name)
+    table = next(iter(objects.values())) if len(objects) == 1 else None
+    if table is not None and table.num_rows == 1 and in_python is not None:
+        fallback = in_python(table)
+        if fallback is not None:
+            return _classified(con, fallback[0], fallback[1], path)
+    if table is None or table.num_rows <= 1:
+        where = f"line {table.column(0)[0].as_py()}" if table is not None and table.num_rows else "a row"
+        raise IngestMemoryError(f"{path}: {where} needs more memory than DuckDB may use ({error}); raise "
+                                "--memory-limit (memory_limit in the config)")
+    name, half = next(iter(objects)), table.num_rows // 2
+    return (_classified(con, {name: table.slice(0, half)}, sql, path, in_python)
+            + _classified(con, {name: table.slice(half)}, sql, path, in_python))
+
+
+class IngestMemoryError(InputError):
+    """One row of a file needs more memory than DuckDB may use; nothing of the file was written."""
 
 
 def _resolve_ids(con, cfg: IngestConfig, base: int) -> None:
@@ -263,7 +304,8 @@ def _finish_file(con, cfg: IngestConfig, path: Path, base: int, result: FileResu
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, cfg: IngestConfig,
-                progress: Progress | None = None, known_hash: str | None = None) -> FileResult:
+                progress: Progress | None = None, known_hash: str | None = None,
+                chunk_bytes: int = CHUNK_BYTES) -> FileResult:
     """Ingest one file in one transaction; see the module docstring for the guarantees."""
     p, fmt, gz = check_input(path, cfg.fields())
     digest = known_hash or file_hash(p)
@@ -276,13 +318,13 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, cfg: In
         return result
     f = cfg.fields()
     if fmt == "jsonl":
-        chunks = jsonl_chunks(p, gz, f, progress)
+        chunks = jsonl_chunks(p, gz, f, progress, chunk_bytes)
     elif fmt == "csv":
-        chunks = csv_chunks(p, gz, f, progress)
+        chunks = csv_chunks(p, gz, f, progress, chunk_bytes)
     elif fmt == "arrow":
-        chunks = arrow_chunks(con, p, f, progress)
+        chunks = arrow_chunks(con, p, f, progress, chunk_bytes)
     else:
-        chunks = parquet_chunks(con, p, f, progress)
+        chunks = parquet_chunks(con, p, f, progress, chunk_bytes)
     con.execute(STAGING_DDL)
     stage = f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}"
     con.execute(f'CREATE TABLE "{stage}" (line_no BIGINT, eid VARCHAR, text VARCHAR, chash VARCHAR)')
@@ -335,7 +377,8 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[str | os.PathLike],
     results: list[FileResult] = []
     try:
         for p, h in zip(checked, hashes):
-            results.append(ingest_file(con, p, cfg, progress_factory(p) if progress_factory else None, h))
+            results.append(ingest_file(con, p, cfg, progress_factory(p) if progress_factory else None, h,
+                                       chunk_bytes_for(duckdb_memory_mb)))
     except BaseException as exc:
         finish_run(con, run, status="failed", message=str(exc)[:500],
                    details={"files": [r.as_dict() for r in results]})

@@ -18,10 +18,18 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from warehouse.db import one
 from warehouse.streams import head_bytes, lf_lines, open_bytes, stream_error, strip_bom
 
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 64 << 20  # the most text parsed in one DuckDB query
+
+
+def chunk_bytes_for(duckdb_mb: int | None) -> int:
+    """Bytes of input per chunk under a DuckDB memory cap: a 64 MB chunk of real documents (7 KB
+    median, a tail to 1 MB) needed more than the 488 MB DuckDB gets by default; 1/32 of the cap
+    went through with room (measured on 12,000 package files, 204 MB of JSON lines)."""
+    if not duckdb_mb:
+        return CHUNK_BYTES
+    return max(1 << 20, min(CHUNK_BYTES, (duckdb_mb << 20) // 32))
 RAW_KEEP_CHARS = 300
 FORMATS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",  # a .json holding one array: see json_array
@@ -257,7 +265,8 @@ def classify_sql(source: str, text_field: str) -> str:
 
 # ---- JSON lines ---------------------------------------------------------------------------
 
-def _iter_blocks(path: Path, gz: bool, progress: Progress | None, status: dict) -> Iterator[tuple[int, bytes]]:
+def _iter_blocks(path: Path, gz: bool, progress: Progress | None, status: dict, chunk_bytes: int = CHUNK_BYTES
+                 ) -> Iterator[tuple[int, bytes]]:
     """(first_line_no, bytes) blocks of ~64 MB, each ending just after a newline.
 
     A BOM is dropped, bare-CR line ends become LF. When a gzip stream ends early, the complete
@@ -270,7 +279,7 @@ def _iter_blocks(path: Path, gz: bool, progress: Progress | None, status: dict) 
         fh = open_bytes(raw_fh, gz)
         first = True
         while True:
-            block = fh.read(CHUNK_BYTES)
+            block = fh.read(chunk_bytes)
             if progress:
                 progress(raw_fh.tell())
             if first:
@@ -364,13 +373,42 @@ def _jsonl_sql(f: Fields) -> str:
         FROM typed"""
 
 
+_JSON_TYPES = {str: "VARCHAR", bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", dict: "OBJECT", list: "ARRAY",
+               type(None): "NULL"}
+
+
+def json_line_row(line_no: int, raw: str, f: Fields) -> tuple:
+    """One JSON line classified in Python, as `_jsonl_sql` classifies it in DuckDB: the path for a
+    line too long for DuckDB's JSON parser under its memory cap (it needs ~5x the line)."""
+    def value(v):
+        return None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+    keep = raw[:RAW_KEEP_CHARS].rstrip("\r\n")
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return (line_no, None, None, None, None, None, "(line)", "malformed JSON", keep)
+    except RecursionError:  # nested deeper than Python parses; an array is still not an object
+        why = "not a JSON object (ARRAY)" if raw.lstrip().startswith("[") else "JSON nested too deeply to read"
+        return (line_no, None, None, None, None, None, "(line)", why, keep)
+    if not isinstance(obj, dict):
+        return (line_no, None, None, None, None, None, "(line)", f"not a JSON object ({_JSON_TYPES[type(obj)]})", keep)
+    text = obj.get(f.text)
+    text_type = _JSON_TYPES[type(text)] if f.text in obj else None
+    if text_type == "BIGINT" and text >= 0:  # DuckDB's json_type names a non-negative integer so
+        text_type = "UBIGINT"
+    good = text_type == "VARCHAR" and text.strip()
+    return (line_no, value(text), text_type, value(obj.get(f.id)), value(obj.get(f.label)) if f.label else None,
+            value(obj.get(f.annotator)) if f.annotator else None, None, None, None if good else keep)
+
+
 def _bad_table(bad: list[tuple]) -> pa.Table:
     cols = list(zip(*bad))
     return pa.table({c: pa.array(v, pa.int64() if c == "line_no" else pa.string())
                      for c, v in zip(COLUMNS, cols)})
 
 
-def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None
+def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, chunk_bytes: int = CHUNK_BYTES
                  ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
     """(objects to register, chunk query, last line number) per ~64 MB block."""
     sql = _jsonl_sql(f)
@@ -379,7 +417,7 @@ def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None
         return
     status: dict = {}
     last = 0
-    for first, block in _iter_blocks(path, gz, progress, status):
+    for first, block in _iter_blocks(path, gz, progress, status, chunk_bytes):
         table, bad = _lines_table(first, block)
         last = first + block.count(b"\n") - 1
         yield {"chunk": table}, sql, last
@@ -427,18 +465,20 @@ def _columnar_sql(source: str, cols: dict[str, str], f: Fields, line_no: str) ->
         FROM {source}"""
 
 
-def parquet_chunks(con: duckdb.DuckDBPyConnection, path: Path, f: Fields, progress: Progress | None
-                   ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
-    """One query over read_parquet; row numbers are 1-based file row numbers."""
-    cols = {c[0]: c[1] for c in con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet({lit(str(path))})").fetchall()}
-    if f.text not in cols:
-        raise InputError(f"{path}: no column '{f.text}' (columns: {', '.join(cols)})")
-    n = one(con, f"SELECT count(*) FROM read_parquet({lit(str(path))})")[0]
-    yield {}, _columnar_sql(f"read_parquet({lit(str(path))}, file_row_number = true)", cols, f,
-                            "file_row_number + 1"), int(n)
-    if progress:
-        progress(path.stat().st_size)
+def parquet_chunks(con: duckdb.DuckDBPyConnection, path: Path, f: Fields, progress: Progress | None,
+                   chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
+    """Row groups read by pyarrow, gathered to ~chunk_bytes, numbered by file row (1-based):
+    the same bounded path as Arrow IPC (one DuckDB query over a whole file held all its text)."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(str(path))
+    if f.text not in pf.schema_arrow.names:
+        raise InputError(f"{path}: no column '{f.text}' (columns: {', '.join(pf.schema_arrow.names)})")
+    rows = max(1, pf.metadata.num_rows)
+    mean = max(1, (pf.metadata.serialized_size + sum(pf.metadata.row_group(i).total_byte_size
+                                                     for i in range(pf.num_row_groups))) // rows)
+    batches = pf.iter_batches(batch_size=max(1, min(65_536, chunk_bytes // (4 * mean))))
+    yield from _table_chunks(con, pf.schema_arrow, batches, f, progress, path, chunk_bytes)
 
 
 # ---- Arrow IPC (what `datasets.save_to_disk` writes) ----------------------------------------
@@ -464,11 +504,15 @@ def arrow_columns(path: Path) -> list[str]:
     return schema.names
 
 
-def arrow_chunks(con: duckdb.DuckDBPyConnection, path: Path, f: Fields, progress: Progress | None
-                 ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
-    """Record batches gathered to ~CHUNK_BYTES, numbered by row (1-based), through the same
-    query as Parquet."""
+def arrow_chunks(con: duckdb.DuckDBPyConnection, path: Path, f: Fields, progress: Progress | None,
+                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
     schema, batches = _open_arrow(path)
+    yield from _table_chunks(con, schema, batches, f, progress, path, chunk_bytes)
+
+
+def _table_chunks(con, schema: pa.Schema, batches, f: Fields, progress: Progress | None, path: Path,
+                  chunk_bytes: int) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
+    """Record batches gathered to ~chunk_bytes, numbered by row (1-based), each chunk one query."""
     line, pending, size = 1, [], 0
 
     def chunk(rbs: list[pa.RecordBatch]) -> tuple[dict[str, pa.Table], str, int]:
@@ -476,7 +520,7 @@ def arrow_chunks(con: duckdb.DuckDBPyConnection, path: Path, f: Fields, progress
         table = pa.Table.from_batches(rbs, schema=schema)
         table = table.append_column("__taomi_line", pa.array(np.arange(line, line + table.num_rows, dtype=np.int64)))
         line += table.num_rows
-        con.register("arrow_rows", table)
+        con.register("arrow_rows", table.slice(0, 0))
         cols = {c[0]: c[1] for c in con.execute("DESCRIBE SELECT * FROM arrow_rows").fetchall()}
         con.unregister("arrow_rows")
         return {"arrow_rows": _batched(table)}, _columnar_sql("arrow_rows", cols, f, "__taomi_line"), line - 1
@@ -484,7 +528,7 @@ def arrow_chunks(con: duckdb.DuckDBPyConnection, path: Path, f: Fields, progress
     for rb in batches:
         pending.append(rb)
         size += rb.nbytes
-        if size >= CHUNK_BYTES:
+        if size >= chunk_bytes:
             yield chunk(pending)
             pending, size = [], 0
     if pending or line == 1:

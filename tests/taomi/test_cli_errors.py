@@ -33,7 +33,9 @@ def test_unusable_db_paths_are_one_line_errors(tmp_path, kind):
     if kind == "text file":
         target.write_text("my notes, not a database\n")
     expect = {"folder": "is a folder", "text file": "not a DuckDB database", "/dev/null": "not a regular file"}[kind]
-    for args in (["runs"], ["ingest", "--corpus", "c", str(ROOT / "pyproject.toml")]):
+    good = tmp_path / "good.jsonl" if kind != "folder" else tmp_path.parent / f"{tmp_path.name}-good.jsonl"
+    good.write_text('{"text": "a good row"}\n')  # the input is fine: the database path is what is wrong
+    for args in (["runs"], ["ingest", "--corpus", "c", str(good)]):
         one_line_error(taomi("--db", str(target), *args), 2, expect)
     if kind == "text file":
         assert target.read_text() == "my notes, not a database\n"

@@ -1,0 +1,85 @@
+"""Memory that bends, not breaks (issue 23, item 3): real documents are long-tailed. A chunk that
+does not fit DuckDB's memory cap is retried in halves; a JSON line too long for DuckDB's parser
+(it needs ~5x the line) is parsed by Python, classified exactly as DuckDB would; a 100 MB document
+goes through ingest under the default memory limit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LINES = ['{"id": 1, "text": "plain"}', '{"id": "x", "text": 5}', '{"text": ""}', '{"text": "   "}', '{"id": 2}',
+         "[1, 2]", '"str"', "{broken", '{"id": 3.5, "text": "ok", "label": true, "annotator": null}',
+         '{"id": {"a": 1}, "text": "nested id", "label": ["x"]}', '{"text": null}', '{"text": {"a": "b"}}',
+         '{"text": "unicode \\u00e9 数据", "id": "é"}', "[" * 5000 + "]" * 5000]
+
+
+def test_python_classification_of_a_json_line_equals_duckdbs():
+    from warehouse.readers import Fields, _jsonl_sql, json_line_row
+
+    f = Fields("text", "id", "label", "annotator")
+    con = duckdb.connect()
+    con.register("chunk", pa.table({"line_no": list(range(1, len(LINES) + 1)), "raw": LINES}))
+    duck = con.sql(_jsonl_sql(f)).fetchall()
+    py = [json_line_row(i, raw, f) for i, raw in enumerate(LINES, start=1)]
+    assert [r[:8] for r in py] == [r[:8] for r in duck]
+    assert [r[8] is None for r in py] == [r[8] is None for r in duck]  # raw kept for the same rows
+
+
+def rows(db: Path) -> list[tuple]:
+    from warehouse.db import connect
+
+    con = connect(db, read_only=True)
+    try:
+        return con.execute("SELECT ext_id, content_hash, n_chars FROM documents ORDER BY ext_id").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_chunk_that_does_not_fit_is_retried_in_halves(tmp_path):
+    """A 64 MB chunk of 1 MB documents under a 150 MB DuckDB cap: halves, quarters... all kept,
+    the same rows as an ingest with room to spare."""
+    from warehouse.db import session
+    from warehouse.ingest import IngestConfig, ingest_file
+
+    src = tmp_path / "long.jsonl"
+    with open(src, "w") as fh:
+        fh.writelines(json.dumps({"id": f"d{i}", "text": f"doc {i} " + "lorem ipsum dolor sit amet " * 40_000}) + "\n"
+                      for i in range(40))
+    for name, limit in (("tight", "150MB"), ("roomy", "4GB")):
+        with session(tmp_path / f"{name}.duckdb") as con:
+            con.execute(f"SET memory_limit = '{limit}'")
+            r = ingest_file(con, src, IngestConfig("c"), chunk_bytes=64 << 20)
+            assert r.rows_new == 40 and r.rows_quarantined == 0
+    assert rows(tmp_path / "tight.duckdb") == rows(tmp_path / "roomy.duckdb")
+
+
+def test_a_100_mb_document_goes_in_under_the_default_memory_limit(tmp_path, record_fault):
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "Ωmega", "数据"]
+    huge = " ".join(words[i % len(words)] for i in range(13_000_000))  # ~100 MB of UTF-8
+    src = tmp_path / "big.jsonl"
+    with open(src, "w") as fh:
+        fh.write(json.dumps({"id": "small1", "text": "a small one"}) + "\n")
+        fh.write(json.dumps({"id": "huge", "text": huge}, ensure_ascii=False) + "\n")
+        fh.write(json.dumps({"id": "small2", "text": "another small one"}) + "\n")
+    db = tmp_path / "w.duckdb"
+    probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]);"
+             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "taomi", "--db", str(db), "ingest", "-c", "c",
+                          str(src)], capture_output=True, text=True, cwd=ROOT, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code, rss_kb = map(int, out.stdout.split()[-2:])
+    assert code == 0, out.stdout + out.stderr
+    got = rows(db)
+    assert [r[0] for r in got] == ["huge", "small1", "small2"] and got[0][2] == len(huge)
+    # default budget: a quarter of RAM, at most 1 GB; plus ~5x the largest document while Python parses it
+    assert rss_kb < (1024 + 600) * 1024, rss_kb
+    record_fault("long_documents", largest_mb=round(len(huge.encode()) / 1e6), peak_rss_mb=rss_kb // 1024)
