@@ -137,14 +137,28 @@ def migrate(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command()
-def stats(corpus: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Statistics of one corpus: documents, lengths, exact duplicates, labels, quarantine."""
-    from warehouse.corpora import corpus_exists, corpus_stats
+def stats(corpus: str,
+          by: str | None = typer.Option(None, "--by", help="A metadata field (source, url, dump, a Parquet column...): "
+                                                          "documents, characters, kept and removed per value."),
+          limit: int = typer.Option(50, "--limit", min=1, help="With --by: the most frequent values shown."),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Statistics of one corpus: documents, lengths, exact duplicates, labels, quarantine, metadata fields."""
+    from warehouse.corpora import corpus_exists, corpus_stats, meta_fields, stats_by
+    from warehouse.curation_store import latest_dedup_config
 
     with reading() as con:
         if not corpus_exists(con, corpus):
             fail(f"no corpus named '{corpus}' (see `taomi corpora`)")
-        out = corpus_stats(con, corpus)
+        fields = meta_fields(con, corpus)
+        if by is not None:
+            if by not in fields:
+                fail(f"no metadata field '{by}' in corpus '{corpus}' (fields: {', '.join(fields) or 'none'})")
+            rows = stats_by(con, corpus, by, latest_dedup_config(con, corpus), limit)
+        else:
+            out = {**corpus_stats(con, corpus), "metadata_fields": fields}
+    if by is not None:
+        emit(rows, as_json, title=f"corpus '{corpus}' by {by}", console=console)
+        return
     emit(out, as_json, title=f"corpus '{corpus}'")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 
 from warehouse.db import one
@@ -58,6 +60,28 @@ def corpus_stats(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
         "quarantined": {k: int(v) for k, v in reasons},
         "files": files,
     }
+
+
+def stats_by(con: duckdb.DuckDBPyConnection, corpus: str, field: str, dedup_config: str | None,
+             limit: int = 50) -> list[dict]:
+    """Per value of one metadata field (`source`, `url`, `dump`, a Parquet column...): documents,
+    characters, and how many the latest dedup kept and removed (kept = all when dedup has not run).
+    The most frequent `limit` values; documents without the field count under '(none)'."""
+    return _rows(con.execute("""
+        SELECT coalesce(d.meta ->> ?, '(none)') AS value, count(*) AS documents, sum(d.n_chars) AS chars,
+               count(*) FILTER (x.keep IS DISTINCT FROM false) AS kept, count(*) FILTER (x.keep = false) AS removed
+        FROM documents d LEFT JOIN dedup_decisions x
+          ON x.corpus = d.corpus AND x.doc_id = d.doc_id AND x.config_hash = ?
+        WHERE d.corpus = ? GROUP BY ALL ORDER BY documents DESC, value LIMIT ?""",
+                             ["$." + json.dumps(field), dedup_config or "", corpus, limit]))
+
+
+def meta_fields(con: duckdb.DuckDBPyConnection, corpus: str, sample: int = 10_000) -> list[str]:
+    """The metadata fields of a corpus (from its first `sample` documents that have any)."""
+    rows = con.execute("""SELECT DISTINCT unnest(json_keys(meta)) FROM (
+                              SELECT meta FROM documents WHERE corpus = ? AND meta IS NOT NULL LIMIT ?)
+                          ORDER BY 1""", [corpus, sample]).fetchall()
+    return [r[0] for r in rows]
 
 
 def quarantine_rows(con: duckdb.DuckDBPyConnection, corpus: str, limit: int = 50) -> list[dict]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -141,4 +142,6 @@ def _row(line: int, row: list[str], header: list[str], want: list[int | None]) -
     if len(row) != len(header):
         return _bad(line, f"expected {len(header)} columns, got {len(row)}", raw)
     v = [row[i] if i is not None else None for i in want]
-    return (line, v[0], "VARCHAR", v[1] or None, v[2] or None, v[3] or None, None, None, raw)
+    meta = {h.strip(): row[i] for i, h in enumerate(header) if i not in want and row[i] != ""}
+    return (line, v[0], "VARCHAR", v[1] or None, v[2] or None, v[3] or None, None, None, raw,
+            json.dumps(meta, ensure_ascii=False) if meta else None)

@@ -100,7 +100,7 @@ def texts_by_doc_id(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray) -> pd.D
     con.register("want_docs", pd.DataFrame({"doc_id": np.asarray(doc_ids, dtype=np.int64),
                                             "pos": np.arange(len(doc_ids))}))
     try:
-        return con.execute("""SELECT d.doc_id, d.ext_id, d.text FROM want_docs w JOIN documents d
+        return con.execute("""SELECT d.doc_id, d.ext_id, d.text, d.meta FROM want_docs w JOIN documents d
                               ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchdf()
     finally:
         con.unregister("want_docs")

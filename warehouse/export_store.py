@@ -59,10 +59,50 @@ def _range(col: pd.Series) -> list[float] | None:
     return [float(col.min()), float(col.max())]
 
 
+FIXED = ("id", "text", "position", "difficulty", "pacing_step")
+# a metadata field is one column of every shard, typed by what it holds across the whole export
+_META_TYPES = {frozenset({"UBIGINT"}): "Int64", frozenset({"BIGINT"}): "Int64", frozenset({"UBIGINT", "BIGINT"}): "Int64",
+               frozenset({"BOOLEAN"}): "boolean", frozenset({"VARCHAR"}): "string"}
+
+
+def meta_columns(con: duckdb.DuckDBPyConnection, doc_ids) -> dict[str, str]:
+    """Metadata field -> pandas dtype, over the exported documents: integers, floats (any mix of
+    numbers), booleans and strings keep their type; anything else (objects, lists, mixed types)
+    is written as its JSON text, so every shard has the same schema."""
+    con.register("export_ids", pd.DataFrame({"doc_id": pd.array(doc_ids, dtype="int64")}))
+    try:
+        found = con.execute("""
+            SELECT k, list_distinct(list(json_type(d.meta, '$."' || replace(k, '"', '\\"') || '"')))
+            FROM documents d JOIN export_ids e ON e.doc_id = d.doc_id, unnest(json_keys(d.meta)) AS t(k)
+            WHERE d.meta IS NOT NULL GROUP BY k ORDER BY k""").fetchall()
+    finally:
+        con.unregister("export_ids")
+    out = {}
+    for key, types in found:
+        kinds = frozenset(t for t in types if t != "NULL")
+        out[key] = _META_TYPES.get(kinds) or ("float64" if kinds <= {"UBIGINT", "BIGINT", "DOUBLE"} and kinds
+                                              else "json")
+    return out
+
+
+def _meta_frame(metas, columns: dict[str, str]) -> pd.DataFrame:
+    parsed = [json.loads(m) if isinstance(m, str) else {} for m in metas]
+    data = {}
+    for key, kind in columns.items():
+        values = [p.get(key) for p in parsed]
+        if kind == "json":
+            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        name = key if key not in FIXED else f"meta_{key}"
+        data[name] = pd.array(values, dtype="string" if kind == "json" else kind)
+    return pd.DataFrame(data)
+
+
 def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: OutputDir, fmt: str,
                  shard_size: int, header: dict) -> dict:
-    """Write `rows` (doc_id, position, pacing_step, difficulty) as shards plus a manifest."""
+    """Write `rows` (doc_id, position, pacing_step, difficulty) as shards plus a manifest; every
+    metadata field of the documents is a column (see `meta_columns`)."""
     old = current_manifest(out)
+    columns = meta_columns(con, rows["doc_id"].to_numpy())
     tag = uuid.uuid4().hex[:8]
     stage = out.staging()
     shards = []
@@ -74,6 +114,8 @@ def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: Output
                                   "position": part["position"].to_numpy(),
                                   "difficulty": part["difficulty"].to_numpy(),
                                   "pacing_step": part["pacing_step"].to_numpy()})
+            if columns:
+                frame = pd.concat([frame, _meta_frame(docs["meta"].tolist(), columns)], axis=1)
             name = f"shard-{i:05d}-{tag}.{fmt}"
             path = stage / name
             if fmt == "parquet":
@@ -84,7 +126,8 @@ def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: Output
                            "difficulty": _range(part["difficulty"]),
                            "pacing_steps": [int(part["pacing_step"].min()), int(part["pacing_step"].max())],
                            "positions": [int(part["position"].min()), int(part["position"].max())]})
-        manifest = {**header, "writer": "taomi", "shards": shards}
+        manifest = {**header, "writer": "taomi", "metadata_columns": {
+            (k if k not in FIXED else f"meta_{k}"): v for k, v in columns.items()}, "shards": shards}
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         out.publish(stage, [s["file"] for s in shards] + [MANIFEST], last=MANIFEST)
     finally:

@@ -170,7 +170,7 @@ def _load_chunks(con, chunks, cfg: IngestConfig, path: Path, stage: str) -> int:
             return
         con.register("parsed_rows", pa.concat_tables(pending))
         with transaction(con):
-            con.execute(f"""INSERT INTO "{stage}" SELECT line_no, eid, text, chash
+            con.execute(f"""INSERT INTO "{stage}" SELECT line_no, eid, text, chash, meta
                             FROM parsed_rows WHERE bad_reason IS NULL""").fetchall()
             con.execute("""INSERT INTO staging SELECT line_no, eid, chash, label, annotator, bad_field,
                            bad_reason, raw FROM parsed_rows""").fetchall()
@@ -327,14 +327,14 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: str | os.PathLike, cfg: In
         chunks = parquet_chunks(con, p, f, progress, chunk_bytes)
     con.execute(STAGING_DDL)
     stage = f"{STAGE_PREFIX}{uuid.uuid4().hex[:12]}"
-    con.execute(f'CREATE TABLE "{stage}" (line_no BIGINT, eid VARCHAR, text VARCHAR, chash VARCHAR)')
+    con.execute(f'CREATE TABLE "{stage}" (line_no BIGINT, eid VARCHAR, text VARCHAR, chash VARCHAR, meta JSON)')
     try:
         result.rows_read = _load_chunks(con, chunks, cfg, p, stage)
         with transaction(con):
             base = one(con, "SELECT coalesce(max(doc_id), 0) FROM documents")[0]
             con.execute(f"""INSERT INTO documents (doc_id, corpus, ext_id, text, content_hash, n_chars,
-                                                   source_path, source_line)
-                            SELECT ? + line_no, ?, eid, text, chash, length(text), ?, line_no FROM "{stage}"
+                                                   source_path, source_line, meta)
+                            SELECT ? + line_no, ?, eid, text, chash, length(text), ?, line_no, meta FROM "{stage}"
                             """, [base, cfg.corpus, str(p)]).fetchall()
             _resolve_ids(con, cfg, base)
             _finish_file(con, cfg, p, base, result)

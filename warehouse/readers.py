@@ -1,7 +1,7 @@
 """Readers for ingest: each format becomes chunks of one standard shape, bad rows marked.
 
 A chunk is a SQL query (over objects the reader registered on the connection) with the columns
-`line_no, text, text_type, ext_id, label, annotator, bad_field, bad_reason, raw`; `bad_reason`
+`line_no, text, text_type, ext_id, label, annotator, bad_field, bad_reason, raw, meta`; `bad_reason`
 is set for rows that cannot be kept. `classify_sql` adds the checks common to every format.
 """
 
@@ -41,7 +41,17 @@ COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 MAGIC = {"gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd"}
 # In a folder: files a dataset tool writes beside the data (datasets.save_to_disk, the Hub).
 NOT_DATA = {"dataset_info.json", "state.json", "dataset_dict.json", "dataset_infos.json", ".taomi-owned.json"}
-COLUMNS = ["line_no", "text", "text_type", "ext_id", "label", "annotator", "bad_field", "bad_reason", "raw"]
+COLUMNS = ["line_no", "text", "text_type", "ext_id", "label", "annotator", "bad_field", "bad_reason", "raw", "meta"]
+# `meta`: every field of a row besides text, id, label and annotator, as one JSON object (NULL
+# when there is none). datatrove's nested `metadata` object is flattened into it, its keys beside
+# the row's other fields (a top-level field wins a clash), so `source`, `url`, `dump` are fields.
+META = "metadata"
+
+
+def meta_patch(f: Fields, flatten: bool = True) -> str:
+    """The JSON merge patch (RFC 7386) that removes the mapped fields (and, when it is an object
+    to flatten, `metadata`) from a row."""
+    return json.dumps({k: None for k in (f.text, f.id, f.label, f.annotator, META if flatten else None) if k})
 
 Progress = Callable[[int], None]
 
@@ -259,7 +269,8 @@ def classify_sql(source: str, text_field: str) -> str:
         SELECT line_no, text, text_type, ext_id, label, annotator,
                CASE WHEN bad_reason IS NOT NULL THEN bad_field WHEN {cond} THEN {lit(text_field)} END AS bad_field,
                CASE WHEN bad_reason IS NOT NULL THEN bad_reason WHEN {cond} THEN {reason} END AS bad_reason,
-               CASE WHEN bad_reason IS NOT NULL THEN raw WHEN {cond} THEN left(raw, {RAW_KEEP_CHARS}) END AS raw
+               CASE WHEN bad_reason IS NOT NULL THEN raw WHEN {cond} THEN left(raw, {RAW_KEEP_CHARS}) END AS raw,
+               CASE WHEN bad_reason IS NULL AND NOT {cond} THEN meta END AS meta
         FROM ({source})"""
 
 
@@ -339,6 +350,7 @@ def _batched(table: pa.Table, rows: int = 2048) -> pa.Table:
 
 
 def _jsonl_sql(f: Fields) -> str:
+    mapped = "[" + ", ".join(lit(k) for k in (f.text, f.id, f.label, f.annotator) if k) + "]"
     paths = [f.text, f.id, f.label or "\x00", f.annotator or "\x00"]
     path_list = "[" + ", ".join(json_path(p) for p in paths) + "]"
     # One JSON parse per line: TRY(json_extract(...)) is NULL exactly when the line is not valid
@@ -369,7 +381,12 @@ def _jsonl_sql(f: Fields) -> str:
                     WHEN root_type <> 'OBJECT' THEN 'not a JSON object (' || root_type || ')' END AS bad_reason,
                CASE WHEN NOT ok OR root_type <> 'OBJECT' OR text_type IS DISTINCT FROM 'VARCHAR'
                          OR regexp_full_match(text, '\\s*')  -- raw is kept for bad rows only
-                    THEN rtrim(left(raw, {RAW_KEEP_CHARS}), chr(13) || chr(10)) END AS raw
+                    THEN rtrim(left(raw, {RAW_KEEP_CHARS}), chr(13) || chr(10)) END AS raw,
+               CASE WHEN ok AND root_type = 'OBJECT' AND NOT list_has_all({mapped}, json_keys(raw))
+                    THEN nullif(CASE  -- json_keys is the cheap test (~half a merge patch): most rows of a plain corpus stop there
+                    WHEN json_type(raw, '$.{META}') = 'OBJECT'
+                    THEN json_merge_patch(json_extract(raw, '$.{META}'), json_merge_patch(raw, {lit(meta_patch(f))}))
+                    ELSE json_merge_patch(raw, {lit(meta_patch(f, flatten=False))}) END, '{{}}') END AS meta
         FROM typed"""
 
 
@@ -398,12 +415,18 @@ def json_line_row(line_no: int, raw: str, f: Fields) -> tuple:
     if text_type == "BIGINT" and text >= 0:  # DuckDB's json_type names a non-negative integer so
         text_type = "UBIGINT"
     good = text_type == "VARCHAR" and text.strip()
+    flatten = isinstance(obj.get(META), dict)
+    meta = {k: v for k, v in obj.items() if k not in (f.text, f.id, f.label, f.annotator) and not (flatten and k == META)}
+    if flatten:
+        meta = {**obj[META], **meta}
     return (line_no, value(text), text_type, value(obj.get(f.id)), value(obj.get(f.label)) if f.label else None,
-            value(obj.get(f.annotator)) if f.annotator else None, None, None, None if good else keep)
+            value(obj.get(f.annotator)) if f.annotator else None, None, None, None if good else keep,
+            json.dumps(meta, ensure_ascii=False, separators=(",", ":")) if meta and good else None)
 
 
 def _bad_table(bad: list[tuple]) -> pa.Table:
-    cols = list(zip(*bad))
+    """Rows already classified (tuples in COLUMNS order; a missing trailing `meta` is NULL)."""
+    cols = list(zip(*[r + (None,) * (len(COLUMNS) - len(r)) for r in bad]))
     return pa.table({c: pa.array(v, pa.int64() if c == "line_no" else pa.string())
                      for c, v in zip(COLUMNS, cols)})
 
@@ -451,17 +474,30 @@ def truncated_row(line_no: int, error: str, tail: bytes) -> tuple:
 
 # ---- Parquet ------------------------------------------------------------------------------
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _columnar_sql(source: str, cols: dict[str, str], f: Fields, line_no: str) -> str:
     """The chunk query over a table-shaped source (Parquet, Arrow): `cols` maps column -> type."""
     def col(name: str | None) -> str:
         return f'CAST("{name}" AS VARCHAR)' if name and name in cols else "NULL"
 
+    skip = {f.text, f.id, f.label, f.annotator, META, line_no}
+    others = [c for c in cols if c not in skip]
+    meta = f"to_json(struct_pack({', '.join(f'{_quote(c)} := {_quote(c)}' for c in others)}))" if others else "'{}'"
+    if META in cols and cols[META].startswith(("STRUCT", "MAP", "JSON")):
+        meta = f"json_merge_patch(coalesce(to_json({_quote(META)}), '{{}}'), {meta})"
+    elif META in cols:
+        others.append(META)
+        meta = f"to_json(struct_pack({', '.join(f'{_quote(c)} := {_quote(c)}' for c in others)}))"
     return f"""
         SELECT {line_no} AS line_no, CAST("{f.text}" AS VARCHAR) AS text,
                CASE WHEN "{f.text}" IS NULL THEN 'NULL' ELSE {lit(cols[f.text])} END AS text_type,
                {col(f.id)} AS ext_id, {col(f.label)} AS label, {col(f.annotator)} AS annotator,
                NULL::VARCHAR AS bad_field, NULL::VARCHAR AS bad_reason,
-               left(CAST("{f.text}" AS VARCHAR), {RAW_KEEP_CHARS}) AS raw
+               left(CAST("{f.text}" AS VARCHAR), {RAW_KEEP_CHARS}) AS raw,
+               nullif(({meta})::VARCHAR, '{{}}') AS meta
         FROM {source}"""
 
 

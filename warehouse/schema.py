@@ -260,6 +260,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "INSERT INTO warehouse_meta VALUES ('format', 'taomi-warehouse') ON CONFLICT DO NOTHING",
         ],
     ),
+    (
+        14,
+        "document metadata: every field of a row besides text, id, label and annotator, as JSON",
+        ["ALTER TABLE documents ADD COLUMN IF NOT EXISTS meta JSON"],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -137,3 +137,60 @@ def test_the_pipeline_config_takes_folders_and_globs(tmp_path):
     with pytest.raises(ConfigError, match="no file matches"):
         normalize({"corpus": [{"name": "c", "paths": ["hub/nothing-*.parquet"]}]}, tmp_path)
     assert hub.exists()
+
+
+def datatrove_shard(path: Path, rows: list[dict]) -> Path:
+    """A shard as datatrove's JsonlWriter writes it: text, id, and a nested `metadata` object."""
+    with gzip.open(path, "wt") as fh:
+        for r in rows:
+            fh.write(json.dumps({"text": r["text"], "id": r["id"], "metadata": {
+                "source": r["source"], "url": f"https://example.org/{r['id']}", "dump": "CC-MAIN-2024-10",
+                "language_score": r["score"], "token_count": r["tokens"]}}) + "\n")
+    return path
+
+
+def test_metadata_from_a_datatrove_shard_reaches_stats_and_export(tmp_path, taomi_cli):
+    rows = [{**r, "source": ["web", "books", "code"][i % 3], "score": 0.5 + i / 200, "tokens": 10 + i}
+            for i, r in enumerate(ROWS)]
+    folder = tmp_path / "output"
+    folder.mkdir()
+    datatrove_shard(folder / "00000.jsonl.gz", rows[:30])
+    datatrove_shard(folder / "00001.jsonl.gz", rows[30:])
+    db = tmp_path / "w.duckdb"
+    assert taomi_cli("--db", db, "ingest", "-c", "c", folder).code == 0
+    stats = json.loads(taomi_cli("--db", db, "stats", "c", "--json").out)
+    assert stats["metadata_fields"] == ["dump", "language_score", "source", "token_count", "url"]
+    by = json.loads(taomi_cli("--db", db, "stats", "c", "--by", "source", "--json").out)
+    assert {r["value"]: (r["documents"], r["kept"], r["removed"]) for r in by} == {
+        "web": (20, 20, 0), "books": (20, 20, 0), "code": (20, 20, 0)}
+    assert sum(r["chars"] for r in by) == sum(len(r["text"]) for r in ROWS)
+    r = taomi_cli("--db", db, "stats", "c", "--by", "nope")
+    assert r.code == 2 and "fields: dump, language_score, source, token_count, url" in r.err
+    r = taomi_cli("--db", db, "export", "c", tmp_path / "shards", "--order", "random", "--json")
+    assert r.code == 0, r.output
+    manifest = json.loads(r.out)
+    assert manifest["metadata_columns"] == {"dump": "string", "language_score": "float64", "source": "string",
+                                            "token_count": "Int64", "url": "string"}
+    table = pa.concat_tables(pq.read_table(tmp_path / "shards" / s["file"]) for s in
+                             json.loads((tmp_path / "shards" / "manifest.json").read_text())["shards"])
+    got = {r["id"]: r for r in table.to_pylist()}
+    assert table.schema.field("token_count").type == pa.int64() and len(got) == 60
+    assert all(got[r["id"]]["source"] == r["source"] and got[r["id"]]["token_count"] == r["tokens"]
+               and abs(got[r["id"]]["language_score"] - r["score"]) < 1e-12 for r in rows)
+
+
+def test_parquet_columns_and_a_struct_metadata_column_and_csv_columns_are_kept(tmp_path, taomi_cli):
+    table = pa.table({"id": [r["id"] for r in ROWS], "text": [r["text"] for r in ROWS],
+                      "lang": ["en", "de"] * 30,
+                      "metadata": [{"source": "hub", "n": i} for i in range(60)]})
+    pq.write_table(table, tmp_path / "t.parquet")
+    (tmp_path / "c.csv").write_text("id,text,origin\nx1,first csv row,forum\nx2,second csv row,\n")
+    db = tmp_path / "w.duckdb"
+    assert taomi_cli("--db", db, "ingest", "-c", "c", tmp_path / "t.parquet", tmp_path / "c.csv").code == 0
+    from warehouse.db import connect
+
+    con = connect(db, read_only=True)
+    metas = dict(con.execute("SELECT ext_id, meta::VARCHAR FROM documents").fetchall())
+    con.close()
+    assert json.loads(metas["d3"]) == {"source": "hub", "n": 3, "lang": "de"}
+    assert json.loads(metas["x1"]) == {"origin": "forum"} and metas["x2"] is None

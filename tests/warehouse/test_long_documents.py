@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LINES = ['{"id": 1, "text": "plain"}', '{"id": "x", "text": 5}', '{"text": ""}', '{"text": "   "}', '{"id": 2}',
          "[1, 2]", '"str"', "{broken", '{"id": 3.5, "text": "ok", "label": true, "annotator": null}',
          '{"id": {"a": 1}, "text": "nested id", "label": ["x"]}', '{"text": null}', '{"text": {"a": "b"}}',
-         '{"text": "unicode \\u00e9 数据", "id": "é"}', "[" * 5000 + "]" * 5000]
+         '{"text": "unicode \\u00e9 数据", "id": "é"}', "[" * 5000 + "]" * 5000,
+         '{"text": "with metadata", "id": 9, "metadata": {"source": "web", "n": 3}, "url": "u", "source": "top"}',
+         '{"text": "extra only", "lang": "de", "metadata": "not an object"}']
 
 
 def test_python_classification_of_a_json_line_equals_duckdbs():
@@ -32,6 +34,11 @@ def test_python_classification_of_a_json_line_equals_duckdbs():
     py = [json_line_row(i, raw, f) for i, raw in enumerate(LINES, start=1)]
     assert [r[:8] for r in py] == [r[:8] for r in duck]
     assert [r[8] is None for r in py] == [r[8] is None for r in duck]  # raw kept for the same rows
+    py = [r + (None,) * (10 - len(r)) for r in py]  # a bad row's tuple may stop before `meta`
+    meta = [(json.loads(a[9]) if a[9] else None, json.loads(b[9]) if b[9] else None) for a, b in zip(py, duck)]
+    assert all(a == b for a, b in meta), meta
+    assert meta[-2][0] == {"source": "top", "n": 3, "url": "u"} and meta[-1][0] == {"lang": "de",
+                                                                                   "metadata": "not an object"}
 
 
 def rows(db: Path) -> list[tuple]:

@@ -1,0 +1,105 @@
+"""Ingest of real text in its real shape, beside DuckDB's own readers in the same run (issue 23).
+
+    .venv/bin/python bench/ingest_real_bench.py [--docs 12000] [--shards 4] [--repeats 2]
+
+The corpus: files that ship inside this venv's site-packages (sources, READMEs, licences, docs;
+one document per file, lengths from 40 bytes to ~1 MB), written as datatrove writes them (JSON
+lines with a nested `metadata` object: source package, suffix) and as Parquet shards. Timed:
+
+- `taomi ingest` with its defaults (memory limit: a quarter of RAM, at most 1 GB);
+- DuckDB `CREATE TABLE AS SELECT *, md5(text) FROM read_json(...)` / `read_parquet('*.parquet')`
+  (no line numbers, no checks, no quarantine, no run log; at DuckDB's default 488 MB cap it runs
+  out of memory on this corpus, so it gets 4 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(folder: Path, n: int, shards: int) -> tuple[Path, Path, int]:
+    site = Path(sysconfig.get_paths()["purelib"])
+    files = [p for p in site.rglob("*") if p.suffix in {".py", ".md", ".rst", ".txt", ".pyi"} and p.is_file()
+             and p.stat().st_size > 40]
+    random.Random(0).shuffle(files)
+    rows = [{"id": str(f.relative_to(site)), "text": f.read_text(encoding="utf-8", errors="replace"),
+             "metadata": {"source": f.relative_to(site).parts[0], "suffix": f.suffix}} for f in files[:n]]
+    jsonl = folder / "corpus.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pdir = folder / "parquet"
+    pdir.mkdir()
+    per = -(-len(rows) // shards)
+    for k in range(shards):
+        part = rows[k * per:(k + 1) * per]
+        pq.write_table(pa.table({"id": [r["id"] for r in part], "text": [r["text"] for r in part],
+                                 "source": [r["metadata"]["source"] for r in part]}),
+                       pdir / f"train-{k:05d}-of-{shards:05d}.parquet")
+    return jsonl, pdir, len(rows)
+
+
+def taomi_ingest(db: Path, target: str) -> tuple[float, int]:
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); r = subprocess.run(sys.argv[1:], "
+             "capture_output=True); print(r.returncode, time.perf_counter() - t, "
+             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "taomi", "--db", str(db), "ingest", "-c",
+                          "real", target], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+    assert out[0] == "0", out
+    return float(out[1]), int(out[2]) // 1024
+
+
+def duckdb_ctas(db: Path, source: str) -> float:
+    con = duckdb.connect(str(db))
+    con.execute("SET memory_limit = '4GB'")
+    t = time.perf_counter()
+    con.execute(f"CREATE TABLE d AS SELECT *, md5(text) AS h FROM {source}")
+    con.execute("CHECKPOINT")
+    con.close()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=12_000)
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        jsonl, pdir, n = build(t, args.docs, args.shards)
+        print(f"{n:,} real files, JSON lines {jsonl.stat().st_size / 1e6:.1f} MB, Parquet "
+              f"{sum(p.stat().st_size for p in pdir.iterdir()) / 1e6:.1f} MB in {args.shards} shards")
+        cases = [("JSON lines", str(jsonl), (f"read_json('{jsonl}', format = 'newline_delimited', "
+                                            "maximum_object_size = 1073741824)")),
+                 ("Parquet shards (a folder)", str(pdir), f"read_parquet('{pdir}/*.parquet')")]
+        for name, target, source in cases:
+            ours, theirs, rss = [], [], []
+            for rep in range(args.repeats):
+                a, b = t / f"t{rep}.duckdb", t / f"d{rep}.duckdb"
+                s, r = taomi_ingest(a, target)
+                ours.append(s)
+                rss.append(r)
+                theirs.append(duckdb_ctas(b, source))
+                a.unlink()
+                b.unlink()
+            o, d = statistics.median(ours), statistics.median(theirs)
+            print(f"{name}: taomi ingest {o:.2f} s (peak RSS {max(rss)} MB, process start included), "
+                  f"DuckDB CTAS {d:.2f} s: ratio {o / d:.2f}x (target 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
