@@ -34,9 +34,10 @@ BATCH = 20_000
 
 
 def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Path | None = None,
-                     force: bool = False) -> dict:
+                     force: bool = False, progress=None) -> dict:
     """Score the kept documents and store their order. Same documents, dedup decisions, label
-    findings and config as the stored order: no work, a `skipped` run row, the stored report."""
+    findings and config as the stored order: no work, a `skipped` run row, the stored report.
+    `progress(stage, done, total)` is told the documents done per pass."""
     if plot_path:
         check_file(plot_path, force=force, what="plot file")
     with session(db) as con:
@@ -60,17 +61,19 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
         lq = store.label_scores(con, corpus)
         cs = store.cluster_sizes(con, corpus, dedup_cfg) if dedup_cfg else None
 
-    def batches():  # each batch read in its own short session: scoring never keeps the file locked
+    def batches(stage: str):  # each batch read in its own short session: scoring never keeps the file locked
         for lo in range(0, len(ids), BATCH):
             with session(db) as c:
                 texts = store.texts_by_doc_id(c, ids[lo:lo + BATCH])["text"].tolist()
             yield texts
+            if progress:
+                progress(stage, min(lo + BATCH, len(ids)), len(ids))
 
     with logged_run(db, "curriculum", inputs, cfg.as_dict(), corpus, counts_in=len(ids)) as run:
         counts = NgramCounts()  # pass 1: corpus n-gram counts, batch by batch (bounded memory)
-        for texts in batches():
+        for texts in batches("count n-grams"):
             counts.update(texts)
-        parts = [score_batch(texts, counts) for texts in batches()]  # pass 2: score each batch
+        parts = [score_batch(texts, counts) for texts in batches("score")]  # pass 2: score each batch
         scores = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         notes = [] if dedup_cfg else ["dedup has not run: every document enters (run `taomi dedup` first)"]
         if len(lq):
@@ -103,7 +106,8 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
 
 
 def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", shard_size: int = 100_000,
-                  order: str = "curriculum", cfg: CurriculumConfig | None = None, force: bool = False) -> dict:
+                  order: str = "curriculum", cfg: CurriculumConfig | None = None, force: bool = False,
+                  progress=None) -> dict:
     """Write training shards in curriculum (or random-baseline) order, with a manifest.
 
     OUTDIR must be new, empty or a previous Taomi export (else `force`); it may not hold the
@@ -120,7 +124,7 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
     if rows.empty and order == "random":  # the baseline needs no scores: one read, one write
         rows = _unscored_random_rows(db, corpus, cfg or CurriculumConfig(order="random"))
     elif rows.empty:
-        build_curriculum(db, corpus, cfg or CurriculumConfig(order=order))
+        build_curriculum(db, corpus, cfg or CurriculumConfig(order=order), progress=progress)
         with session(db) as con:
             rows = store.curriculum_rows(con, corpus, order)
     header = {"corpus": corpus, "order": order, "format": fmt, "shard_size": shard_size, "documents": len(rows),
@@ -134,7 +138,8 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
         return _export_result(out, "unchanged", manifest)
     with logged_run(db, "export", key, config, corpus, counts_in=len(rows)) as run:
         with session(db) as con:
-            manifest = export_store.write_shards(con, rows, out, fmt, shard_size, {**header, "content_key": key})
+            manifest = export_store.write_shards(con, rows, out, fmt, shard_size, {**header, "content_key": key},
+                                                 progress)
         result = _export_result(out, "written", manifest)
         run.counts_out, run.details = len(rows), result
     return result

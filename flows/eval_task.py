@@ -33,7 +33,9 @@ def _git_sha() -> str | None:
 def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str | None = None,
              metric: str = "exact_match", train_corpus: str | None = None, gates_path: str | Path | None = None,
              outdir: str | Path | None = None, set_name: str | None = None, n_boot: int = 2000,
-             force: bool = False) -> dict:
+             force: bool = False, progress=None) -> dict:
+    """Evaluate predictions against an eval set (and a training corpus): figures, report, gates.
+    `progress(stage, done, total)` is told the training documents scanned per pass."""
     out = None
     if outdir:  # checked before any work: a report never replaces a user's file (unless force)
         out = OutputDir(outdir, force=force, what="report folder")
@@ -62,8 +64,19 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str
 
     # 2. the long scans read the corpus batch by batch, each batch in its own short session, and
     # compute with the file closed: other commands and the service open it meanwhile
+    total = {"docs": 0}
+    if train_corpus and progress:
+        with session(db) as con:
+            total["docs"] = document_count(con, train_corpus)
+    passes = iter(["contamination scan", "trace failures: document frequencies", "trace failures: similarity"])
+
     def batches():
-        return store.training_batches(db, train_corpus)
+        stage, done = next(passes, "scan"), 0
+        for ids, texts in store.training_batches(db, train_corpus):
+            yield ids, texts
+            done += len(texts)
+            if progress:
+                progress(stage, done, total["docs"])
 
     def info_of(doc_ids) -> dict:
         with session(db) as con:

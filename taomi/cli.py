@@ -22,7 +22,7 @@ from taomi.common import (
     reading,
     state,
 )
-from taomi.output import emit, make_progress, print_json, styled
+from taomi.output import StageBars, emit, make_progress, print_json, styled
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Taomi: corpus cleaning, scaling-law planning and hard-set evaluation.")
@@ -236,15 +236,8 @@ def dedup(corpus: str,
     if pairs_out is not None and pairs_out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"{pairs_out}: --pairs-out must end in .csv or .parquet")
     with make_progress(console, quiet=as_json, units="count") as progress:
-        tasks: dict[str, int] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(f"{stage} (docs)", total=total)
-            progress.update(tasks[stage], completed=done)
-
         try:
-            report = dedup_corpus(state.db, corpus, cfg, on_progress, pairs_out, force, res)
+            report = dedup_corpus(state.db, corpus, cfg, StageBars(progress), pairs_out, force, res)
         except LookupError as exc:
             fail(str(exc))
     if as_json:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from taomi.common import console, fail, name_numbers, state
-from taomi.output import emit, print_json, styled
+from taomi.output import StageBars, emit, make_progress, print_json, styled
 
 app = typer.Typer()  # joined to the main app by taomi.cli
 
@@ -69,6 +69,7 @@ def curriculum(corpus: str, pacing: str = typer.Option("sqrt", "--pacing", help=
                weight: list[str] = typer.Option([], "--weight", help="Scorer weight, e.g. --weight length=2"),
                plot: Path | None = typer.Option(None, "--plot", help="PNG of difficulty and pacing."),
                force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
+               quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Order kept documents easy-and-common first (difficulty scorers + pacing)."""
     from curation.curriculum import DEFAULT_WEIGHTS, CurriculumConfig
@@ -78,7 +79,8 @@ def curriculum(corpus: str, pacing: str = typer.Option("sqrt", "--pacing", help=
     try:
         cfg = CurriculumConfig(pacing=pacing, order=order, steps=steps, c0=c0, seed=seed,
                                weights=tuple(weights.items()))
-        r = build_curriculum(state.db, corpus, cfg, plot, force)
+        with make_progress(console, quiet=quiet or as_json, units="count") as progress:
+            r = build_curriculum(state.db, corpus, cfg, plot, force, StageBars(progress))
     except (ValueError, LookupError) as exc:
         fail(str(exc))
     emit(r, as_json, title=f"curriculum of '{corpus}'", console=console)
@@ -92,14 +94,17 @@ def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--form
                                           "scored; a stored `curriculum --order random` is used if there is one)"),
            force: bool = typer.Option(False, "--force", help="Write into a non-empty folder Taomi did not create "
                                       "(its files are kept: Taomi deletes only what it wrote)."),
+           quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Write training shards in order, with a manifest (rows, bytes, sha256, score range, pacing step)."""
     from curation.curriculum import CurriculumConfig
     from flows.curriculum_task import export_shards
 
     try:
-        r = export_shards(state.db, corpus, outdir, fmt, shard_size, order, CurriculumConfig(order=order)
-                          if order in ("curriculum", "random") else None, force=force)
+        with make_progress(console, quiet=quiet or as_json, units="count") as progress:
+            r = export_shards(state.db, corpus, outdir, fmt, shard_size, order, CurriculumConfig(order=order)
+                              if order in ("curriculum", "random") else None, force=force,
+                              progress=StageBars(progress))
     except (ValueError, LookupError) as exc:
         fail(str(exc))
     emit(r, as_json, title="export", console=console)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from taomi.common import console, err, fail, state
-from taomi.output import emit, print_json, styled
+from taomi.output import StageBars, emit, make_progress, print_json, styled
 
 app = typer.Typer()  # joined to the main app by taomi.cli
 
@@ -25,6 +25,7 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with 
              out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.html/.md/.json."),
              name: str | None = typer.Option(None, "--name", help="Eval set name (default: file stem)."),
              force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
+             quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Evaluate predictions per slice with CIs, vs the previous run, with contamination and gates.
 
@@ -33,7 +34,9 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with 
     from flows.eval_task import evaluate
 
     try:
-        r = evaluate(state.db, evalset, predictions, model, metric, train_corpus, gates, out, name, force=force)
+        with make_progress(console, quiet=quiet or as_json, units="count") as progress:
+            r = evaluate(state.db, evalset, predictions, model, metric, train_corpus, gates, out, name, force=force,
+                         progress=StageBars(progress))
     except (EvalInputError, ValueError) as exc:
         fail(str(exc))
     if as_json:

@@ -135,3 +135,15 @@ def make_progress(console: Console, quiet: bool = False, units: str = "bytes") -
                     DownloadColumn() if units == "bytes" else MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=quiet,
                     transient=False)
+
+
+class StageBars:
+    """`progress(stage, done, total)` callbacks shown as one bar per stage (documents)."""
+
+    def __init__(self, progress: Progress):
+        self.progress, self.tasks = progress, {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(f"{stage} (docs)", total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)

@@ -98,7 +98,7 @@ def _meta_frame(metas, columns: dict[str, str]) -> pd.DataFrame:
 
 
 def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: OutputDir, fmt: str,
-                 shard_size: int, header: dict) -> dict:
+                 shard_size: int, header: dict, progress=None) -> dict:
     """Write `rows` (doc_id, position, pacing_step, difficulty) as shards plus a manifest; every
     metadata field of the documents is a column (see `meta_columns`)."""
     old = current_manifest(out)
@@ -126,6 +126,8 @@ def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: Output
                            "difficulty": _range(part["difficulty"]),
                            "pacing_steps": [int(part["pacing_step"].min()), int(part["pacing_step"].max())],
                            "positions": [int(part["position"].min()), int(part["position"].max())]})
+            if progress:
+                progress("write shards", lo + len(part), len(rows))
         manifest = {**header, "writer": "taomi", "metadata_columns": {
             (k if k not in FIXED else f"meta_{k}"): v for k, v in columns.items()}, "shards": shards}
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
