@@ -73,8 +73,16 @@ class ExportSection(_Section):
     outdir: str = "shards"
     format: Literal["parquet", "jsonl"] = "parquet"
     shard_size: int = Field(100_000, ge=1)
+    shard_bytes: str | int | None = None  # e.g. "256MB": most text per shard (with shard_size, whichever first)
     order: Literal["curriculum", "random"] = "curriculum"
     force: bool = False
+
+    @field_validator("shard_bytes")
+    @classmethod
+    def _shard_bytes(cls, v):
+        from curation.shards import parse_bytes
+
+        return None if v is None else parse_bytes(v)
 
 
 class BudgetSection(_Section):

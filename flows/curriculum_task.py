@@ -17,6 +17,7 @@ from curation.curriculum import (
     score_batch,
 )
 from curation.plots import plot_curriculum
+from curation.shards import parse_bytes, shard_bounds
 from warehouse import curation_store as store
 from warehouse import export_store
 from warehouse.corpora import content_version
@@ -107,7 +108,7 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
 
 def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", shard_size: int = 100_000,
                   order: str = "curriculum", cfg: CurriculumConfig | None = None, force: bool = False,
-                  progress=None) -> dict:
+                  progress=None, shard_bytes: int | str | None = None) -> dict:
     """Write training shards in curriculum (or random-baseline) order, with a manifest.
 
     OUTDIR must be new, empty or a previous Taomi export (else `force`); it may not hold the
@@ -117,6 +118,7 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
         raise ValueError("format must be parquet or jsonl")
     if shard_size < 1:
         raise ValueError("shard size must be >= 1")
+    shard_bytes = parse_bytes(shard_bytes) if shard_bytes is not None else None
     out = OutputDir(outdir, force=force, exclusive=True, protect=[db_path(db)], what="export folder")
     export_store.collect_garbage(out)
     with session(db) as con:
@@ -127,10 +129,11 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
         build_curriculum(db, corpus, cfg or CurriculumConfig(order=order), progress=progress)
         with session(db) as con:
             rows = store.curriculum_rows(con, corpus, order)
-    header = {"corpus": corpus, "order": order, "format": fmt, "shard_size": shard_size, "documents": len(rows),
-              "curriculum_config_hash": str(rows["config_hash"].iloc[0])}
+    header = {"corpus": corpus, "order": order, "format": fmt, "shard_size": shard_size, "shard_bytes": shard_bytes,
+              "documents": len(rows), "curriculum_config_hash": str(rows["config_hash"].iloc[0])}
     key = stable_hash(header, rows["doc_id"].to_numpy().tobytes().hex())
-    config = {"format": fmt, "shard_size": shard_size, "order": order, "outdir": str(out.path)}
+    config = {"format": fmt, "shard_size": shard_size, "shard_bytes": shard_bytes, "order": order,
+              "outdir": str(out.path)}
     manifest = export_store.unchanged(out, key)
     if manifest is not None:  # this exact export is already in OUTDIR, intact
         with session(db) as con:
@@ -138,7 +141,9 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
         return _export_result(out, "unchanged", manifest)
     with logged_run(db, "export", key, config, corpus, counts_in=len(rows)) as run:
         with session(db) as con:
-            manifest = export_store.write_shards(con, rows, out, fmt, shard_size, {**header, "content_key": key},
+            sizes = store.texts_sizes(con, rows["doc_id"].to_numpy()) if shard_bytes else np.zeros(len(rows))
+            bounds = shard_bounds(sizes, shard_size, shard_bytes)
+            manifest = export_store.write_shards(con, rows, out, fmt, bounds, {**header, "content_key": key},
                                                  progress)
         result = _export_result(out, "written", manifest)
         run.counts_out, run.details = len(rows), result

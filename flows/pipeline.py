@@ -127,7 +127,8 @@ def export_t(db: str, corpus: str, export: dict) -> dict:
     from flows.curriculum_task import export_shards
 
     r = export_shards(db, corpus, export["outdir"], export.get("format", "parquet"), export.get("shard_size", 100_000),
-                      export.get("order", "curriculum"), force=bool(export.get("force", False)))
+                      export.get("order", "curriculum"), force=bool(export.get("force", False)),
+                      shard_bytes=export.get("shard_bytes"))
     _artifact(f"export-{corpus}", f"export of {corpus}", [f"{r['shards']} shards, {r['bytes']} bytes in {r['outdir']}"])
     return r
 

@@ -106,6 +106,17 @@ def texts_by_doc_id(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray) -> pd.D
         con.unregister("want_docs")
 
 
+def texts_sizes(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray) -> np.ndarray:
+    """UTF-8 bytes of each document's text, in the order of `doc_ids`."""
+    con.register("want_docs", pd.DataFrame({"doc_id": np.asarray(doc_ids, dtype=np.int64),
+                                            "pos": np.arange(len(doc_ids))}))
+    try:
+        return con.execute("""SELECT strlen(d.text) AS n FROM want_docs w JOIN documents d
+                              ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchnumpy()["n"].astype(np.int64)
+    finally:
+        con.unregister("want_docs")
+
+
 def save_curriculum(con: duckdb.DuckDBPyConnection, corpus: str, order_kind: str, config_hash: str,
                     frame: pd.DataFrame) -> None:
     con.register("cur_df", frame)

@@ -1,6 +1,7 @@
 """Training shards on disk: written into a staging folder inside OUTDIR, then published.
 
-Shard names carry a per-export tag (`shard-00000-<tag>.parquet`), so the new shards sit beside
+Shard names follow the Hub's pattern with a per-export tag (`train-00000-of-00012-<tag>.parquet`:
+`datasets.load_dataset("parquet", data_dir=OUTDIR)` reads them in order), so the new shards sit beside
 the old ones until `manifest.json` is replaced (one atomic rename, the commit point); only then
 are the old shards deleted, and only those Taomi wrote (see warehouse.outputs). A reader that
 follows the manifest never sees a mix of two exports; a kill at any point leaves the previous
@@ -40,7 +41,7 @@ def current_manifest(out: OutputDir) -> dict | None:
 def collect_garbage(out: OutputDir) -> list[str]:
     """Delete Taomi's shards that no live manifest names (left by a kill after the commit)."""
     live = {s["file"] for s in (current_manifest(out) or {}).get("shards", [])}
-    stale = [n for n in out.files if n.startswith("shard-") and n not in live]
+    stale = [n for n in out.files if n.startswith(("shard-", "train-")) and n not in live]
     return out.remove_owned(stale) if stale else []
 
 
@@ -97,18 +98,22 @@ def _meta_frame(metas, columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+ROW_GROUP_BYTES = 64 << 20  # Parquet row groups of ~64 MB of text: readers stream them, trainers seek by them
+
+
 def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: OutputDir, fmt: str,
-                 shard_size: int, header: dict, progress=None) -> dict:
-    """Write `rows` (doc_id, position, pacing_step, difficulty) as shards plus a manifest; every
-    metadata field of the documents is a column (see `meta_columns`)."""
+                 bounds: list[tuple[int, int]], header: dict, progress=None) -> dict:
+    """Write `rows` (doc_id, position, pacing_step, difficulty) as shards (the half-open row
+    ranges `bounds`) plus a manifest; every metadata field of the documents is a column (see
+    `meta_columns`); Parquet row groups hold ~ROW_GROUP_BYTES of text."""
     old = current_manifest(out)
     columns = meta_columns(con, rows["doc_id"].to_numpy())
     tag = uuid.uuid4().hex[:8]
     stage = out.staging()
     shards = []
     try:
-        for i, lo in enumerate(range(0, len(rows), shard_size)):
-            part = rows.iloc[lo:lo + shard_size]
+        for i, (lo, hi) in enumerate(bounds):
+            part = rows.iloc[lo:hi]
             docs = texts_by_doc_id(con, part["doc_id"].to_numpy())
             frame = pd.DataFrame({"id": docs["ext_id"].to_numpy(), "text": docs["text"].to_numpy(),
                                   "position": part["position"].to_numpy(),
@@ -116,10 +121,15 @@ def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: Output
                                   "pacing_step": part["pacing_step"].to_numpy()})
             if columns:
                 frame = pd.concat([frame, _meta_frame(docs["meta"].tolist(), columns)], axis=1)
-            name = f"shard-{i:05d}-{tag}.{fmt}"
+            name = f"train-{i:05d}-of-{len(bounds):05d}-{tag}.{fmt}"
             path = stage / name
             if fmt == "parquet":
-                frame.to_parquet(path, index=False)
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                per_row = max(1, table.column("text").nbytes // max(1, len(frame)))
+                pq.write_table(table, path, row_group_size=max(1, ROW_GROUP_BYTES // per_row))
             else:
                 frame.to_json(path, orient="records", lines=True, force_ascii=False)
             shards.append({"file": name, "rows": len(frame), "bytes": path.stat().st_size, "sha256": sha256(path),

@@ -99,16 +99,16 @@ def test_an_injected_enospc_is_one_line_too(tmp_path, taomi_cli, monkeypatch):
     """The same path where no tmpfs can be mounted: the export's write fails with ENOSPC."""
     import errno
 
-    import pandas as pd
+    import pyarrow.parquet as pq
 
     src = corpus(tmp_path / "c.jsonl", 50)
     db = tmp_path / "w.duckdb"
     assert taomi_cli("--db", db, "ingest", "-c", "c", src).code == 0
 
-    def full(self, path, *a, **k):
+    def full(table, path, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    monkeypatch.setattr(pq, "write_table", full)
     one_line(taomi_cli("--db", db, "export", "c", tmp_path / "out", "--order", "random"), 74, "the disk is full")
 
 

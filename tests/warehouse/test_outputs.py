@@ -52,7 +52,7 @@ def test_export_refuses_a_users_folder_and_force_keeps_their_files(corpus_db, tm
     first = set(os.listdir(p))
     export(corpus_db, p, order="random", force=True)  # re-export: only Taomi's own files change
     assert (p / "README.md").read_text() == "mine\n" and (p / "src" / "train.py").exists()
-    shards = sorted(n for n in os.listdir(p) if n.startswith("shard-"))
+    shards = sorted(n for n in os.listdir(p) if n.startswith("train-"))
     assert len(shards) == 3 and not set(shards) & first  # the old shards are gone, the new ones in place
 
 

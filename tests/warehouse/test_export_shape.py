@@ -1,0 +1,61 @@
+"""Export that trainers load (issue 23, item 6): shards cut by rows or by bytes of text, whichever
+first; Hub-style names; Parquet row groups of a bounded size; `datasets.load_dataset("parquet",
+data_dir=OUTDIR)` reads the export back in curriculum order."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+
+def test_shard_bounds_cut_by_rows_or_bytes_whichever_first():
+    from curation.shards import parse_bytes, shard_bounds
+
+    sizes = np.array([10, 10, 50, 10, 200, 10, 10])
+    assert shard_bounds(sizes, 3) == [(0, 3), (3, 6), (6, 7)]
+    assert shard_bounds(sizes, 3, 60) == [(0, 2), (2, 4), (4, 5), (5, 7)]  # the 200-byte document alone
+    assert shard_bounds(sizes, 100, 1) == [(i, i + 1) for i in range(7)]
+    assert shard_bounds(np.array([], dtype=int), 5, 10) == []
+    assert parse_bytes("256MB") == 256 << 20 and parse_bytes("1.5G") == 3 << 29 and parse_bytes(4096) == 4096
+    for bad in ("lots", "-1MB", "0"):
+        with pytest.raises(ValueError):
+            parse_bytes(bad)
+
+
+def test_an_export_is_read_back_by_datasets_in_curriculum_order(tmp_path, sample, taomi_cli, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    from datasets import load_dataset
+
+    db = tmp_path / "w.duckdb"
+    assert taomi_cli("--db", db, "ingest", "-c", "c", sample["corpus"]).code == 0
+    assert taomi_cli("--db", db, "curriculum", "c", "--quiet").code == 0
+    out = tmp_path / "export"
+    r = taomi_cli("--db", db, "export", "c", out, "--shard-bytes", "40KB", "--quiet", "--json")
+    assert r.code == 0, r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    names = [s["file"] for s in manifest["shards"]]
+    n = len(names)
+    assert n > 3 and all(re.fullmatch(rf"train-{i:05d}-of-{n:05d}-[0-9a-f]{{8}}\.parquet", x) for i, x in enumerate(names))
+    texts = [pq.read_table(out / x, columns=["text"]).column(0).to_pylist() for x in names]
+    assert all(sum(len(t.encode()) for t in shard) <= 40 << 10 or len(shard) == 1 for shard in texts)
+    ds = load_dataset("parquet", data_dir=str(out), split="train")
+    assert ds["position"] == list(range(manifest["documents"]))  # curriculum order, shard after shard
+    assert ds["text"] == [t for shard in texts for t in shard]
+
+
+def test_parquet_row_groups_are_bounded(tmp_path, sample, monkeypatch, taomi_cli):
+    import warehouse.export_store as es
+
+    monkeypatch.setattr(es, "ROW_GROUP_BYTES", 20_000)
+    db = tmp_path / "w.duckdb"
+    assert taomi_cli("--db", db, "ingest", "-c", "c", sample["corpus"]).code == 0
+    assert taomi_cli("--db", db, "export", "c", tmp_path / "o", "--order", "random", "--quiet").code == 0
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    meta = pq.ParquetFile(tmp_path / "o" / manifest["shards"][0]["file"]).metadata
+    assert meta.num_row_groups > 1
+    assert all(meta.row_group(i).num_rows <= meta.row_group(0).num_rows for i in range(meta.num_row_groups))
