@@ -65,6 +65,7 @@ class CorpusSection(_Section):
     id_field: str = "id"
     label_field: str | None = "label"
     annotator_field: str | None = "annotator"
+    tokenizer: str = "cl100k_base"  # cl100k_base | o200k_base | a tokenizer.json path | none
     truth: str | None = None
     plot: str | None = None
 
@@ -240,7 +241,14 @@ def normalize(raw: dict, base: Path, where: str = "config") -> dict[str, Any]:
             missing.append(f"{key} = {value!r} ({exc})")
         return path
 
+    def tokenizer(key: str, value: str) -> str:
+        """A shipped tokenizer's name or 'none' as written; a tokenizer.json path resolved and checked."""
+        from curation.tokens import BUILTIN
+
+        return value if value in (*BUILTIN, "none") else must_exist(key, value)
+
     out["corpus"] = [{**c.model_dump(exclude_none=False),
+                      "tokenizer": tokenizer(f"corpus[{i}].tokenizer", c.tokenizer),
                       "paths": [must_match(f"corpus[{i}].paths", x) for x in c.paths],
                       "truth": must_exist(f"corpus[{i}].truth", c.truth), "plot": _resolve(base, c.plot)}
                      for i, c in enumerate(cfg.corpus)]

@@ -46,12 +46,16 @@ def _artifact(key: str, title: str, lines: list[str], table: list[dict] | None =
 # ---- tasks ----------------------------------------------------------------------------------
 
 @task(name="ingest", **RETRY)
-def ingest_t(db: str, corpus: str, paths: list[str], fields: dict) -> dict:
+def ingest_t(db: str, corpus: str, paths: list[str], fields: dict, tokenizer: str = "cl100k_base") -> dict:
     from warehouse.db import session
     from warehouse.ingest import IngestConfig, ingest_paths
 
     with session(db) as con:
         res = [r.as_dict() for r in ingest_paths(con, paths, IngestConfig(corpus, **fields))]
+    if tokenizer != "none":
+        from flows.tokens_task import count_tokens
+
+        count_tokens(db, corpus, tokenizer)
     _artifact(f"ingest-{corpus}", f"ingest into {corpus}",
               [f"{Path(r['path']).name}: {r['status']}, {r['rows_new']} new, {r['rows_quarantined']} quarantined"
                for r in res])
@@ -216,7 +220,7 @@ def curate_flow(config: str | dict) -> dict:
     for c in cfg["corpus"]:
         name = c["name"]
         fields = {k: c[k] for k in ("text_field", "id_field", "label_field", "annotator_field") if k in c}
-        ing = ingest_t(db, name, c["paths"], fields)  # a direct call runs the task and returns its result
+        ing = ingest_t(db, name, c["paths"], fields, c.get("tokenizer") or "cl100k_base")  # runs the task now
         shards = shards_t(db, name, dd, shard_docs)
         signed = sign_shard_t.map(unmapped(db), unmapped(name), unmapped(dd), [s[0] for s in shards],
                                   [s[1] for s in shards])

@@ -59,6 +59,9 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
            memory_limit: str | None = typer.Option(None, "--memory-limit",
                                                    help="Memory budget, e.g. 512MB, 2GB, 25% (default: a quarter "
                                                         "of RAM, at most 1GB); half of it caps DuckDB."),
+           tokenizer: str = typer.Option("cl100k_base", "--tokenizer",
+                                         help="Count each document's tokens: cl100k_base | o200k_base (shipped, "
+                                              "offline) | a tokenizer.json path | none."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
     from warehouse.db import session
@@ -74,6 +77,10 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
         files = expand_inputs(paths)
         for f in files:
             check_input(f, cfg.fields())
+        if tokenizer != "none":
+            from curation.tokens import Tokenizer
+
+            Tokenizer(tokenizer)
         with session(state.db) as con, make_progress(console, quiet=as_json) as progress:
             def factory(p: Path):
                 task = progress.add_task(p.name, total=p.stat().st_size)
@@ -81,14 +88,20 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
 
             results = ingest_paths(con, files, cfg, factory, duckdb_mb)
             partial = None
-    except InputError as exc:
+    except (InputError, ValueError) as exc:
         fail(str(exc))
     except PartialIngest as exc:
         results, partial = exc.results, exc
+    tokens = None
+    if tokenizer != "none" and any(r.rows_new for r in results):
+        from flows.tokens_task import count_tokens
+
+        with make_progress(console, quiet=as_json, units="count") as progress:
+            tokens = count_tokens(state.db, corpus, tokenizer, StageBars(progress))
     kept = sum(r.rows_new for r in results)
     quarantined = sum(r.rows_quarantined for r in results)
     report = {"corpus": corpus, "rows_new": kept, "rows_quarantined": quarantined,
-              "files": [r.as_dict() for r in results]}
+              "files": [r.as_dict() for r in results], "tokens": tokens}
     if as_json:
         print_json(report)
     else:
@@ -104,12 +117,32 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
                 console.print(f"  quarantined {n:,} row(s) of {Path(r.path).name}: {reason}")
         console.print(f"kept {kept:,} new rows, quarantined {quarantined:,} "
                       f"(see `taomi quarantine {corpus}`)")
+        if tokens:
+            console.print(f"tokens ({tokens['tokenizer']}): {tokens['tokens']:,} in the corpus, "
+                          f"{tokens['counted_now']:,} documents counted now")
     if partial is not None:
         fail(f"partial ingest: {partial}", EXIT_PARTIAL)
     if all(r.status == "ingested" and r.rows_read > 0 and r.rows_quarantined == r.rows_read
            for r in results) and results:
         err.print("error: nothing could be read: every row was quarantined")
         raise typer.Exit(1)
+
+
+@app.command()
+def tokens(corpus: str,
+           tokenizer: str = typer.Option("cl100k_base", "--tokenizer",
+                                         help="cl100k_base | o200k_base (shipped, offline) | a tokenizer.json path"),
+           quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+           as_json: bool = typer.Option(False, "--json")) -> None:
+    """Count each document's tokens with a real tokenizer (only documents not yet counted with it)."""
+    from flows.tokens_task import count_tokens
+
+    try:
+        with make_progress(console, quiet=quiet or as_json, units="count") as progress:
+            out = count_tokens(state.db, corpus, tokenizer, StageBars(progress))
+    except ValueError as exc:
+        fail(str(exc))
+    emit(out, as_json, title=f"tokens of '{corpus}'", console=console)
 
 
 @app.command()
@@ -145,17 +178,20 @@ def stats(corpus: str,
     """Statistics of one corpus: documents, lengths, exact duplicates, labels, quarantine, metadata fields."""
     from warehouse.corpora import corpus_exists, corpus_stats, meta_fields, stats_by
     from warehouse.curation_store import latest_dedup_config
+    from warehouse.token_store import current_tokenizer, token_totals
 
     with reading() as con:
         if not corpus_exists(con, corpus):
             fail(f"no corpus named '{corpus}' (see `taomi corpora`)")
         fields = meta_fields(con, corpus)
+        tokenizer, dedup_cfg = current_tokenizer(con, corpus), latest_dedup_config(con, corpus)
         if by is not None:
             if by not in fields:
                 fail(f"no metadata field '{by}' in corpus '{corpus}' (fields: {', '.join(fields) or 'none'})")
-            rows = stats_by(con, corpus, by, latest_dedup_config(con, corpus), limit)
+            rows = stats_by(con, corpus, by, dedup_cfg, limit, tokenizer)
         else:
-            out = {**corpus_stats(con, corpus), "metadata_fields": fields}
+            out = {**corpus_stats(con, corpus), "metadata_fields": fields,
+                   "tokens": token_totals(con, corpus, tokenizer, dedup_cfg) if tokenizer else None}
     if by is not None:
         emit(rows, as_json, title=f"corpus '{corpus}' by {by}", console=console)
         return

@@ -265,6 +265,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "document metadata: every field of a row besides text, id, label and annotator, as JSON",
         ["ALTER TABLE documents ADD COLUMN IF NOT EXISTS meta JSON"],
     ),
+    (
+        15,
+        "token counts per document and tokenizer",
+        ["""CREATE TABLE IF NOT EXISTS doc_tokens (doc_id BIGINT NOT NULL, tokenizer VARCHAR NOT NULL,
+                n_tokens BIGINT NOT NULL, PRIMARY KEY (doc_id, tokenizer))"""],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

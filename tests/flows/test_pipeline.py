@@ -220,7 +220,8 @@ def test_rerun_with_same_config_only_skips_and_a_new_threshold_reruns_downstream
     t1 = _now_utc()
     run_flow("curate", str(cfg))
     status = dict(_runs_since(tmp_path / "p.duckdb", t1))
-    assert status == {"ingest": "skipped", "dedup": "ok", "labels": "ok", "curriculum": "ok", "export": "ok"}
+    assert status == {"ingest": "skipped", "tokens": "skipped", "dedup": "ok", "labels": "ok", "curriculum": "ok",
+                      "export": "ok"}
 
 
 def test_a_typo_in_the_config_exits_2_before_anything_is_written(tmp_path, small):

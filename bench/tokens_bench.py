@@ -1,0 +1,74 @@
+"""Token counting speed on real text (issue 23: >= 1M tokens/s per core), beside the libraries
+called document by document, in the same run.
+
+    .venv/bin/python bench/tokens_bench.py [--docs 3000]
+
+Texts: files that ship in this venv's site-packages (sources, READMEs, docs). Tokenizers: the
+shipped cl100k_base (bpe-openai) as Taomi counts it and as its own batch call; a byte-level BPE
+tokenizer.json (32k vocabulary, trained here on other files of the same kind) as Taomi counts it
+(the tokenizers library's batch encoder on its threads) and document by document. One core:
+run under `taskset -c 0` for the per-core figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from curation.tokens import Tokenizer
+
+
+def texts(n: int, seed: int) -> list[str]:
+    site = Path(sysconfig.get_paths()["purelib"])
+    files = [p for p in site.rglob("*") if p.suffix in {".py", ".md", ".rst", ".txt"} and p.is_file()
+             and 40 < p.stat().st_size < 2_000_000]
+    random.Random(seed).shuffle(files)
+    return [f.read_text(encoding="utf-8", errors="replace") for f in files[:n]]
+
+
+def rate(fn, docs: list[str]) -> tuple[float, int]:
+    t = time.perf_counter()
+    n = int(fn(docs))
+    return n / (time.perf_counter() - t), n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=3000)
+    args = ap.parse_args()
+    import bpe_openai
+    from tokenizers import Tokenizer as HF
+    from tokenizers import models, pre_tokenizers, trainers
+
+    docs, train = texts(args.docs, 0), texts(2000, 1)
+    print(f"{len(docs):,} real documents, {sum(map(len, docs)) / 1e6:.1f} M characters")
+    enc = bpe_openai.get_encoding("cl100k_base")
+    ours = Tokenizer("cl100k_base")
+    for name, fn in [("taomi cl100k_base", lambda d: ours.count(d).sum()),
+                     ("bpe-openai encode_ordinary_batch", lambda d: sum(map(len, enc.encode_ordinary_batch(
+                         [x for x in d if len(x) < 45_000])))),
+                     ]:
+        r, n = rate(fn, docs)
+        print(f"{name}: {n:,} tokens, {r / 1e6:.2f} M tokens/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        hf = HF(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.train_from_iterator(train, trainers.BpeTrainer(vocab_size=32_000, show_progress=False))
+        path = Path(tmp) / "tokenizer.json"
+        hf.save(str(path))
+        ours = Tokenizer(str(path))
+        for name, fn in [("taomi tokenizer.json (encode_batch)", lambda d: ours.count(d).sum()),
+                         ("tokenizers, one document at a time", lambda d: sum(len(hf.encode(x).ids) for x in d))]:
+            r, n = rate(fn, docs)
+            print(f"{name}: {n:,} tokens, {r / 1e6:.2f} M tokens/s")
+
+
+if __name__ == "__main__":
+    main()

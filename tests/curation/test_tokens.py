@@ -1,0 +1,75 @@
+"""Token counts with a real tokenizer (issue 23, item 4): a shipped byte-level BPE (cl100k_base,
+o200k_base, offline) or any Hugging Face tokenizer.json; counts stored per document and
+tokenizer at ingest, recomputed only for documents without one, reported by `stats` (in all, kept
+after dedup, per source)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def hf_tokenizer(path: Path, texts: list[str]) -> Path:
+    """A real tokenizer.json: a byte-level BPE trained by the tokenizers library on `texts`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, show_progress=False))
+    tok.save(str(path))
+    return path
+
+
+def test_builtin_and_file_tokenizers_count_like_their_libraries(tmp_path):
+    import bpe_openai
+    from tokenizers import Tokenizer as HF
+
+    from curation.tokens import PIECE_CHARS, Tokenizer
+
+    texts = ["hello world", "数据处理 and tokens", "  spaced\n\nlines\t", "x" * 50, ""]
+    enc = bpe_openai.get_encoding("cl100k_base")
+    assert list(Tokenizer("cl100k_base").count(texts)) == [len(enc.encode_ordinary(t)) for t in texts]
+    assert list(Tokenizer("cl100k_base").count(["hello world"])) == [2]
+    path = hf_tokenizer(tmp_path / "tokenizer.json", texts * 20)
+    hf = HF.from_file(str(path))
+    assert list(Tokenizer(str(path)).count(texts)) == [len(hf.encode(t, add_special_tokens=False).ids) for t in texts]
+    long = ("line of text number %d\n" * 10_000) % tuple(range(10_000))
+    assert len(long) > PIECE_CHARS  # counted in pieces cut after newlines: the same count
+    assert Tokenizer("cl100k_base").count([long])[0] == sum(len(enc.encode_ordinary(x)) for x in long.splitlines(True))
+    with pytest.raises(ValueError, match="tokenizer.json"):
+        Tokenizer("gpt-17")
+    key = Tokenizer(str(path)).key
+    path.write_text(path.read_text().replace('"vocab"', '"vocab" ', 1))
+    assert Tokenizer(str(path)).key != key  # an edited file is another tokenizer
+
+
+def test_counts_are_stored_once_per_tokenizer_and_reach_stats(tmp_path, taomi_cli):
+    rows = [{"id": f"d{i}", "text": f"document {i} " + "word " * i, "metadata": {"source": ["a", "b"][i % 2]}}
+            for i in range(40)]
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db = tmp_path / "w.duckdb"
+    r = taomi_cli("--db", db, "ingest", "-c", "c", src, "--json")
+    assert r.code == 0, r.output
+    first = json.loads(r.out)["tokens"]
+    from curation.tokens import Tokenizer
+
+    want = int(Tokenizer("cl100k_base").count([x["text"] for x in rows]).sum())
+    assert first == {"tokenizer": "cl100k_base", "documents_counted": 40, "tokens": want, "tokens_kept": want,
+                     "counted_now": 40, "reused": 0}
+    again = json.loads(taomi_cli("--db", db, "tokens", "c", "--json").out)
+    assert again["counted_now"] == 0 and again["tokens"] == want  # stored: nothing recounted
+    path = hf_tokenizer(tmp_path / "tok.json", [x["text"] for x in rows])
+    other = json.loads(taomi_cli("--db", db, "tokens", "c", "--tokenizer", path, "--json").out)
+    assert other["counted_now"] == 40 and other["tokenizer"].startswith("tok.json:")
+    stats = json.loads(taomi_cli("--db", db, "stats", "c", "--json").out)
+    assert stats["tokens"]["tokenizer"] == other["tokenizer"]  # the latest count is the corpus's
+    by = json.loads(taomi_cli("--db", db, "stats", "c", "--by", "source", "--json").out)
+    assert sum(r["tokens"] for r in by) == other["tokens"]
+    none = tmp_path / "n.duckdb"
+    r = taomi_cli("--db", none, "ingest", "-c", "c", src, "--tokenizer", "none", "--json")
+    assert r.code == 0 and json.loads(r.out)["tokens"] is None
+    r = taomi_cli("--db", tmp_path / "x.duckdb", "ingest", "-c", "c", src, "--tokenizer", "gpt-17")
+    assert r.code == 2 and "tokenizer.json" in r.err and not (tmp_path / "x.duckdb").exists()
