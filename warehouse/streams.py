@@ -1,4 +1,4 @@
-"""Byte streams for the readers: gzip that keeps the good prefix of a truncated file, and line
+"""Byte streams for the readers: gzip and zstd that keep the good prefix of a truncated file, and line
 endings (LF, CRLF, bare CR) and a UTF-8 byte-order mark handled the same for every format.
 
 `gzip.GzipFile` raises EOFError on a truncated file and loses what it decompressed in that read;
@@ -17,40 +17,59 @@ BOM = b"\xef\xbb\xbf"
 _IN_BYTES = 1 << 18  # compressed bytes fed per step
 
 
-class GunzipStream(io.RawIOBase):
-    """Decompress gzip members one after another; a truncated or corrupt tail ends the stream."""
+class _MemberStream(io.RawIOBase):
+    """Decompress members (gzip) or frames (zstd) one after another, keeping every byte that
+    could be decompressed; a truncated or corrupt tail ends the stream with the reason in
+    `.error`. Subclasses say how to make a decompressor and what its errors are."""
+
+    kind = ""
+    errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self, raw: BinaryIO):
         self.raw = raw
-        self._d = zlib.decompressobj(31)
+        self._d = self._new()
         self._buf = b""
         self._pos = 0
-        self._member_started = False
+        self._started = False
         self._done = False
         self.error: str | None = None
+
+    def _new(self):
+        raise NotImplementedError
+
+    def _pending(self) -> bytes:
+        """Compressed bytes the decompressor took but has not used yet (fed again first)."""
+        return b""
+
+    def _decompress(self, data: bytes) -> bytes:
+        return self._d.decompress(data)
+
+    def _rest(self) -> bytes:
+        """What follows the member that just ended: the start of the next one."""
+        return self._d.unused_data
 
     def readable(self) -> bool:
         return True
 
     def _fill(self) -> None:
         while self._pos >= len(self._buf) and not self._done:
-            data = self._d.unconsumed_tail or self.raw.read(_IN_BYTES)
+            data = self._pending() or self.raw.read(_IN_BYTES)
             if not data:
-                if self._member_started:
-                    self.error = "truncated gzip: the compressed data ends before the end of the stream"
+                if self._started:
+                    self.error = f"truncated {self.kind}: the compressed data ends before the end of the stream"
                 self._done = True
                 return
-            self._member_started = True
+            self._started = True
             try:
-                self._buf, self._pos = self._d.decompress(data, 1 << 22), 0
-            except zlib.error as exc:
-                self.error = f"corrupt gzip data ({exc})"
+                self._buf, self._pos = self._decompress(data), 0
+            except self.errors as exc:
+                self.error = f"corrupt {self.kind} data ({exc})"
                 self._done = True
                 return
-            if self._d.eof:  # a member ended: the next one (if any) starts in unused_data
-                rest = self._d.unused_data.lstrip(b"\x00")
-                self._d = zlib.decompressobj(31)
-                self._member_started = False
+            if self._d.eof:  # a member ended: the next one (if any) starts in what is left
+                rest = self._rest()
+                self._d = self._new()
+                self._started = False
                 if rest:
                     self.raw = _Prefixed(rest, self.raw)
 
@@ -60,6 +79,41 @@ class GunzipStream(io.RawIOBase):
         b[:n] = self._buf[self._pos:self._pos + n]
         self._pos += n
         return n
+
+
+class GunzipStream(_MemberStream):
+    """gzip members (`gzip.GzipFile` raises EOFError on a truncated file and loses that read)."""
+
+    kind, errors = "gzip", (zlib.error,)
+
+    def _new(self):
+        return zlib.decompressobj(31)
+
+    def _pending(self) -> bytes:
+        return self._d.unconsumed_tail
+
+    def _decompress(self, data: bytes) -> bytes:
+        return self._d.decompress(data, 1 << 22)
+
+    def _rest(self) -> bytes:
+        return self._d.unused_data.lstrip(b"\x00")
+
+
+class ZstdStream(_MemberStream):
+    """zstd frames through the `zstandard` library's streaming object (pyarrow's zstd stream loses
+    the whole read that hits the damage: a small truncated file gave no rows at all)."""
+
+    kind = "zstd"
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        self._zstd = zstandard
+        self.errors = (zstandard.ZstdError,)
+        super().__init__(raw)
+
+    def _new(self):
+        return self._zstd.ZstdDecompressor().decompressobj()
 
 
 class _Prefixed:
@@ -75,57 +129,6 @@ class _Prefixed:
         return self.raw.read(n)
 
 
-class ZstdStream(io.RawIOBase):
-    """Decompress zstd frames one after another (the `zstandard` library's streaming object keeps
-    every byte it could decompress); a truncated or corrupt tail ends the stream with the reason
-    in `.error`, like GunzipStream. (pyarrow's zstd stream loses the whole read that hits the
-    damage: a small truncated file gave no rows at all.)"""
-
-    def __init__(self, raw: BinaryIO):
-        import zstandard
-
-        self._zstd = zstandard
-        self.raw = raw
-        self._d = zstandard.ZstdDecompressor().decompressobj()
-        self._buf = b""
-        self._pos = 0
-        self._started = False
-        self._done = False
-        self.error: str | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self) -> None:
-        while self._pos >= len(self._buf) and not self._done:
-            data = self.raw.read(_IN_BYTES)
-            if not data:
-                if self._started and not self._d.eof:
-                    self.error = "truncated zstd: the compressed data ends before the end of the frame"
-                self._done = True
-                return
-            self._started = True
-            try:
-                self._buf, self._pos = self._d.decompress(data), 0
-            except self._zstd.ZstdError as exc:
-                self.error = f"corrupt zstd data ({exc})"
-                self._done = True
-                return
-            if self._d.eof:  # a frame ended: the next one (if any) starts in unused_data
-                rest = self._d.unused_data
-                self._d = self._zstd.ZstdDecompressor().decompressobj()
-                self._started = False
-                if rest:
-                    self.raw = _Prefixed(rest, self.raw)
-
-    def readinto(self, b) -> int:
-        self._fill()
-        n = min(len(b), len(self._buf) - self._pos)
-        b[:n] = self._buf[self._pos:self._pos + n]
-        self._pos += n
-        return n
-
-
 def open_bytes(raw_fh: BinaryIO, comp: str | bool | None) -> BinaryIO:
     """The file's content as a buffered byte stream, decompressed by `comp` ("gzip" or "zstd";
     a true value means gzip)."""
@@ -137,7 +140,7 @@ def open_bytes(raw_fh: BinaryIO, comp: str | bool | None) -> BinaryIO:
 def stream_error(fh: BinaryIO) -> str | None:
     """Why a stream from `open_bytes` ended early (None when it ended cleanly)."""
     raw = getattr(fh, "raw", None)
-    return raw.error if isinstance(raw, (GunzipStream, ZstdStream)) else None
+    return raw.error if isinstance(raw, _MemberStream) else None
 
 
 def lf_lines(block: bytes, carry: bytes) -> tuple[bytes, bytes]:
