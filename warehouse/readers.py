@@ -349,9 +349,13 @@ def _batched(table: pa.Table, rows: int = 2048) -> pa.Table:
     return pa.Table.from_batches(table.to_batches(max_chunksize=rows), schema=table.schema)
 
 
-def _jsonl_sql(f: Fields) -> str:
+def _jsonl_sql(f: Fields, rich: bool = True) -> str:
+    """The chunk query of JSON lines. `rich`: the file's rows carry other fields (decided from its
+    first lines, `has_other_fields`): every row gets one JSON merge patch for its metadata; else a
+    row gets one only when `json_keys` shows it has other fields (a cheaper parse). Either way no
+    row's metadata is lost; the choice only decides which rows pay for which parse."""
     mapped = "[" + ", ".join(lit(k) for k in (f.text, f.id, f.label, f.annotator) if k) + "]"
-    paths = [f.text, f.id, f.label or "\x00", f.annotator or "\x00"]
+    paths = [f.text, f.id, f.label or "\x00", f.annotator or "\x00", META]
     path_list = "[" + ", ".join(json_path(p) for p in paths) + "]"
     # One JSON parse per line: TRY(json_extract(...)) is NULL exactly when the line is not valid
     # JSON; an object is recognised by its first character, json_type runs only on the rest; a
@@ -373,7 +377,8 @@ def _jsonl_sql(f: Fields) -> str:
                         WHEN starts_with(v[1]::VARCHAR, '"') THEN 'VARCHAR' ELSE json_type(v[1]) END AS text_type,
                    CASE WHEN root_type = 'OBJECT' THEN v[2] ->> '$' END AS ext_id,
                    CASE WHEN root_type = 'OBJECT' THEN v[3] ->> '$' END AS label,
-                   CASE WHEN root_type = 'OBJECT' THEN v[4] ->> '$' END AS annotator
+                   CASE WHEN root_type = 'OBJECT' THEN v[4] ->> '$' END AS annotator,
+                   CASE WHEN root_type = 'OBJECT' THEN v[5] END AS meta_obj
             FROM fields)
         SELECT line_no, text, text_type, ext_id, label, annotator,
                CASE WHEN NOT ok OR root_type <> 'OBJECT' THEN '(line)' END AS bad_field,
@@ -382,12 +387,24 @@ def _jsonl_sql(f: Fields) -> str:
                CASE WHEN NOT ok OR root_type <> 'OBJECT' OR text_type IS DISTINCT FROM 'VARCHAR'
                          OR regexp_full_match(text, '\\s*')  -- raw is kept for bad rows only
                     THEN rtrim(left(raw, {RAW_KEEP_CHARS}), chr(13) || chr(10)) END AS raw,
-               CASE WHEN ok AND root_type = 'OBJECT' AND NOT list_has_all({mapped}, json_keys(raw))
-                    THEN nullif(CASE  -- json_keys is the cheap test (~half a merge patch): most rows of a plain corpus stop there
-                    WHEN json_type(raw, '$.{META}') = 'OBJECT'
-                    THEN json_merge_patch(json_extract(raw, '$.{META}'), json_merge_patch(raw, {lit(meta_patch(f))}))
+               CASE WHEN ok AND root_type = 'OBJECT' {"" if rich else f"AND NOT list_has_all({mapped}, json_keys(raw))"}
+                    THEN nullif(CASE WHEN json_type(meta_obj) = 'OBJECT'
+                    THEN json_merge_patch(meta_obj, json_merge_patch(raw, {lit(meta_patch(f))}))
                     ELSE json_merge_patch(raw, {lit(meta_patch(f, flatten=False))}) END, '{{}}') END AS meta
         FROM typed"""
+
+
+def has_other_fields(block: bytes, f: Fields, sample: int = 200) -> bool:
+    """Do the first JSON objects of a block carry fields besides text, id, label, annotator?"""
+    mapped = {f.text, f.id, f.label, f.annotator}
+    for line in block.split(b"\n", sample)[:sample]:
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict) and set(obj) - mapped:
+            return True
+    return False
 
 
 _JSON_TYPES = {str: "VARCHAR", bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", dict: "OBJECT", list: "ARRAY",
@@ -434,13 +451,14 @@ def _bad_table(bad: list[tuple]) -> pa.Table:
 def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, chunk_bytes: int = CHUNK_BYTES
                  ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
     """(objects to register, chunk query, last line number) per ~64 MB block."""
-    sql = _jsonl_sql(f)
     if is_json_array(path, gz):
-        yield from _array_chunks(path, sql, progress)
+        yield from _array_chunks(path, _jsonl_sql(f), progress)
         return
     status: dict = {}
     last = 0
+    sql = None
     for first, block in _iter_blocks(path, gz, progress, status, chunk_bytes):
+        sql = sql or _jsonl_sql(f, rich=has_other_fields(block, f))
         table, bad = _lines_table(first, block)
         last = first + block.count(b"\n") - 1
         yield {"chunk": table}, sql, last
