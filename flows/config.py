@@ -75,6 +75,7 @@ class ExportSection(_Section):
     format: Literal["parquet", "jsonl"] = "parquet"
     shard_size: int = Field(100_000, ge=1)
     shard_bytes: str | int | None = None  # e.g. "256MB": most text per shard (with shard_size, whichever first)
+    shard_tokens: int | None = Field(None, ge=1)  # most tokens per shard (stored counts), instead of shard_bytes
     order: Literal["curriculum", "random"] = "curriculum"
     force: bool = False
 

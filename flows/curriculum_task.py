@@ -19,7 +19,7 @@ from curation.curriculum import (
 from curation.plots import plot_curriculum
 from curation.shards import parse_bytes, shard_bounds
 from warehouse import curation_store as store
-from warehouse import export_store
+from warehouse import export_store, token_store
 from warehouse.corpora import content_version
 from warehouse.db import db_path, session
 from warehouse.outputs import OutputDir, check_file, write_file
@@ -108,7 +108,7 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
 
 def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", shard_size: int = 100_000,
                   order: str = "curriculum", cfg: CurriculumConfig | None = None, force: bool = False,
-                  progress=None, shard_bytes: int | str | None = None) -> dict:
+                  progress=None, shard_bytes: int | str | None = None, shard_tokens: int | None = None) -> dict:
     """Write training shards in curriculum (or random-baseline) order, with a manifest.
 
     OUTDIR must be new, empty or a previous Taomi export (else `force`); it may not hold the
@@ -119,6 +119,10 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
     if shard_size < 1:
         raise ValueError("shard size must be >= 1")
     shard_bytes = parse_bytes(shard_bytes) if shard_bytes is not None else None
+    if shard_bytes and shard_tokens:
+        raise ValueError("give --shard-bytes or --shard-tokens, not both")
+    if shard_tokens is not None and shard_tokens < 1:
+        raise ValueError("--shard-tokens must be >= 1")
     out = OutputDir(outdir, force=force, exclusive=True, protect=[db_path(db)], what="export folder")
     export_store.collect_garbage(out)
     with session(db) as con:
@@ -130,10 +134,14 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
         with session(db) as con:
             rows = store.curriculum_rows(con, corpus, order)
     header = {"corpus": corpus, "order": order, "format": fmt, "shard_size": shard_size, "shard_bytes": shard_bytes,
-              "documents": len(rows), "curriculum_config_hash": str(rows["config_hash"].iloc[0])}
+              "shard_tokens": shard_tokens, "documents": len(rows),
+              "curriculum_config_hash": str(rows["config_hash"].iloc[0])}
+    sizes = _shard_sizes(db, corpus, rows["doc_id"].to_numpy(), shard_bytes, shard_tokens)
+    if shard_tokens:
+        header["tokenizer"] = sizes[1]
     key = stable_hash(header, rows["doc_id"].to_numpy().tobytes().hex())
-    config = {"format": fmt, "shard_size": shard_size, "shard_bytes": shard_bytes, "order": order,
-              "outdir": str(out.path)}
+    config = {"format": fmt, "shard_size": shard_size, "shard_bytes": shard_bytes, "shard_tokens": shard_tokens,
+              "order": order, "outdir": str(out.path)}
     manifest = export_store.unchanged(out, key)
     if manifest is not None:  # this exact export is already in OUTDIR, intact
         with session(db) as con:
@@ -141,13 +149,27 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
         return _export_result(out, "unchanged", manifest)
     with logged_run(db, "export", key, config, corpus, counts_in=len(rows)) as run:
         with session(db) as con:
-            sizes = store.texts_sizes(con, rows["doc_id"].to_numpy()) if shard_bytes else np.zeros(len(rows))
-            bounds = shard_bounds(sizes, shard_size, shard_bytes)
+            bounds = shard_bounds(sizes[0], shard_size, shard_bytes or shard_tokens)
             manifest = export_store.write_shards(con, rows, out, fmt, bounds, {**header, "content_key": key},
                                                  progress)
         result = _export_result(out, "written", manifest)
         run.counts_out, run.details = len(rows), result
     return result
+
+
+def _shard_sizes(db, corpus: str, doc_ids, shard_bytes: int | None, shard_tokens: int | None):
+    """(size per document in export order, tokenizer): text bytes for --shard-bytes, stored token
+    counts (the corpus's current tokenizer) for --shard-tokens, zeros otherwise."""
+    if not (shard_bytes or shard_tokens):
+        return np.zeros(len(doc_ids), dtype=np.int64), None
+    with session(db) as con:
+        if shard_bytes:
+            return store.texts_sizes(con, doc_ids), None
+        key = token_store.current_tokenizer(con, corpus)
+        counts = token_store.doc_token_counts(con, doc_ids, key) if key else None
+    if counts is None or (counts < 0).any():
+        raise ValueError(f"--shard-tokens needs every exported document's token count; run `taomi tokens {corpus}`")
+    return counts, key
 
 
 def _unscored_random_rows(db, corpus: str, cfg: CurriculumConfig) -> pd.DataFrame:

@@ -132,7 +132,7 @@ def export_t(db: str, corpus: str, export: dict) -> dict:
 
     r = export_shards(db, corpus, export["outdir"], export.get("format", "parquet"), export.get("shard_size", 100_000),
                       export.get("order", "curriculum"), force=bool(export.get("force", False)),
-                      shard_bytes=export.get("shard_bytes"))
+                      shard_bytes=export.get("shard_bytes"), shard_tokens=export.get("shard_tokens"))
     _artifact(f"export-{corpus}", f"export of {corpus}", [f"{r['shards']} shards, {r['bytes']} bytes in {r['outdir']}"])
     return r
 

@@ -91,6 +91,9 @@ def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--form
            shard_size: int = typer.Option(100_000, "--shard-size", min=1, help="Most documents per shard."),
            shard_bytes: str | None = typer.Option(None, "--shard-bytes",
                                                   help="Most text per shard, e.g. 256MB (whichever limit comes first)."),
+           shard_tokens: int | None = typer.Option(None, "--shard-tokens", min=1,
+                                                   help="Most tokens per shard (the stored counts; instead of "
+                                                        "--shard-bytes)."),
            order: str = typer.Option("curriculum", "--order",
                                      help="curriculum | random (kept documents shuffled with a seed, nothing "
                                           "scored; a stored `curriculum --order random` is used if there is one)"),
@@ -106,7 +109,7 @@ def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--form
         with make_progress(console, quiet=quiet or as_json, units="count") as progress:
             r = export_shards(state.db, corpus, outdir, fmt, shard_size, order, CurriculumConfig(order=order)
                               if order in ("curriculum", "random") else None, force=force,
-                              progress=StageBars(progress), shard_bytes=shard_bytes)
+                              progress=StageBars(progress), shard_bytes=shard_bytes, shard_tokens=shard_tokens)
     except (ValueError, LookupError) as exc:
         fail(str(exc))
     emit(r, as_json, title="export", console=console)

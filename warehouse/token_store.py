@@ -44,3 +44,15 @@ def current_tokenizer(con: duckdb.DuckDBPyConnection, corpus: str) -> str | None
                       WHERE stage = 'tokens' AND corpus = ? AND status IN ('ok', 'skipped')
                       ORDER BY started_at DESC LIMIT 1""", [corpus])
     return row[0] if row else None
+
+
+def doc_token_counts(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray, key: str) -> np.ndarray:
+    """Each document's token count under `key`, in the order of `doc_ids`; -1 where there is none."""
+    con.register("want_docs", pd.DataFrame({"doc_id": np.asarray(doc_ids, dtype=np.int64),
+                                            "pos": np.arange(len(doc_ids))}))
+    try:
+        return con.execute("""SELECT coalesce(t.n_tokens, -1) AS n FROM want_docs w LEFT JOIN doc_tokens t
+                              ON t.doc_id = w.doc_id AND t.tokenizer = ? ORDER BY w.pos""",
+                           [key]).fetchnumpy()["n"].astype(np.int64)
+    finally:
+        con.unregister("want_docs")

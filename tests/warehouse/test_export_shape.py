@@ -59,3 +59,24 @@ def test_parquet_row_groups_are_bounded(tmp_path, sample, monkeypatch, taomi_cli
     meta = pq.ParquetFile(tmp_path / "o" / manifest["shards"][0]["file"]).metadata
     assert meta.num_row_groups > 1
     assert all(meta.row_group(i).num_rows <= meta.row_group(0).num_rows for i in range(meta.num_row_groups))
+
+
+def test_shards_cut_by_tokens_use_the_stored_counts(tmp_path, sample, taomi_cli):
+    db = tmp_path / "w.duckdb"
+    assert taomi_cli("--db", db, "ingest", "-c", "c", sample["corpus"], "--tokenizer", "none").code == 0
+    r = taomi_cli("--db", db, "export", "c", tmp_path / "a", "--order", "random", "--shard-tokens", "5000")
+    assert r.code == 2 and "taomi tokens c" in r.err, r.output
+    assert taomi_cli("--db", db, "tokens", "c", "--quiet").code == 0
+    r = taomi_cli("--db", db, "export", "c", tmp_path / "a", "--order", "random", "--shard-tokens", "5000",
+                  "--quiet", "--json")
+    assert r.code == 0, r.output
+    from curation.tokens import Tokenizer
+
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["tokenizer"] == "cl100k_base" and manifest["shard_tokens"] == 5000
+    tok = Tokenizer("cl100k_base")
+    per_shard = [int(tok.count(pq.read_table(tmp_path / "a" / s["file"], columns=["text"]).column(0).to_pylist()).sum())
+                 for s in manifest["shards"]]
+    assert len(per_shard) > 3 and all(n <= 5000 for n in per_shard)
+    r = taomi_cli("--db", db, "export", "c", tmp_path / "b", "--shard-tokens", "10", "--shard-bytes", "1MB")
+    assert r.code == 2 and "not both" in r.err
