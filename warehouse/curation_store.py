@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from warehouse.db import one, transaction
+from warehouse.sql import wanted_docs
 
 
 def latest_dedup_config(con: duckdb.DuckDBPyConnection, corpus: str) -> str | None:
@@ -97,24 +98,16 @@ def cluster_sizes(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str 
 
 
 def texts_by_doc_id(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray) -> pd.DataFrame:
-    con.register("want_docs", pd.DataFrame({"doc_id": np.asarray(doc_ids, dtype=np.int64),
-                                            "pos": np.arange(len(doc_ids))}))
-    try:
+    with wanted_docs(con, doc_ids):
         return con.execute("""SELECT d.doc_id, d.ext_id, d.text, d.meta FROM want_docs w JOIN documents d
                               ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchdf()
-    finally:
-        con.unregister("want_docs")
 
 
 def texts_sizes(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray) -> np.ndarray:
     """UTF-8 bytes of each document's text, in the order of `doc_ids`."""
-    con.register("want_docs", pd.DataFrame({"doc_id": np.asarray(doc_ids, dtype=np.int64),
-                                            "pos": np.arange(len(doc_ids))}))
-    try:
+    with wanted_docs(con, doc_ids):
         return con.execute("""SELECT strlen(d.text) AS n FROM want_docs w JOIN documents d
                               ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchnumpy()["n"].astype(np.int64)
-    finally:
-        con.unregister("want_docs")
 
 
 def save_curriculum(con: duckdb.DuckDBPyConnection, corpus: str, order_kind: str, config_hash: str,

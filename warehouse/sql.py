@@ -68,3 +68,15 @@ def numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         return column.to_numpy(zero_copy_only=False)
     dtype = np.dtype(column.type.to_pandas_dtype())
     return np.frombuffer(column.buffers()[1], dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize)
+
+
+@contextmanager
+def wanted_docs(con: duckdb.DuckDBPyConnection, doc_ids) -> Iterator[None]:
+    """`want_docs(doc_id, pos)` registered for the block: join it and ORDER BY pos to read rows
+    of documents in the order the caller gave."""
+    con.register("want_docs", pa.table({"doc_id": arrow(np.asarray(doc_ids, dtype=np.int64)),
+                                        "pos": arrow(np.arange(len(doc_ids), dtype=np.int64))}))
+    try:
+        yield
+    finally:
+        con.unregister("want_docs")

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from warehouse.db import one, transaction
+from warehouse.sql import wanted_docs
 
 
 def missing_token_ids(con: duckdb.DuckDBPyConnection, corpus: str, key: str) -> np.ndarray:
@@ -48,11 +49,7 @@ def current_tokenizer(con: duckdb.DuckDBPyConnection, corpus: str) -> str | None
 
 def doc_token_counts(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray, key: str) -> np.ndarray:
     """Each document's token count under `key`, in the order of `doc_ids`; -1 where there is none."""
-    con.register("want_docs", pd.DataFrame({"doc_id": np.asarray(doc_ids, dtype=np.int64),
-                                            "pos": np.arange(len(doc_ids))}))
-    try:
+    with wanted_docs(con, doc_ids):
         return con.execute("""SELECT coalesce(t.n_tokens, -1) AS n FROM want_docs w LEFT JOIN doc_tokens t
                               ON t.doc_id = w.doc_id AND t.tokenizer = ? ORDER BY w.pos""",
                            [key]).fetchnumpy()["n"].astype(np.int64)
-    finally:
-        con.unregister("want_docs")
