@@ -78,7 +78,7 @@ _HTML = _ENV.from_string("""<!doctype html>
 {% if clean %}; on the clean (uncontaminated) subset: <b>{{ "%.4f" | format(clean.metric) }}</b>{% endif %}</p>
 <h2>Gates</h2>
 <p class="{{ 'bad' if failed else 'ok' }}">{% if failed %}{{ failed | length }} gate(s) failed: {% for g in failed %}{{ g.gate }} on {{ g.slice }} -&gt; {{ g.recommendation }}{% if not loop.last %}; {% endif %}{% endfor %}{% elif gates %}all gates passed{% else %}no gates configured{% endif %}</p>
-{% if gates %}{{ table(gates, ["gate", "slice", "check", "value", "threshold", "passed", "action"]) }}{% endif %}
+{% if gates %}{{ table(gates, ["gate", "slice", "check", "status", "value", "threshold", "n", "min_n", "p_value", "ci", "action", "recommendation"]) }}{% endif %}
 <h2>Per slice</h2>
 <img alt="per-slice chart" src="data:image/png;base64,{{ slice_png }}">
 {{ table(slice_rows, ["slice", "n", r.metric, "se", "95% CI"]) }}
@@ -86,7 +86,7 @@ _HTML = _ENV.from_string("""<!doctype html>
 <h2>Regression vs previous run</h2>
 <p>previous run <code>{{ r.previous_run }}</code></p>
 <img alt="regression chart" src="data:image/png;base64,{{ reg_png }}">
-{{ table(reg_rows, ["slice", "n", "diff", "95% CI"]) }}
+{{ table(reg_rows, ["slice", "n", "diff", "95% CI", "p-value", "test"]) }}
 <h3>Flipped pass -&gt; fail ({{ r.flips.pass_to_fail | length }})</h3>
 {{ table(r.flips.pass_to_fail[:200] | map("as_id") | list, ["id"]) }}
 <h3>Flipped fail -&gt; pass ({{ r.flips.fail_to_pass | length }})</h3>
@@ -127,7 +127,8 @@ def render_report(report: dict) -> dict[str, str]:
         slice_rows=[{"slice": s, "n": v["n"], metric: v["metric"], "se": v["se"], "95% CI": v["ci"]}
                     for s, v in slices.items()],
         reg=reg, reg_png=regression_chart(reg) if reg else "",
-        reg_rows=[{"slice": s, "n": v["n"], "diff": v["diff"], "95% CI": v["ci"]} for s, v in reg.items()],
+        reg_rows=[{"slice": s, "n": v["n"], "diff": v["diff"], "95% CI": v["ci"], "p-value": v.get("p_value"),
+                   "test": v.get("test")} for s, v in reg.items()],
         cont=report.get("contamination"), issues=report.get("prediction_issues", {}))
     e = md_escape
     a = slices["all"]
@@ -139,6 +140,10 @@ def render_report(report: dict) -> dict[str, str]:
                          else "passed"),
           "", f"| slice | n | {e(metric)} | 95% CI |", "|---|---|---|---|"]
     md += [f"| {e(s)} | {v['n']} | {v['metric']:.4f} | [{v['ci'][0]:.4f}, {v['ci'][1]:.4f}] |" for s, v in slices.items()]
+    undecided = [g for g in gates if g.get("status") in ("not_enough_items", "not_significant")]
+    if undecided:
+        md += ["", "Gates without a decision:"] + [f"- {e(g['gate'])} on {e(g['slice'])}: {e(g['recommendation'])}"
+                                                   for g in undecided]
     if reg:
         md += ["", (f"Flips vs previous run: {len(report['flips']['pass_to_fail'])} pass->fail, "
                    f"{len(report['flips']['fail_to_pass'])} fail->pass")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import binomtest
 
 
 def bootstrap_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> list[float]:
@@ -24,8 +25,24 @@ def summarize(x: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
 
 
 def paired(current: np.ndarray, previous: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Difference current - previous on the same items, with a paired bootstrap CI."""
-    d = np.asarray(current, dtype=float) - np.asarray(previous, dtype=float)
+    """Difference current - previous on the same items: paired bootstrap CI, and a two-sided
+    p-value for "no change". Pass/fail scores (every score 0 or 1) get McNemar's exact test: a
+    binomial test of the items that flipped one way against those that flipped the other
+    (McNemar 1947; the exact form for small counts, Fagerland et al. 2013), from scipy. Other
+    scores get the paired bootstrap's p-value (twice the share of resampled mean differences on
+    the far side of 0, Efron & Tibshirani 1993, ch. 16)."""
+    cur, prev = np.asarray(current, dtype=float), np.asarray(previous, dtype=float)
+    d = cur - prev
     if len(d) == 0:
-        return {"n": 0, "diff": float("nan"), "ci": [float("nan"), float("nan")]}
-    return {"n": len(d), "diff": float(d.mean()), "ci": bootstrap_ci(d, n_boot, seed=seed)}
+        return {"n": 0, "diff": float("nan"), "ci": [float("nan"), float("nan")], "p_value": None, "test": None}
+    out = {"n": len(d), "diff": float(d.mean()), "ci": bootstrap_ci(d, n_boot, seed=seed)}
+    if np.isin(cur, (0.0, 1.0)).all() and np.isin(prev, (0.0, 1.0)).all():
+        worse, better = int(((prev == 1) & (cur == 0)).sum()), int(((prev == 0) & (cur == 1)).sum())
+        p = binomtest(worse, worse + better, 0.5).pvalue if worse + better else 1.0
+        out.update(p_value=float(p), test="McNemar exact", flips={"worse": worse, "better": better})
+    else:
+        rng = np.random.default_rng(seed)
+        means = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+        tail = min((means <= 0).mean(), (means >= 0).mean()) if d.any() else 0.5
+        out.update(p_value=float(min(1.0, 2 * tail)), test="paired bootstrap")
+    return out

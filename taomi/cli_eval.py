@@ -64,12 +64,17 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with 
                                  "prediction (scored as failures)"))
         for f in r.get("failures", [])[:5]:
             console.print(f"  failed {f['id']}: {f['coverage']} similar training docs ({f['support']}) -> {f['suggestion']}")
+        for g in r["gates"]:
+            if g.get("status") in ("not_enough_items", "not_significant"):
+                console.print(styled(("gate undecided:", "yellow"), f" {g['gate']} on slice '{g['slice']}': "
+                                     f"{g['recommendation']}"))
         console.print(f"report: {r['files']['html']} ({r['files']['markdown']}, {r['files']['json']})")
     failed = r["gates_failed"]
     if failed:
         for g in failed:
+            sig = f", n={g['n']}" + (f", p={g['p_value']:.3g}" if g.get("p_value") is not None else "")
             err.print(f"GATE FAILED: {g['gate']} on slice '{g['slice']}' ({g['check']} value {g['value']:.4f}, "
-                      f"threshold {g['threshold']}): {g['recommendation']}", highlight=False, soft_wrap=True)
+                      f"threshold {g['threshold']}{sig}): {g['recommendation']}", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
 
 

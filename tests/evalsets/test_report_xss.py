@@ -56,7 +56,7 @@ def hostile_report(tmp_path, ingest_files):
     preds.write_text("".join(json.dumps({"id": x["id"], "prediction": PAYLOAD if i % 2 else x["target"]}) + "\n"
                              for i, x in enumerate(items)))
     gates = tmp_path / "gates.toml"
-    gates.write_text(f"[[gate]]\nname = {json.dumps(PAYLOAD)}\nslice = \"*\"\nmetric_min = 0.99\naction = \"block\"\n")
+    gates.write_text(f"[[gate]]\nname = {json.dumps(PAYLOAD)}\nslice = \"*\"\nmetric_min = 0.99\nmin_n = 1\naction = \"block\"\n")
     out = tmp_path / "report"
     r = evaluate(db, es, preds, model=PAYLOAD, train_corpus="train", gates_path=gates, outdir=out,
                  set_name=PAYLOAD, n_boot=50)
