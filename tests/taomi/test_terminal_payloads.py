@@ -61,7 +61,7 @@ def hostile(tmp_path_factory) -> dict:
     (tmp / "prev.jsonl").write_text("".join(json.dumps({"id": x["id"], "prediction": x["target"]}) + "\n"
                                             for x in items))
     (tmp / "pred.jsonl").write_text("".join(json.dumps({"id": x["id"], "prediction": "yes"}) + "\n" for x in items))
-    (tmp / "gates.toml").write_text(f'[[gate]]\nname = {json.dumps(GATE)}\nslice = "all"\nmetric_min = 0.99\n')
+    (tmp / "gates.toml").write_text(f'[[gate]]\nname = {json.dumps(GATE)}\nslice = "all"\nmetric_min = 0.99\nmin_n = 1\n')
     (tmp / "obs.csv").write_text("N,D,loss\n" + "".join(
         f"{n},{d},{1.7 + 400 / n ** 0.34 + 410 / d ** 0.28}\n" for n in (1e8, 3e8, 1e9, 3e9) for d in (2e9, 6e9, 2e10)))
     return {"tmp": tmp, "db": str(tmp / "w.duckdb"), "corpus": corpus}
