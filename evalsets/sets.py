@@ -73,14 +73,18 @@ def load_eval_set(path: str | Path, name: str | None = None) -> EvalSet:
 
 
 def load_predictions(path: str | Path) -> pd.DataFrame:
-    """id, prediction, optional score; duplicate ids are an error; an empty file is an error."""
+    """id, prediction, optional score; duplicate ids are an error; an empty file is an error.
+
+    A numeric `score` per item (a grader's or a judge's) is the item's metric; then `prediction`
+    may be absent. Scores on some lines and not others is an error naming the line."""
     p = Path(path)
     rows, seen = [], {}
     for line, rec in _read_records(p):
         if "id" not in rec or str(rec["id"]).strip() == "":
             raise EvalInputError(f"{p}: line {line}: field 'id' is missing")
-        if "prediction" not in rec or rec["prediction"] is None:
-            raise EvalInputError(f"{p}: line {line}: field 'prediction' is missing")
+        has_score = rec.get("score") not in (None, "")
+        if ("prediction" not in rec or rec["prediction"] is None) and not has_score:
+            raise EvalInputError(f"{p}: line {line}: field 'prediction' is missing (give a prediction or a score)")
         item_id = str(rec["id"])
         if item_id in seen:
             raise EvalInputError(f"{p}: line {line}: field 'id': '{item_id}' repeats line {seen[item_id]}")
@@ -90,7 +94,13 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
             score = None if score in (None, "") else float(score)
         except (TypeError, ValueError) as exc:
             raise EvalInputError(f"{p}: line {line}: field 'score' is not a number") from exc
-        rows.append({"id": item_id, "prediction": str(rec["prediction"]), "score": score})
+        if rows and (score is None) != (rows[0]["score"] is None):
+            first = next(ln for ln in seen.values())
+            raise EvalInputError(f"{p}: line {line}: field 'score' is {'missing' if score is None else 'given'} here "
+                                 f"but {'given' if score is None else 'missing'} on line {first}: give a score on "
+                                 "every line (it is used as the item's metric) or on none")
+        pred = rec.get("prediction")
+        rows.append({"id": item_id, "prediction": "" if pred is None else str(pred), "score": score})
     if not rows:
         raise EvalInputError(f"{p}: no predictions")
     return pd.DataFrame(rows)

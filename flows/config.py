@@ -115,9 +115,12 @@ class CalibrateSection(_Section):
 
 class EvalSection(_Section):
     eval_set: str
-    predictions: str
+    predictions: str | None = None  # none for an lm-evaluation-harness samples file
     model: str | None = None
-    metric: Literal["exact_match", "accuracy", "token_f1"] = "exact_match"
+    metric: str | None = None  # exact_match | accuracy | token_f1, or a harness per-item metric
+    format: Literal["auto", "lm-eval", "taomi"] = "auto"
+    filter: str | None = None
+    pass_threshold: float = 0.5
     train_corpus: str | None = None
     gates: str | None = None
     out: str | None = None

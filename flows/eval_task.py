@@ -10,6 +10,7 @@ from pathlib import Path
 from evalsets.analysis import auto_slices, regressions, suggest_fix
 from evalsets.contamination import ngram_overlap
 from evalsets.gates import check_gates, load_gates
+from evalsets.harness import FORMATS, detect_format, load_harness_samples
 from evalsets.metrics import get_metric
 from evalsets.report import REPORT_FILES, render_report
 from evalsets.sets import EvalInputError, load_eval_set, load_predictions
@@ -30,28 +31,56 @@ def _git_sha() -> str | None:
         return None
 
 
-def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str | None = None,
-             metric: str = "exact_match", train_corpus: str | None = None, gates_path: str | Path | None = None,
+def evaluate(db, eval_path: str | Path, predictions_path: str | Path | None = None, model: str | None = None,
+             metric: str | None = None, train_corpus: str | None = None, gates_path: str | Path | None = None,
              outdir: str | Path | None = None, set_name: str | None = None, n_boot: int = 2000,
-             force: bool = False, progress=None) -> dict:
+             force: bool = False, progress=None, fmt: str = "auto", harness_filter: str | None = None,
+             pass_threshold: float = 0.5) -> dict:
     """Evaluate predictions against an eval set (and a training corpus): figures, report, gates.
-    `progress(stage, done, total)` is told the training documents scanned per pass."""
+
+    `eval_path` is a Taomi eval set (with `predictions_path`) or an lm-evaluation-harness
+    `--log_samples` file (items and answers in one; `fmt` auto-detects). Item scores come from the
+    harness's per-item metric, a predictions file's `score` field, or `metric` computed here; an
+    item passes at score >= `pass_threshold`. `progress(stage, done, total)` is told the training
+    documents scanned per pass."""
     out = None
     if outdir:  # checked before any work: a report never replaces a user's file (unless force)
         out = OutputDir(outdir, force=force, what="report folder")
         out.check_writable(REPORT_FILES)
-    es = load_eval_set(eval_path, set_name)
-    preds = load_predictions(predictions_path)
-    score_fn = get_metric(metric)
+    if fmt not in FORMATS:
+        raise EvalInputError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    used = detect_format(eval_path) if fmt == "auto" else fmt
+    if used == "lm-eval":
+        if predictions_path is not None:
+            raise EvalInputError(f"{eval_path}: an lm-evaluation-harness samples file holds the model's answers and "
+                                 "scores: give no predictions file")
+        es, preds, harness = load_harness_samples(eval_path, metric, harness_filter, set_name)
+        metric, source = harness["metric"], f"lm-evaluation-harness per-item '{harness['metric']}'"
+        default_model = Path(eval_path).parent.name or Path(eval_path).stem
+    else:
+        if predictions_path is None:
+            raise EvalInputError(f"{eval_path}: a Taomi eval set needs a predictions file (id, prediction[, score]); "
+                                 "an lm-evaluation-harness samples file needs none (--format lm-eval)")
+        es, preds, harness = load_eval_set(eval_path, set_name), load_predictions(predictions_path), None
+        default_model = Path(predictions_path).stem
+        if preds["score"].notna().all():
+            metric, source = metric or "score", "the predictions file's score field"
+        else:
+            metric = metric or "exact_match"
+            score_fn, source = get_metric(metric), f"{metric} computed by Taomi"
     gates = load_gates(gates_path) if gates_path else []
     items = es.items.copy()
     known = set(items["id"])
     unknown = sorted(set(preds["id"]) - known)
     merged = items.merge(preds, on="id", how="left")
     missing = merged.loc[merged["prediction"].isna(), "id"].tolist()
-    merged["score"] = [score_fn(p, t) if isinstance(p, str) else 0.0
-                       for p, t in zip(merged["prediction"], merged["target"])]
-    merged["passed"] = merged["score"] >= 0.5 if metric == "token_f1" else merged["score"] == 1.0
+    if preds["score"].notna().all():
+        merged["score"] = merged["score"].fillna(0.0).astype(float)
+    else:
+        merged["score"] = [score_fn(p, t) if isinstance(p, str) else 0.0
+                           for p, t in zip(merged["prediction"], merged["target"])]
+    merged["prediction"] = merged["prediction"].fillna("")
+    merged["passed"] = merged["score"] >= pass_threshold
     merged["slices"] = auto_slices(merged)
 
     # 1. a short session: store the set, read the previous run, check the training corpus
@@ -125,8 +154,9 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path, model: str
     gate_results = check_gates(gates, slices, regression) if gates else []
     run_id = uuid.uuid4().hex[:12]
     report = {
-        "run_id": run_id, "model": model or Path(predictions_path).stem, "eval_set": es.name,
-        "eval_set_hash": es.content_hash, "git_sha": _git_sha(), "metric": metric,
+        "run_id": run_id, "model": model or default_model, "eval_set": es.name,
+        "eval_set_hash": es.content_hash, "git_sha": _git_sha(), "metric": metric, "scores_from": source,
+        "format": used, "harness": harness, "pass_threshold": pass_threshold,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "previous_run": prev["run_id"] if prev else None, "slices": slices, "regression": regression,
         "flips": flips or {"pass_to_fail": [], "fail_to_pass": []}, "contamination": contamination,

@@ -193,8 +193,10 @@ def calibrate_t(db: str, calibrate: dict, corpus: str | None) -> dict:
 def evaluate_t(db: str, ev: dict) -> dict:
     from flows.eval_task import evaluate
 
-    r = evaluate(db, ev["eval_set"], ev["predictions"], ev.get("model"), ev.get("metric", "exact_match"),
-                 ev.get("train_corpus"), ev.get("gates"), ev.get("out"), ev.get("name"), ev.get("n_boot", 2000))
+    r = evaluate(db, ev["eval_set"], ev.get("predictions"), ev.get("model"), ev.get("metric"),
+                 ev.get("train_corpus"), ev.get("gates"), ev.get("out"), ev.get("name"), ev.get("n_boot", 2000),
+                 fmt=ev.get("format", "auto"), harness_filter=ev.get("filter"),
+                 pass_threshold=ev.get("pass_threshold", 0.5))
     a = r["slices"]["all"]
     _artifact(f"eval-{r['eval_set']}", f"eval {r['eval_set']} ({r['model']})",
               [f"{r['metric']} {a['metric']:.4f} [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}]",

@@ -16,14 +16,21 @@ app.add_typer(hardset, name="hardset")
 
 
 @app.command("eval")
-def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with id, input, target[, slices]"),
-             predictions: Path = typer.Argument(..., help="Predictions: JSONL/CSV with id, prediction[, score]"),
-             model: str | None = typer.Option(None, "--model", help="Model name (default: predictions file stem)."),
-             metric: str = typer.Option("exact_match", "--metric", help="exact_match | accuracy | token_f1"),
+def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set (JSONL/CSV: id, input, target[, slices]) or an "
+                                           "lm-evaluation-harness samples_<task>_<date>.jsonl"),
+             predictions: Path | None = typer.Argument(None, help="Predictions (JSONL/CSV: id, prediction[, score]); "
+                                                      "none for a harness samples file"),
+             model: str | None = typer.Option(None, "--model", help="Model name (default: predictions file stem, or "
+                                              "the harness output folder)."),
+             metric: str | None = typer.Option(None, "--metric", help="exact_match | accuracy | token_f1 (computed); "
+                                               "for a harness file, one of its per-item metrics (acc, pass@1, ...)"),
+             fmt: str = typer.Option("auto", "--format", help="auto | lm-eval | taomi"),
+             harness_filter: str | None = typer.Option(None, "--filter", help="Harness filter (default: the first)."),
+             pass_threshold: float = typer.Option(0.5, "--pass-threshold", help="An item passes at score >= this."),
              train_corpus: str | None = typer.Option(None, "--train-corpus", help="Check contamination, trace failures."),
              gates: Path | None = typer.Option(None, "--gates", help="Release gates (TOML)."),
              out: Path = typer.Option(Path("eval-report"), "--out", help="Folder for report.html/.md/.json."),
-             name: str | None = typer.Option(None, "--name", help="Eval set name (default: file stem)."),
+             name: str | None = typer.Option(None, "--name", help="Eval set name (default: file stem or harness task)."),
              force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
              quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
              as_json: bool = typer.Option(False, "--json")) -> None:
@@ -36,13 +43,18 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set: JSONL/CSV with 
     try:
         with make_progress(console, quiet=quiet or as_json, units="count") as progress:
             r = evaluate(state.db, evalset, predictions, model, metric, train_corpus, gates, out, name, force=force,
-                         progress=StageBars(progress))
+                         progress=StageBars(progress), fmt=fmt, harness_filter=harness_filter,
+                         pass_threshold=pass_threshold)
     except (EvalInputError, ValueError) as exc:
         fail(str(exc))
     if as_json:
         print_json(r)
     else:
         a = r["slices"]["all"]
+        h = r.get("harness")
+        console.print(f"read as {r['format']}" + (f" (task {h['task']}, filter {h['filter']}, per-item metrics: "
+                                                  f"{', '.join(h['metrics'])})" if h else "")
+                      + f"; scores: {r['scores_from']}")
         console.print(styled((r["eval_set"], "bold"), f" ({r['eval_set_hash']}), model ", (r["model"], "bold"),
                              f": {r['metric']} {a['metric']:.4f} [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}] over {a['n']} items"
                              + (f"; clean subset {r['slices']['clean']['metric']:.4f}" if "clean" in r["slices"] else "")))
