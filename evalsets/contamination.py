@@ -7,16 +7,22 @@ the dedup folding (NFKC, casefold, punctuation and whitespace to spaces). So a c
 whatever its casing, punctuation, spacing or line breaks, inside a longer document or in part
 (any 13 words in a row).
 
-Pure: training text arrives as an iterator of (doc_ids, texts) batches.
+Low-information n-grams (digit runs, hex tables, bit strings, single letters) are not evidence:
+an n-gram counts only with MIN_INFORMATIVE distinct informative words (see `evidence`).
+
+Pure: training text arrives as an iterator of (doc_ids, texts) batches; the item index
+(`item_ngrams`) and a batch scan (`scan_documents`) are separate so the warehouse can keep the
+index of registered eval sets and the hits of each scan.
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from dedup.config import DedupConfig
 from dedup.shingle import shingle_batch
@@ -42,49 +48,129 @@ def join_words(text: str) -> str:
     return _JOINER.sub(join, text)
 
 
-def ngram_overlap(items: list[str], batches: Iterable[tuple[np.ndarray, list[str]]], n: int = 13,
-                  max_docs: int = 5) -> list[dict]:
+N_GRAM = 13  # GPT-3's n (Brown et al. 2020, app. C)
+MIN_INFORMATIVE = 4  # distinct informative words an n-gram needs to count as evidence
+_HEXISH = re.compile(r"^(?:0x)?[0-9a-f]+$")
+
+
+def informative_word(w: str) -> bool:
+    """A word that says something: two or more characters with a letter, and not a hex number
+    (`0x1f`, `3e8a`; `face` and `added` are words). Digits, single letters and hex digits are how
+    tables, bit strings and enumerations look in any text."""
+    return len(w) >= 2 and any(c.isalpha() for c in w) and not (_HEXISH.match(w) and any(c.isdigit() for c in w))
+
+
+def evidence(words: list[str], min_informative: int = MIN_INFORMATIVE) -> bool:
+    """Is this n-gram evidence of a copy? Only with at least `min_informative` distinct informative
+    words: `0 1 2 3 4 5 6 7 8 9 a b c` or `0 1 1 0 0 0 0 1 1 1 1 0 1` occur in unrelated code and
+    data everywhere (two false positives of the issue's real-corpus run)."""
+    return len({w for w in words if informative_word(w)}) >= min_informative
+
+
+@dataclass(frozen=True)
+class ItemNgrams:
+    """The n-gram index of a set of eval items: hashes with their item and word position, and
+    per item a status: checkable, too_short (< n words) or low_information (no window is
+    evidence)."""
+
+    h: np.ndarray      # uint64
+    item: np.ndarray   # int32, index into the items
+    pos: np.ndarray    # int32, window start (word index) in the item
+    status: list[str]
+    windows: int       # all windows of the checkable items, before the low-information rule
+    n: int
+
+
+def item_ngrams(items: list[str], n: int = N_GRAM, low_information_rule: bool = True) -> ItemNgrams:
+    cfg = DedupConfig(ngram=n)
+    joined = [join_words(t) for t in items]
+    ih, ioff = shingle_batch(joined, cfg)
+    hs, its, ps, status, windows = [], [], [], [], 0
+    for i, text in enumerate(joined):
+        words = _folded_words(text, cfg)
+        if len(words) < n:
+            status.append("too_short")
+            continue
+        seg = ih[ioff[i]:ioff[i + 1]]
+        windows += len(seg)
+        keep = np.array([evidence(words[p:p + n]) for p in range(len(seg))], dtype=bool) if low_information_rule \
+            else np.ones(len(seg), dtype=bool)
+        status.append("checkable" if keep.any() else "low_information")
+        idx = np.flatnonzero(keep)
+        hs.append(seg[idx])
+        its.append(np.full(len(idx), i, dtype=np.int32))
+        ps.append(idx.astype(np.int32))
+    cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))
+    return ItemNgrams(cat(hs, np.uint64), cat(its, np.int32), cat(ps, np.int32), status, windows, n)
+
+
+def scan_documents(keys: np.ndarray, doc_ids: np.ndarray, texts: list[str], n: int = N_GRAM
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows of training documents whose n-gram hash is one of `keys` (sorted, unique):
+    (doc_id, hash, word position in the document)."""
+    h, off = shingle_batch([join_words(t) for t in texts], DedupConfig(ngram=n))
+    hit = np.flatnonzero(np.isin(h, keys)) if len(keys) else np.zeros(0, dtype=np.int64)
+    doc = np.searchsorted(off, hit, side="right") - 1
+    return np.asarray(doc_ids, dtype=np.int64)[doc], h[hit], (hit - off[doc]).astype(np.int32)
+
+
+def join_hits(index: ItemNgrams, doc_id: np.ndarray, h: np.ndarray, doc_pos: np.ndarray) -> pd.DataFrame:
+    """Document windows joined to the item windows with the same hash: item, doc_id, item_pos,
+    doc_pos (one row per pair)."""
+    left = pd.DataFrame({"h": index.h, "item": index.item, "item_pos": index.pos})
+    right = pd.DataFrame({"h": h, "doc_id": doc_id, "doc_pos": doc_pos})
+    return left.merge(right, on="h")[["item", "doc_id", "item_pos", "doc_pos"]]
+
+
+def item_results(items: list[str], status: list[str], pairs: pd.DataFrame, n: int = N_GRAM,
+                 max_docs: int = 5) -> list[dict]:
+    """Per item: status (contaminated, clean, too_short, low_information), the matching training
+    doc ids (most shared n-grams first, up to max_docs), matched word spans of the item and the
+    share of its words they cover."""
+    cfg = DedupConfig(ngram=n)
+    by_item = {i: g for i, g in pairs.groupby("item")} if len(pairs) else {}
+    out = []
+    for i, text in enumerate(items):
+        w = _folded_words(join_words(text), cfg)
+        g = by_item.get(i)
+        if g is None:
+            out.append({"status": status[i] if status[i] != "checkable" else "clean", "matched_docs": [],
+                        "matched_ngrams": 0, "coverage": 0.0, "spans": []})
+            continue
+        positions = sorted(set(g["item_pos"].tolist()))
+        spans = _merge([(p, p + n) for p in positions])
+        per_doc = g.groupby("doc_id")["item_pos"].nunique().reset_index()
+        per_doc = per_doc.sort_values(["item_pos", "doc_id"], ascending=[False, True])
+        out.append({"status": "contaminated", "matched_docs": per_doc["doc_id"].astype(int).tolist()[:max_docs],
+                    "matched_ngrams": len(positions),
+                    "coverage": round(sum(b - a for a, b in spans) / len(w), 4) if w else 0.0,
+                    "spans": [{"words": [a, b], "text": " ".join(w[a:b])} for a, b in spans]})
+    return out
+
+
+def ngram_overlap(items: list[str], batches: Iterable[tuple[np.ndarray, list[str]]], n: int = N_GRAM,
+                  max_docs: int = 5, low_information_rule: bool = True) -> list[dict]:
     """Per item: contaminated?, matching training doc ids (up to max_docs), matched word spans.
 
-    Items with fewer than n words cannot be checked this way and say so ("too_short")."""
-    cfg = DedupConfig(ngram=n)
-    items = [join_words(t) for t in items]
-    ih, ioff = shingle_batch(items, cfg)
-    where: dict[int, list[tuple[int, int]]] = defaultdict(list)  # hash -> [(item, word position)]
-    too_short = np.zeros(len(items), dtype=bool)
-    for i in range(len(items)):
-        seg = ih[ioff[i]:ioff[i + 1]]
-        if len(_folded_words(items[i], cfg)) < n:
-            too_short[i] = True
-            continue
-        for pos, h in enumerate(seg.tolist()):
-            where[h].append((i, pos))
-    keys = np.array(sorted(where), dtype=np.uint64)
-    docs: list[dict[int, set[int]]] = [defaultdict(set) for _ in items]  # item -> doc -> positions
+    Items with fewer than n words cannot be checked this way and say so ("too_short"); items
+    none of whose n-grams is evidence say "low_information"."""
+    index = item_ngrams(items, n, low_information_rule)
+    keys = np.unique(index.h)
+    found = []
     for doc_ids, texts in batches:
         if len(keys) == 0:
             break
-        h, off = shingle_batch([join_words(t) for t in texts], cfg)
-        hit = np.flatnonzero(np.isin(h, keys))
-        if len(hit) == 0:
-            continue
-        doc_idx = np.searchsorted(off, hit, side="right") - 1
-        for hv, d in zip(h[hit].tolist(), doc_idx.tolist()):
-            for i, pos in where[hv]:
-                docs[i][int(doc_ids[d])].add(pos)
-    out = []
-    for i, text in enumerate(items):
-        w = _folded_words(text, cfg)
-        positions = sorted(set().union(*docs[i].values())) if docs[i] else []
-        spans = _merge([(p, p + n) for p in positions])
-        top = sorted(docs[i].items(), key=lambda kv: (-len(kv[1]), kv[0]))[:max_docs]
-        out.append({
-            "status": "too_short" if too_short[i] else ("contaminated" if docs[i] else "clean"),
-            "matched_docs": [d for d, _ in top], "matched_ngrams": len(positions),
-            "coverage": round(sum(b - a for a, b in spans) / len(w), 4) if w else 0.0,
-            "spans": [{"words": [a, b], "text": " ".join(w[a:b])} for a, b in spans],
-        })
-    return out
+        d, h, p = scan_documents(keys, doc_ids, texts, n)
+        if len(d):
+            found.append(join_hits(index, d, h, p))
+    pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=["item", "doc_id", "item_pos",
+                                                                                   "doc_pos"])
+    return item_results(items, index.status, pairs, n, max_docs)
+
+
+def doc_spans(doc_pos: list[int], n: int = N_GRAM) -> list[tuple[int, int]]:
+    """Merged word spans [a, b) of a training document covered by matched windows."""
+    return _merge([(p, p + n) for p in doc_pos])
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

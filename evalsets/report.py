@@ -93,7 +93,8 @@ _HTML = _ENV.from_string("""<!doctype html>
 {{ table(r.flips.fail_to_pass[:200] | map("as_id") | list, ["id"]) }}
 {% endif %}
 {% if cont %}
-<h2>Contamination ({{ cont.contaminated }} of {{ cont.checked }} items)</h2>
+<h2>Contamination ({{ cont.contaminated }} of {{ cont.checked }} checkable items)</h2>
+<p>{{ cont.method }}.{% if cont.get("unchecked") %} {{ cont.unchecked }} of {{ cont.total }} items could not be checked ({{ cont.too_short }} shorter than the n-gram, {{ cont.low_information }} with no informative n-gram); they are not in the clean slice.{% endif %}</p>
 {{ table(cont["items"][:200], ["id", "status", "matched_docs", "spans"]) }}
 {% endif %}
 {% if r.failures %}
@@ -149,7 +150,9 @@ def render_report(report: dict) -> dict[str, str]:
                    f"{len(report['flips']['fail_to_pass'])} fail->pass")]
     cont = report.get("contamination")
     if cont:
-        md += ["", f"Contaminated items: {cont['contaminated']} of {cont['checked']}"]
+        md += ["", f"Contaminated items: {cont['contaminated']} of {cont['checked']} checkable"
+               + (f" ({cont['unchecked']} of {cont.get('total')} items could not be checked)" if cont.get("unchecked")
+                  else "")]
     return {"report.html": page, "report.md": "\n".join(md) + "\n",
             "report.json": json.dumps(report, indent=1, default=str)}
 

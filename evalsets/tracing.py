@@ -13,6 +13,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import HashingVectorizer
 
 N_FEATURES = 1 << 16
+SUPPORT_THRESHOLD = 0.3
 _HASHER = HashingVectorizer(ngram_range=(1, 2), n_features=N_FEATURES, alternate_sign=False, norm=None,
                             token_pattern=r"(?u)\b\w+\b")
 
@@ -37,15 +38,38 @@ def _weighted(texts: list[str], idf: np.ndarray) -> sparse.csr_matrix:
     return sparse.diags(1 / np.maximum(norms, 1e-12)) @ x
 
 
+def document_frequencies(texts: list[str]) -> np.ndarray:
+    """Per hashed feature, the number of these texts that have it."""
+    return np.asarray(_binary(hashed_features(texts)).sum(axis=0)).ravel()
+
+
+def idf_of(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """Smoothed idf, as scikit-learn's TfidfTransformer: ln((n + 1) / (df + 1)) + 1."""
+    return np.log((n_docs + 1) / (df + 1)) + 1
+
+
+def weighted(texts: list[str], idf: np.ndarray) -> sparse.csr_matrix:
+    """TF-IDF rows (sublinear tf, hashed uni+bigrams), L2-normalised: cosine is a dot product."""
+    return _weighted(texts, idf).tocsr()
+
+
+def postings(doc_ids: np.ndarray, x: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A weighted batch as an inverted index: (feature, doc_id, weight) per non-zero."""
+    coo = x.tocoo()
+    return coo.col.astype(np.int32), np.asarray(doc_ids, dtype=np.int64)[coo.row], coo.data.astype(np.float64)
+
+
 def nearest_documents(items: list[str], batches: Callable[[], Iterable[tuple[np.ndarray, list[str]]]], k: int = 5,
-                      support_threshold: float = 0.3) -> list[dict]:
-    """Top-k training docs per item by cosine, and `support`: docs at or above the threshold."""
+                      support_threshold: float = SUPPORT_THRESHOLD) -> list[dict]:
+    """Top-k training docs per item by cosine, and `support`: docs at or above the threshold.
+    (Two streaming passes; the warehouse keeps the same index once per corpus version, see
+    flows.trace_task, so an eval reads it instead.)"""
     df = np.zeros(N_FEATURES)
     n_docs = 0
     for _, texts in batches():
-        df += np.asarray(_binary(hashed_features(texts)).sum(axis=0)).ravel()
+        df += document_frequencies(texts)
         n_docs += len(texts)
-    idf = np.log((n_docs + 1) / (df + 1)) + 1
+    idf = idf_of(df, n_docs)
     q = _weighted(items, idf)
     best_s = np.full((len(items), k), -1.0)
     best_d = np.full((len(items), k), -1, dtype=np.int64)
@@ -58,11 +82,10 @@ def nearest_documents(items: list[str], batches: Callable[[], Iterable[tuple[np.
         top = np.argsort(-cand_s, axis=1, kind="stable")[:, :k]
         best_s = np.take_along_axis(cand_s, top, axis=1)
         best_d = np.take_along_axis(cand_d, top, axis=1)
-    out = []
-    for i in range(len(items)):
-        keep = best_d[i] >= 0
-        out.append({"nearest": [{"doc_id": int(d), "similarity": round(float(s), 4)}
-                                for d, s in zip(best_d[i][keep], best_s[i][keep])],
-                    "support": int(support[i]),
-                    "coverage": "few" if support[i] < 3 else "many"})
-    return out
+    return [traced(best_d[i][best_d[i] >= 0], best_s[i][best_d[i] >= 0], int(support[i])) for i in range(len(items))]
+
+
+def traced(doc_ids, sims, support: int) -> dict:
+    """One item's trace: nearest documents (best first), support and coverage."""
+    return {"nearest": [{"doc_id": int(d), "similarity": round(float(s), 4)} for d, s in zip(doc_ids, sims)],
+            "support": int(support), "coverage": "few" if support < 3 else "many"}

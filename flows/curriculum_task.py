@@ -18,6 +18,7 @@ from curation.curriculum import (
 )
 from curation.plots import plot_curriculum
 from curation.shards import parse_bytes, shard_bounds
+from flows.decontam_task import excluded_documents
 from warehouse import curation_store as store
 from warehouse import export_store, token_store
 from warehouse.corpora import content_version
@@ -108,8 +109,13 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
 
 def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", shard_size: int = 100_000,
                   order: str = "curriculum", cfg: CurriculumConfig | None = None, force: bool = False,
-                  progress=None, shard_bytes: int | str | None = None, shard_tokens: int | None = None) -> dict:
+                  progress=None, shard_bytes: int | str | None = None, shard_tokens: int | None = None,
+                  keep_contaminated: bool = False) -> dict:
     """Write training shards in curriculum (or random-baseline) order, with a manifest.
+
+    Documents flagged by the decontamination of the registered eval sets are left out (the
+    manifest says how many, against which sets); `keep_contaminated` keeps them and says so. A
+    corpus not decontaminated against a registered set since it changed is refused.
 
     OUTDIR must be new, empty or a previous Taomi export (else `force`); it may not hold the
     database. Only Taomi's own shards and manifest are ever replaced (warehouse.export_store).
@@ -133,15 +139,24 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
         build_curriculum(db, corpus, cfg or CurriculumConfig(order=order), progress=progress)
         with session(db) as con:
             rows = store.curriculum_rows(con, corpus, order)
+    with session(db) as con:
+        if keep_contaminated:
+            decontam = {"kept_contaminated": True, "documents_removed": 0}
+        else:
+            excluded, decontam = excluded_documents(con, corpus)
+            flagged = rows["doc_id"].isin(excluded)
+            decontam["documents_removed"] = int(flagged.sum())  # flagged documents that were to be exported
+            rows = rows[~flagged].reset_index(drop=True)
     header = {"corpus": corpus, "order": order, "format": fmt, "shard_size": shard_size, "shard_bytes": shard_bytes,
               "shard_tokens": shard_tokens, "documents": len(rows),
-              "curriculum_config_hash": str(rows["config_hash"].iloc[0])}
+              "curriculum_config_hash": str(rows["config_hash"].iloc[0]) if len(rows) else None,
+              "decontamination": decontam}
     sizes = _shard_sizes(db, corpus, rows["doc_id"].to_numpy(), shard_bytes, shard_tokens)
     if shard_tokens:
         header["tokenizer"] = sizes[1]
     key = stable_hash(header, rows["doc_id"].to_numpy().tobytes().hex())
     config = {"format": fmt, "shard_size": shard_size, "shard_bytes": shard_bytes, "shard_tokens": shard_tokens,
-              "order": order, "outdir": str(out.path)}
+              "order": order, "outdir": str(out.path), "keep_contaminated": keep_contaminated}
     manifest = export_store.unchanged(out, key)
     if manifest is not None:  # this exact export is already in OUTDIR, intact
         with session(db) as con:

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from evalsets.analysis import auto_slices, regressions, suggest_fix
-from evalsets.contamination import ngram_overlap
 from evalsets.gates import check_gates, load_gates
 from evalsets.harness import FORMATS, detect_format, load_harness_samples
 from evalsets.metrics import get_metric
 from evalsets.report import REPORT_FILES, render_report
 from evalsets.sets import EvalInputError, load_eval_set, load_predictions
 from evalsets.stats import summarize
-from evalsets.tracing import nearest_documents
+from flows.decontam_task import METHOD, contamination_for
+from flows.trace_task import trace_failures
 from warehouse import eval_store as store
 from warehouse.corpora import document_count
 from warehouse.db import session
@@ -91,21 +91,9 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path | None = No
         if train_corpus and not document_count(con, train_corpus):
             raise EvalInputError(f"training corpus '{train_corpus}' has no documents (see `taomi corpora`)")
 
-    # 2. the long scans read the corpus batch by batch, each batch in its own short session, and
-    # compute with the file closed: other commands and the service open it meanwhile
-    total = {"docs": 0}
-    if train_corpus and progress:
-        with session(db) as con:
-            total["docs"] = document_count(con, train_corpus)
-    passes = iter(["contamination scan", "trace failures: document frequencies", "trace failures: similarity"])
-
-    def batches():
-        stage, done = next(passes, "scan"), 0
-        for ids, texts in store.training_batches(db, train_corpus):
-            yield ids, texts
-            done += len(texts)
-            if progress:
-                progress(stage, done, total["docs"])
+    # 2. the long work reads the corpus in batches, each in its own short session, and computes
+    # with the file closed: other commands and the service open it meanwhile. The contamination
+    # scan and the tracing index are stored per corpus version: a second eval reads them.
 
     def info_of(doc_ids) -> dict:
         with session(db) as con:
@@ -113,16 +101,18 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path | None = No
 
     contamination = None
     if train_corpus:
-        texts = (merged["input"] + " " + merged["target"]).tolist()
-        found = ngram_overlap(texts, batches())
+        found, reuse = contamination_for(db, train_corpus, es, progress)
         info = info_of({d for f in found for d in f["matched_docs"]})
         merged["contamination"] = [f["status"] for f in found]
         for s, f in zip(merged["slices"], found):
             s.append(f"contamination:{f['status']}")
+        unchecked = sum(f["status"] in ("too_short", "low_information") for f in found)
         contamination = {
-            "method": "13-gram overlap after normalisation (Brown et al. 2020, app. C)",
-            "checked": len(found), "contaminated": sum(f["status"] == "contaminated" for f in found),
+            "method": METHOD, "checked": len(found) - unchecked, "total": len(found),
+            "contaminated": sum(f["status"] == "contaminated" for f in found),
             "too_short": sum(f["status"] == "too_short" for f in found),
+            "low_information": sum(f["status"] == "low_information" for f in found), "unchecked": unchecked,
+            "reused_scan": reuse["reused_scan"], "scan_seconds": reuse["scan_seconds"],
             "items": [{"id": i, "status": f["status"],
                        "matched_docs": [info.get(d, {}).get("id", d) for d in f["matched_docs"]], "spans": f["spans"]}
                       for i, f in zip(merged["id"], found) if f["status"] == "contaminated"]}
@@ -130,7 +120,7 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path | None = No
     if train_corpus:
         failed = merged[~merged["passed"]]
         if len(failed):
-            traced = nearest_documents((failed["input"]).tolist(), batches)
+            traced, _ = trace_failures(db, train_corpus, failed["input"].tolist(), progress=progress)
             info = info_of({n["doc_id"] for t in traced for n in t["nearest"]})
             for (_, r), t in zip(failed.iterrows(), traced):
                 near = [{**info.get(n["doc_id"], {}), "similarity": n["similarity"]} for n in t["nearest"]]
@@ -143,7 +133,7 @@ def evaluate(db, eval_path: str | Path, predictions_path: str | Path | None = No
     slice_names = sorted({s for sl in merged["slices"] for s in sl})
     slices = {"all": summarize(merged["score"].to_numpy(), n_boot)}
     if contamination:
-        clean = merged["contamination"] != "contaminated"
+        clean = merged["contamination"] == "clean"  # unchecked items are not known to be clean
         slices["clean"] = summarize(merged.loc[clean, "score"].to_numpy(), n_boot)
     for s in slice_names:
         mask = merged["slices"].map(lambda x, s=s: s in x)

@@ -99,9 +99,14 @@ def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--form
                                           "scored; a stored `curriculum --order random` is used if there is one)"),
            force: bool = typer.Option(False, "--force", help="Write into a non-empty folder Taomi did not create "
                                       "(its files are kept: Taomi deletes only what it wrote)."),
+           keep_contaminated: bool = typer.Option(False, "--keep-contaminated",
+                                                  help="Keep documents that share a 13-gram with a registered eval "
+                                                       "set (recorded in the manifest)."),
            quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
            as_json: bool = typer.Option(False, "--json")) -> None:
-    """Write training shards in order, with a manifest (rows, bytes, sha256, score range, pacing step)."""
+    """Write training shards in order, with a manifest (rows, bytes, sha256, score range, pacing step).
+
+    Documents flagged by `taomi decontaminate` against the registered eval sets are left out."""
     from curation.curriculum import CurriculumConfig
     from flows.curriculum_task import export_shards
 
@@ -109,7 +114,8 @@ def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--form
         with make_progress(console, quiet=quiet or as_json, units="count") as progress:
             r = export_shards(state.db, corpus, outdir, fmt, shard_size, order, CurriculumConfig(order=order)
                               if order in ("curriculum", "random") else None, force=force,
-                              progress=StageBars(progress), shard_bytes=shard_bytes, shard_tokens=shard_tokens)
+                              progress=StageBars(progress), shard_bytes=shard_bytes, shard_tokens=shard_tokens,
+                              keep_contaminated=keep_contaminated)
     except (ValueError, LookupError) as exc:
         fail(str(exc))
     emit(r, as_json, title="export", console=console)

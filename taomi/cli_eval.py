@@ -13,6 +13,72 @@ app = typer.Typer()  # joined to the main app by taomi.cli
 
 hardset = typer.Typer(no_args_is_help=True, help="Build hard sets from failures, label problems and edge cases.")
 app.add_typer(hardset, name="hardset")
+evalset = typer.Typer(no_args_is_help=True, help="Register eval sets: training corpora are decontaminated against them.")
+app.add_typer(evalset, name="evalset")
+
+
+@evalset.command("add")
+def evalset_add(name: str, path: Path = typer.Argument(..., help="Eval set (JSONL/CSV) or lm-evaluation-harness samples"),
+                fmt: str = typer.Option("auto", "--format", help="auto | lm-eval | taomi"),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """Register an eval set (or a new version of it) and build its 13-gram index once."""
+    from evalsets.sets import EvalInputError
+    from flows.decontam_task import register
+
+    try:
+        r = register(state.db, name, path, fmt)
+    except (EvalInputError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(r)
+        return
+    console.print(f"eval set '{r['name']}' {r['status']} ({r['format']}, {r['items']} items, hash {r['set_hash']}): "
+                  f"{r['checkable']} checkable, {r['too_short']} shorter than 13 words, {r['low_information']} with no "
+                  "informative 13-gram")
+
+
+@evalset.command("list")
+def evalset_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The registered eval sets."""
+    from flows.decontam_task import registered
+
+    emit(registered(state.db), as_json, title="registered eval sets", console=console)
+
+
+@evalset.command("remove")
+def evalset_remove(name: str) -> None:
+    """Unregister an eval set (its items and index stay for earlier reports)."""
+    from flows.decontam_task import unregister
+
+    if not unregister(state.db, name):
+        fail(f"no registered eval set named '{name}' (see `taomi evalset list`)")
+    console.print(f"eval set '{name}' unregistered")
+
+
+@app.command("decontaminate")
+def decontaminate_cmd(corpus: str, sets: list[str] | None = typer.Option(None, "--set", help="Only these registered "
+                                                                        "sets (repeatable; default: all)."),
+                      quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+                      as_json: bool = typer.Option(False, "--json")) -> None:
+    """Mark every training document that shares an informative 13-gram with a registered eval item
+    (export then leaves them out)."""
+    from evalsets.sets import EvalInputError
+    from flows.decontam_task import decontaminate
+
+    try:
+        with make_progress(console, quiet=quiet or as_json, units="count") as progress:
+            r = decontaminate(state.db, corpus, sets or None, StageBars(progress))
+    except (EvalInputError, LookupError) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(r)
+        return
+    console.print(f"{corpus}: {r['documents_flagged']} documents share a 13-gram with {', '.join(r['sets'])} "
+                  f"({'scanned now' if r['scanned_now'] else 'stored scan, corpus unchanged'}); export leaves them out")
+    emit([{"eval set": k, **v} for k, v in r["per_set"].items()], False, title="per eval set", console=console)
+    for e in r["examples"][:10]:
+        console.print(f"  {e['doc']} ~ {e['eval_set']}/{e['item']} ({e['ngrams']} 13-grams): "
+                      f"{e['spans'][0]['text'][:120] if e['spans'] else ''}")
 
 
 @app.command("eval")
@@ -67,8 +133,12 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set (JSONL/CSV: id, 
                           f"{len(r['flips']['fail_to_pass'])} fail->pass")
         if r["contamination"]:
             c = r["contamination"]
-            console.print(f"contamination: {c['contaminated']} of {c['checked']} items overlap the training corpus "
-                          f"({c['method']})")
+            console.print(f"contamination: {c['contaminated']} of {c['checked']} checkable items overlap the training "
+                          f"corpus ({c['method']})" + (f"; {c['unchecked']} of {c['total']} items could not be checked "
+                                                       f"({c['too_short']} shorter than 13 words, {c['low_information']} "
+                                                       "with no informative 13-gram) and are not in the clean slice"
+                                                       if c["unchecked"] else "")
+                          + ("; scan reused" if c["reused_scan"] else ""))
         issues = r["prediction_issues"]
         if issues["unknown_ids"] or issues["missing_ids"]:
             console.print(styled(("predictions:", "yellow"), f" {len(issues['unknown_ids'])} unknown ids "

@@ -51,19 +51,37 @@ def save_run(con: duckdb.DuckDBPyConnection, run: dict, results: pd.DataFrame) -
         con.unregister("res_df")
 
 
-def training_doc_ids(con: duckdb.DuckDBPyConnection, corpus: str) -> np.ndarray:
-    """The doc ids of a training corpus, in order (the plan for reading it in batches)."""
-    return con.execute("SELECT doc_id FROM documents WHERE corpus = ? ORDER BY doc_id",
-                       [corpus]).fetchnumpy()["doc_id"].astype(np.int64)
+def training_doc_ids(con: duckdb.DuckDBPyConnection, corpus: str) -> tuple[np.ndarray, np.ndarray]:
+    """The doc ids of a training corpus, in order, and each text's UTF-8 bytes (the plan for
+    reading it in batches)."""
+    got = con.execute("SELECT doc_id, strlen(text) AS n FROM documents WHERE corpus = ? ORDER BY doc_id",
+                      [corpus]).fetchnumpy()
+    return got["doc_id"].astype(np.int64), got["n"].astype(np.int64)
 
 
-def training_batches(db, corpus: str, batch: int = 20_000):
-    """(doc_ids, texts) of a training corpus in batches, each read in its own short session, so
-    the work done between batches (a scan, a scoring) never holds the database lock."""
+BATCH_BYTES = 16 << 20  # text per batch: a batch's shingles, features and postings stay ~10x this
+
+
+def batch_bounds(sizes: np.ndarray, max_docs: int, max_bytes: int) -> list[tuple[int, int]]:
+    """[lo, hi) index ranges of consecutive documents: at most max_docs and (unless one document
+    alone is larger) max_bytes of text each."""
+    out, lo, n = [], 0, len(sizes)
+    while lo < n:
+        cum = np.cumsum(sizes[lo:min(n, lo + max_docs)])
+        hi = lo + max(1, int(np.searchsorted(cum, max_bytes, side="right")))
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def training_batches(db, corpus: str, batch: int = 20_000, max_bytes: int = BATCH_BYTES):
+    """(doc_ids, texts) of a training corpus in batches (by count and by bytes), each read in its
+    own short session, so the work done between batches (a scan, a scoring) never holds the
+    database lock."""
     with session(db) as con:
-        ids = training_doc_ids(con, corpus)
-    for lo in range(0, len(ids), batch):
-        part = ids[lo:lo + batch]
+        ids, sizes = training_doc_ids(con, corpus)
+    for lo, hi in batch_bounds(sizes, batch, max_bytes):
+        part = ids[lo:hi]
         with session(db) as con:
             got = training_texts(con, corpus, int(part[0]), int(part[-1]))
         yield got  # closed before the caller works on the batch

@@ -271,6 +271,30 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ["""CREATE TABLE IF NOT EXISTS doc_tokens (doc_id BIGINT NOT NULL, tokenizer VARCHAR NOT NULL,
                 n_tokens BIGINT NOT NULL, PRIMARY KEY (doc_id, tokenizer))"""],
     ),
+    (
+        16,
+        "registered eval sets, their n-gram index, contamination scans and hits; failure-tracing index",
+        [
+            """CREATE TABLE IF NOT EXISTS evalset_registry (set_name VARCHAR PRIMARY KEY, set_hash VARCHAR NOT NULL,
+                source_path VARCHAR, format VARCHAR, n_items INTEGER, added_at TIMESTAMP DEFAULT current_timestamp)""",
+            """CREATE TABLE IF NOT EXISTS eval_index (set_hash VARCHAR NOT NULL, n INTEGER NOT NULL,
+                rule VARCHAR NOT NULL, item_id VARCHAR NOT NULL, pos INTEGER NOT NULL, h UBIGINT NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS eval_index_items (set_hash VARCHAR NOT NULL, n INTEGER NOT NULL,
+                rule VARCHAR NOT NULL, item_id VARCHAR NOT NULL, status VARCHAR NOT NULL,
+                PRIMARY KEY (set_hash, n, rule, item_id))""",
+            """CREATE TABLE IF NOT EXISTS contamination_scans (corpus VARCHAR NOT NULL, set_hash VARCHAR NOT NULL,
+                n INTEGER NOT NULL, rule VARCHAR NOT NULL, corpus_version VARCHAR NOT NULL, n_docs BIGINT,
+                docs_flagged BIGINT, seconds DOUBLE, finished_at TIMESTAMP DEFAULT current_timestamp,
+                PRIMARY KEY (corpus, set_hash, n, rule, corpus_version))""",
+            """CREATE TABLE IF NOT EXISTS contamination_hits (corpus VARCHAR NOT NULL, set_hash VARCHAR NOT NULL,
+                n INTEGER NOT NULL, rule VARCHAR NOT NULL, corpus_version VARCHAR NOT NULL, doc_id BIGINT NOT NULL,
+                item_id VARCHAR NOT NULL, item_pos INTEGER NOT NULL, doc_pos INTEGER NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS trace_index (corpus VARCHAR NOT NULL, corpus_version VARCHAR NOT NULL,
+                n_docs BIGINT NOT NULL, idf DOUBLE[] NOT NULL, PRIMARY KEY (corpus, corpus_version))""",
+            """CREATE TABLE IF NOT EXISTS trace_postings (corpus VARCHAR NOT NULL, corpus_version VARCHAR NOT NULL,
+                feature INTEGER NOT NULL, doc_id BIGINT NOT NULL, w FLOAT NOT NULL)""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
