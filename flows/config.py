@@ -94,11 +94,15 @@ class BudgetSection(_Section):
     days: float | None = None
     mfu: float | None = None
     peak_tflops: float | None = None
+    unique_tokens: float | None = None  # given: the corpus's count is not used for this budget
 
 
 class ScalingSection(_Section):
     observations: str
     name: str | None = None
+    # plans use this curated corpus's unique tokens (stored counts after dedup and decontamination);
+    # default: the config's first [[corpus]]; "" plans with no data limit
+    corpus: str | None = None
     bootstrap: int = Field(200, ge=0)
     drop_outliers: int = Field(0, ge=0)
     plots: str | None = None
@@ -264,6 +268,8 @@ def normalize(raw: dict, base: Path, where: str = "config") -> dict[str, Any]:
         sc["observations"] = must_exist("scaling.observations", cfg.scaling.observations)
         sc["plots"] = _resolve(base, cfg.scaling.plots)
         sc["budgets"] = [{k: v for k, v in b.items() if v is not None} for b in sc["budgets"]]
+        if sc.get("corpus") is None:
+            sc["corpus"] = cfg.corpus[0].name if cfg.corpus else ""
         for i, b in enumerate(sc["budgets"]):
             from scaling.planning import PlanRequest
 

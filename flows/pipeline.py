@@ -126,6 +126,29 @@ def curriculum_t(db: str, corpus: str, curriculum: dict, plot: str | None = None
     return r
 
 
+@task(name="register eval set", **RETRY)
+def register_eval_t(db: str, name: str, path: str, fmt: str = "auto") -> dict:
+    from flows.decontam_task import register
+
+    r = register(db, name, path, fmt)
+    get_run_logger().info("eval set %s %s: %d items, %d checkable", name, r["status"], r["items"], r["checkable"])
+    return r
+
+
+@task(name="decontaminate", **RETRY)
+def decontaminate_t(db: str, corpus: str) -> dict:
+    from flows.decontam_task import decontaminate, registered_sets
+
+    if not registered_sets(db):
+        return {"skipped": "no registered eval sets ([[eval]] entries or `taomi evalset add`)"}
+    r = decontaminate(db, corpus)
+    _artifact(f"decontaminate-{corpus}", f"decontamination of {corpus}",
+              [f"{r['documents_flagged']} documents share an informative 13-gram with {', '.join(r['sets'])}",
+               f"method: {r['method']}", "export leaves them out"],
+              [{"eval set": k, **v} for k, v in r["per_set"].items()])
+    return r
+
+
 @task(name="export", **RETRY)
 def export_t(db: str, corpus: str, export: dict) -> dict:
     from flows.curriculum_task import export_shards
@@ -149,25 +172,40 @@ def fit_t(db: str, observations: str, bootstrap: int, name: str, plots: str | No
 
 
 @task(name="plan", **RETRY)
-def plan_t(db: str, fit_name: str, budget: dict) -> dict:
+def plan_t(db: str, fit_name: str, budget: dict, corpus: str = "") -> dict:
+    """A budget planned with the fit, and with the curated corpus's unique tokens when it has
+    stored token counts (else planned without a data limit, and the result says why)."""
     from flows.plan_task import answer
     from scaling.planning import PlanRequest
-    from warehouse.db import connect
-
-    con = connect(db, read_only=True)
-    try:
-        p = answer(PlanRequest(fit=fit_name, **budget), con)
-    finally:
-        con.close()
     from warehouse.db import session
-    from warehouse.runlog import finish_run, start_run
 
-    with session(db) as con:
-        run = start_run(con, "plan", stable_hash(fit_name, budget), budget)
-        finish_run(con, run, details={"params": p["params"], "tokens": p["tokens"], "flops": p["flops"]})
-    _artifact(f"plan-{fit_name}-{stable_hash(budget)[:8]}", "compute-optimal plan",
-              [f"budget {p['flops']:.3g} FLOPs", f"N* {p['params']:.4g}, D* {p['tokens']:.4g}, loss {p['loss']:.4f}",
-               *([f"{p['gpu_days']:.0f} GPU-days, MFU {p['mfu']} ({p['mfu_source']})"] if "gpu_days" in p else [])])
+    data_note = None
+    with session(db) as con:  # read-write: a corpus plan may read a warehouse this run just migrated
+        try:
+            p = answer(PlanRequest(fit=fit_name, **({"corpus": corpus} if corpus and "unique_tokens" not in budget
+                                                      else {}), **budget), con)
+        except LookupError as exc:
+            if not corpus:
+                raise
+            data_note = f"planned without a data limit: {exc}"
+            p = answer(PlanRequest(fit=fit_name, **budget), con)
+        if data_note:
+            p["data"] = {"corpus": corpus, "skipped": data_note}
+        from warehouse.runlog import finish_run, start_run
+
+        run = start_run(con, "plan", stable_hash(fit_name, budget, corpus), {**budget, "corpus": corpus})
+        finish_run(con, run, details={"params": p["params"], "tokens": p["tokens"], "flops": p["flops"],
+                                      "unique_tokens": (p.get("data") or {}).get("unique_tokens")})
+    d = p.get("data") or {}
+    lines = [f"budget {p['flops']:.3g} FLOPs", f"N* {p['params']:.4g}, D* {p['tokens']:.4g}, loss {p['loss']:.4f}",
+             *([f"{p['gpu_days']:.0f} GPU-days, MFU {p['mfu']} ({p['mfu_source']})"] if "gpu_days" in p else [])]
+    if d.get("unique_tokens"):
+        lines += [(f"data: corpus {corpus}, {d['unique_tokens']:.4g} unique {d['tokenizer']} tokens "
+                   f"(runs: tokens {d['runs']['tokens']}, dedup {d['runs']['dedup']})"), d.get("verdict", "")]
+    elif d.get("skipped"):
+        lines.append(d["skipped"])
+    get_run_logger().info("plan %s: %s", fit_name, "; ".join(x for x in lines if x))
+    _artifact(f"plan-{fit_name}-{stable_hash(budget)[:8]}", "compute-optimal plan", [x for x in lines if x])
     return p
 
 
@@ -219,6 +257,8 @@ def curate_flow(config: str | dict) -> dict:
     dd = {k: v for k, v in cfg["dedup"].items() if k not in RESOURCE_KEYS}
     resources = {k: v for k, v in cfg["dedup"].items() if k in ("workers", "memory_limit")}
     shard_docs = int(cfg["dedup"].get("shard_docs", 100_000))
+    for ev in cfg["eval"]:  # the pipeline's eval sets are registered: its corpora are decontaminated against them
+        register_eval_t(db, ev.get("name") or Path(ev["eval_set"]).stem, ev["eval_set"], ev.get("format", "auto"))
     for c in cfg["corpus"]:
         name = c["name"]
         fields = {k: c[k] for k in ("text_field", "id_field", "label_field", "annotator_field") if k in c}
@@ -232,6 +272,7 @@ def curate_flow(config: str | dict) -> dict:
         cur = curriculum_t(db, name, cfg["curriculum"], c.get("plot"))
         res = {"ingest": ing, "signed": sum(f.result() for f in signed), "dedup": dup, "labels": lab,
                "curriculum": cur}
+        res["decontaminate"] = decontaminate_t(db, name)  # before export: flagged documents stay out
         if cfg["export"]:
             res["export"] = export_t(db, name, cfg["export"])
         out[name] = res
@@ -247,7 +288,7 @@ def scaling_flow(config: str | dict) -> dict:
     name = sc.get("name", Path(sc["observations"]).stem)
     fit = fit_t(cfg["db"], sc["observations"], int(sc.get("bootstrap", 200)), name, sc.get("plots"),
                 int(sc.get("drop_outliers", 0)))
-    plans = [plan_t(cfg["db"], name, b) for b in sc.get("budgets", [])]
+    plans = [plan_t(cfg["db"], name, b, sc.get("corpus") or "") for b in sc.get("budgets", [])]
     return {"fit": fit, "plans": plans}
 
 

@@ -5,6 +5,8 @@ and hands them to the pure `scaling.planning.answer_with`; the MFU rule is docum
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from scaling.laws import (
     DEFAULT_LAW,
     PUBLISHED,
@@ -14,7 +16,7 @@ from scaling.laws import (
     get_law,
     published_samples,
 )
-from scaling.planning import Effort, PlanRequest, answer_with
+from scaling.planning import Effort, PlanRequest, answer_with, data_verdict
 
 
 def law_from_fit(row: dict):
@@ -59,14 +61,43 @@ def answer(req: PlanRequest, con=None, effort: Effort | None = None) -> dict:
     """The plan (or inverse answer) for a request. `con`: a warehouse connection, or None when
     there is no database (published laws and given MFUs need none). `effort`: how much work the
     answer may do (the HTTP service bounds it; see scaling.planning.Effort)."""
+    data = None
+    if req.corpus is not None:
+        if con is None:
+            raise LookupError(f"no database to read corpus '{req.corpus}' from")
+        data = corpus_tokens(con, req.corpus)
+        req = replace(req, corpus=None, unique_tokens=float(data["unique_tokens"]))
     law, samples, desc, info = resolve_law(con, req.law, req.fit)
     calibrations = []
     if con is not None and req.needs_calibration:
         from warehouse.calibration_store import calibrations_for
 
         calibrations = calibrations_for(con, req.gpu)
-    return answer_with(req, law, samples, desc, calibrations, info, effort)
+    out = answer_with(req, law, samples, desc, calibrations, info, effort)
+    if data is not None:
+        out["data"] = {**data, **data_verdict(out, data["unique_tokens"])}
+    return out
 
 
 def needs_database(req: PlanRequest) -> bool:
-    return bool(req.fit) or req.needs_calibration
+    return bool(req.fit) or req.needs_calibration or req.corpus is not None
+
+
+def corpus_tokens(con, corpus: str) -> dict:
+    """The unique tokens of a curated corpus: its stored token counts (the tokenizer it was last
+    counted with), documents dedup kept, less those decontamination flagged against the
+    registered eval sets; the runs they come from, and the tokens per source."""
+    from warehouse.plan_store import curated_tokens
+
+    data = curated_tokens(con, corpus)
+    if data["documents"] == 0:
+        raise LookupError(f"corpus '{corpus}' has no documents (see `taomi corpora`)")
+    if data["tokenizer"] is None:
+        raise LookupError(f"corpus '{corpus}' has no token counts: run `taomi tokens {corpus}` (or ingest with "
+                          "--tokenizer)")
+    if data["documents_counted"] < data["documents"]:
+        raise LookupError(f"corpus '{corpus}' has token counts for {data['documents_counted']:,} of "
+                          f"{data['documents']:,} documents ({data['tokenizer']}): run `taomi tokens {corpus}`")
+    if data["unique_tokens"] <= 0:
+        raise LookupError(f"corpus '{corpus}' has no tokens left after dedup and decontamination")
+    return data

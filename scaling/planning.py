@@ -58,6 +58,7 @@ class PlanRequest:
     law: str | None = None
     fit: str | None = None
     unique_tokens: float | None = None
+    corpus: str | None = None  # the unique tokens are this curated corpus's stored token count
     target_loss: float | None = None
     params: float | None = None
     tokens: float | None = None
@@ -73,6 +74,10 @@ class PlanRequest:
                              "least training + inference compute")
         if self.kaplan_allocation is not None and self.kaplan_allocation not in ("frontier", "eq1.5"):
             raise ValueError("kaplan_allocation must be 'frontier' or 'eq1.5'")
+        if self.corpus is not None and self.unique_tokens is not None:
+            raise ValueError("give corpus or unique_tokens, not both: a corpus's unique tokens are its stored count")
+        if self.corpus is not None and not (isinstance(self.corpus, str) and self.corpus.strip()):
+            raise ValueError("corpus must be a corpus name (see `taomi corpora`)")
         if self.unique_tokens is not None and not (0 < self.unique_tokens < 1e30):
             raise ValueError("unique_tokens must be a positive number below 1e30")
         if self.mfu is not None and not (0 < self.mfu <= 1):
@@ -269,4 +274,23 @@ def answer_with(req: PlanRequest, law, samples, desc: str, calibrations: list[di
     out = {**make_plan(law, samples, desc, bud, req.unique_tokens, effort=effort), "law_info": head["law_info"]}
     if req.experiments:
         out["experiments"] = P.suggested_experiments(law, bud["flops"])
+    return out
+
+
+def data_verdict(plan: dict, unique: float) -> dict:
+    """How the plan's tokens compare with the corpus: epochs, and a line when the budget outruns it."""
+    tokens = plan.get("tokens")
+    if not tokens:
+        return {}
+    epochs = tokens / unique
+    out = {"epochs": epochs}
+    rep = plan.get("repetition") or {}
+    if rep.get("flat"):
+        out["verdict"] = (f"the budget outruns the data: {rep['flat']['waste_share']:.0%} of it buys nothing on "
+                          f"{unique:.4g} unique tokens; find more unique data or plan a smaller budget")
+    elif epochs > 1:
+        out["verdict"] = (f"the plan repeats the corpus {epochs:.1f} times (within the ~{rep.get('epochs_worth_it', 0):.0f} "
+                          "epochs the law rewards)")
+    else:
+        out["verdict"] = f"the plan uses {epochs:.1%} of the corpus's unique tokens once"
     return out

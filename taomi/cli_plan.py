@@ -65,6 +65,8 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
          law: str | None = typer.Option(None, "--law", help="Published law (see `taomi laws`)."),
          fit: str | None = typer.Option(None, "--fit", help="A stored fit (see `taomi fits`)."),
          unique_tokens: float | None = typer.Option(None, "--unique-tokens", help="Unique tokens available (repetition)."),
+         corpus: str | None = typer.Option(None, "--corpus", help="Plan with this curated corpus's unique tokens (its "
+                                           "stored token counts, after dedup and decontamination)."),
          target_loss: float | None = typer.Option(None, "--target-loss", help="Inverse: least compute reaching this loss."),
          params: float | None = typer.Option(None, "--params", help="Inverse: compute-optimal tokens for this model size."),
          tokens: float | None = typer.Option(None, "--tokens", help="Inverse: compute-optimal model size for these tokens."),
@@ -79,12 +81,24 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
     """Compute-optimal model size and tokens for a budget, with GPU-days and training memory."""
     out = _answer(flops=flops, gpus=gpus, gpu=gpu, days=days, mfu=mfu, peak_tflops=peak_tflops, law=law, fit=fit,
                   unique_tokens=unique_tokens, target_loss=target_loss, params=params, tokens=tokens,
-                  experiments=experiments, kaplan_allocation=kaplan_allocation, inference_tokens=inference_tokens)
+                  experiments=experiments, kaplan_allocation=kaplan_allocation, inference_tokens=inference_tokens,
+                  corpus=corpus)
     if as_json:
         print_json(out)
         return
     info = out.get("law_info") or {}
     console.print(f"law: {out['law']}" + (f" — {info['source']}" if info.get("source") else ""))
+    if out.get("data"):
+        d = out["data"]
+        how = ", ".join(x for x in ("after dedup" if d["deduplicated"] else "not deduplicated",
+                                    "decontaminated" if d["decontaminated"] else
+                                    ("not decontaminated since it changed" if d["registered_eval_sets"] else "")) if x)
+        console.print(f"data: corpus '{d['corpus']}' has {_g(d['unique_tokens'])} unique {d['tokenizer']} tokens "
+                      f"({how}; runs: tokens {d['runs']['tokens']}, dedup {d['runs']['dedup']})")
+        if d.get("by_source"):
+            console.print("  per source: " + ", ".join(f"{k} {_g(v)}" for k, v in list(d["by_source"].items())[:8]))
+        if d.get("verdict"):
+            console.print(styled((d["verdict"], "yellow" if d["epochs"] > 1 else "")))
     if info.get("allocation"):
         console.print(f"allocation: {info['allocation']}")
     if info.get("warning"):

@@ -93,6 +93,7 @@ class PlanBody(Strict):
     law: Name | None = None
     fit: Name | None = None
     unique_tokens: Pos | None = None
+    corpus: Name | None = Field(None, description="Plan with this curated corpus's unique tokens (stored counts)")
     target_loss: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] | None = None
     params: Annotated[float, Field(gt=0, le=1e30, allow_inf_nan=False)] | None = Field(
         None, description="Inverse: compute-optimal tokens for this model size")
@@ -287,7 +288,7 @@ def create_app(db: str | None = None) -> FastAPI:
 
     def bounded(req: PlanRequest, con) -> dict:
         """`answer` with the service's effort bound; a data-limited plan first takes a slot."""
-        if req.unique_tokens is None:
+        if req.unique_tokens is None and req.corpus is None:
             return answer(req, con, Effort(ci_samples=PLAN_CI_SAMPLES, cpu_s=PLAN_CPU_S))
         if not slots.acquire(timeout=PLAN_QUEUE_S):
             raise Busy()
