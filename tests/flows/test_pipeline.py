@@ -75,6 +75,17 @@ def test_all_flow_end_to_end_and_rerun(harness, small):
     assert cur["dedup"]["docs_in"] == 600 and cur["dedup"]["docs_out"] < 600
     assert cur["signed"] == 600 and cur["export"]["shards"] >= 1
     assert r["scaling"]["fit"]["n_points"] > 10 and len(r["scaling"]["plans"]) == 2
+    # the plans use the curated corpus's own token count (after dedup and decontamination), and say so
+    from flows.plan_task import corpus_tokens
+
+    con = connect(out / "p.duckdb", read_only=True)
+    data = corpus_tokens(con, "c")
+    con.close()
+    assert data["decontaminated"] and data["tokens_deduplicated"] > data["unique_tokens"] > 0
+    for p in r["scaling"]["plans"]:
+        assert p["data"]["unique_tokens"] == data["unique_tokens"] and p["data"]["tokenizer"] == "cl100k_base"
+        assert p["data"]["verdict"].startswith("the budget outruns the data")  # ~0.3M tokens for 1e22 FLOPs
+    assert cur["decontaminate"]["documents_flagged"] > 0  # the demo's planted leaks
     assert r["evaluate"][0]["files"]["html"].endswith("report.html")
     assert "mfu" in r["calibrate"]
     con = connect(out / "p.duckdb", read_only=True)
