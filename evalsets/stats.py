@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binomtest
 
 
 def bootstrap_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> list[float]:
@@ -37,6 +36,8 @@ def paired(current: np.ndarray, previous: np.ndarray, n_boot: int = 2000, seed: 
         return {"n": 0, "diff": float("nan"), "ci": [float("nan"), float("nan")], "p_value": None, "test": None}
     out = {"n": len(d), "diff": float(d.mean()), "ci": bootstrap_ci(d, n_boot, seed=seed)}
     if np.isin(cur, (0.0, 1.0)).all() and np.isin(prev, (0.0, 1.0)).all():
+        from scipy.stats import binomtest  # lazy: scipy.stats costs ~0.5 s to import, every eval would pay it
+
         worse, better = int(((prev == 1) & (cur == 0)).sum()), int(((prev == 0) & (cur == 1)).sum())
         p = binomtest(worse, worse + better, 0.5).pvalue if worse + better else 1.0
         out.update(p_value=float(p), test="McNemar exact", flips={"worse": worse, "better": better})
