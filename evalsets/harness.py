@@ -182,3 +182,42 @@ def _doc_slices(rows: list[dict]) -> None:
     fields = [k for k, vs in values.items() if 1 < len(vs) <= min(MAX_SLICE_VALUES, max(2, len(rows) // 2))]
     for r in rows:
         r["slices"] = [f"{k}:{r['meta']['doc'][k]}" for k in fields if k in r["meta"]["doc"]]
+
+
+def harness_rows(items: pd.DataFrame) -> list[dict]:
+    """A hard set as a dataset the harness reads with `dataset_path: json`: each item's original
+    document fields (a harness item's `doc`, or its metadata) at the top level, so the source task's
+    own templates apply, plus Taomi's id, input and target (never overwriting a field of the doc)."""
+    out = []
+    for r in items.to_dict(orient="records"):
+        meta = r["meta"] if isinstance(r["meta"], dict) else {}
+        doc = meta.get("doc") if isinstance(meta.get("doc"), dict) else {k: v for k, v in meta.items()
+                                                                           if k not in ("source_set", "task")}
+        out.append({"taomi_id": r["id"], "input": r["input"], "target": r["target"],
+                       "taomi_slices": list(r["slices"]), **doc})
+    return out
+
+
+def task_yaml(task: str, data_file: str, include: str | None = None, metric: str = "exact_match") -> str:
+    """An lm-evaluation-harness task config (its TaskConfig fields) for a hard set in a JSONL file.
+
+    With `include` (the source task's YAML), the hard set inherits everything of that task (its
+    prompt template, output type, filters and metrics: HumanEval's pass@1 runs its tests) and
+    replaces only the data. Without it, a generation task over Taomi's input and target."""
+    import json as _json
+
+    def q(s: str) -> str:
+        return _json.dumps(s, ensure_ascii=False)  # a JSON string is a valid YAML scalar, quotes escaped
+
+    lines = [f"task: {q(task)}"]
+    if include:
+        lines.append(f"include: {q(include)}")
+    lines += ["dataset_path: json", "dataset_name: null", "dataset_kwargs:", "  data_files:",
+              f"    test: {q(data_file)}", "test_split: test", "training_split: null", "validation_split: null",
+              "fewshot_split: null"]
+    if not include:
+        lines += ["output_type: generate_until", 'doc_to_text: "{{input}}"', 'doc_to_target: "{{target}}"',
+                  "generation_kwargs:", '  until: ["\\n\\n"]', "  do_sample: false", "metric_list:",
+                  f"  - metric: {q(metric)}", "    aggregation: mean", "    higher_is_better: true",
+                  "metadata:", "  version: 1.0"]
+    return "\n".join(lines) + "\n"

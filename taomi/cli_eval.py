@@ -177,3 +177,21 @@ def hardset_build(name: str, corpus: str | None = typer.Option(None, "--corpus",
     except (EvalInputError, LookupError, ValueError) as exc:
         fail(str(exc))
     emit(r, as_json, title=f"hard set '{name}'", console=console)
+
+
+@hardset.command("export")
+def hardset_export(name: str, out: Path = typer.Option(..., "--out", help="Folder for NAME.jsonl and NAME.yaml."),
+                   fmt: str = typer.Option("lm-eval", "--format", help="lm-eval (a custom task for the harness)"),
+                   include: Path | None = typer.Option(None, "--include", help="The source task's YAML: the hard "
+                                                       "set inherits its prompt, filters and metrics"),
+                   force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write."),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """Write a hard set back as an lm-evaluation-harness task (JSONL + task YAML)."""
+    from evalsets.sets import EvalInputError
+    from flows.hardset_task import export_hardset
+
+    try:
+        r = export_hardset(state.db, name, out, fmt, str(include) if include else None, force)
+    except (EvalInputError, LookupError, ValueError) as exc:
+        fail(str(exc))
+    emit(r, as_json, title=f"hard set '{name}' for lm-evaluation-harness", console=console)

@@ -108,9 +108,11 @@ def doc_info(con: duckdb.DuckDBPyConnection, doc_ids: list[int]) -> dict[int, di
 
 
 def last_run_failures(con: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
-    """id, input, target of the items each eval set's latest run failed."""
+    """id, input, target, slices and meta (every other field of the item, as JSON text) of the
+    items each eval set's latest run failed, and the set they come from."""
     return con.execute("""
-        SELECT i.id, i.input, i.target FROM eval_results r JOIN eval_runs u ON u.run_id = r.run_id
+        SELECT i.id, i.input, i.target, i.slices::VARCHAR AS slices, i.meta::VARCHAR AS meta, u.set_name
+        FROM eval_results r JOIN eval_runs u ON u.run_id = r.run_id
         JOIN eval_items i ON i.set_name = u.set_name AND i.set_hash = u.set_hash AND i.id = r.id
         WHERE NOT r.passed AND u.run_id IN (SELECT run_id FROM eval_runs
             QUALIFY row_number() OVER (PARTITION BY set_name ORDER BY created_at DESC) = 1)
@@ -137,3 +139,15 @@ def label_problem_items(con: duckdb.DuckDBPyConnection, corpus: str, kind: str, 
     disagreement (Dawid-Skene label) or conflicting duplicates (given label)."""
     return con.execute(_LABEL_PROBLEMS[kind], [corpus, limit]).fetchdf()
 
+
+
+def latest_items(con: duckdb.DuckDBPyConnection, set_name: str) -> pd.DataFrame | None:
+    """id, input, target, slices (list), meta (dict) of an eval set's latest stored version."""
+    row = one(con, """SELECT set_hash FROM eval_items WHERE set_name = ? GROUP BY set_hash
+                      ORDER BY max(rowid) DESC LIMIT 1""", [set_name])
+    if row is None:
+        return None
+    df = con.execute("""SELECT id, input, target, slices::VARCHAR AS slices, meta::VARCHAR AS meta FROM eval_items
+                        WHERE set_name = ? AND set_hash = ? ORDER BY rowid""", [set_name, row[0]]).fetchdf()
+    return df.assign(slices=df["slices"].map(lambda s: json.loads(s or "[]")),
+                     meta=df["meta"].map(lambda s: json.loads(s or "{}")))

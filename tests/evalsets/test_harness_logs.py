@@ -159,3 +159,37 @@ def test_a_predictions_files_score_is_the_items_metric(tmp_path, taomi_cli):
     assert res.code == 2 and "line 2: field 'score' is missing here but given on line 1" in res.output
     res = taomi_cli("--db", str(tmp_path / "s.duckdb"), "eval", str(es), "--out", str(tmp_path / "r"))
     assert res.code == 2 and "needs a predictions file" in res.output
+
+
+def test_a_hard_set_keeps_every_field_and_goes_back_to_the_harness(tmp_path, taomi_cli):
+    """Harness samples -> eval -> hard set of the failures -> an lm-eval custom task (JSONL + YAML)
+    whose rows are the original HumanEval documents, test and entry_point included."""
+    import yaml
+    from datasets import load_dataset
+
+    p = humaneval(tmp_path)
+    db = str(tmp_path / "rt.duckdb")
+    evaluate(db, p, None, n_boot=50)
+    r = taomi_cli("--db", db, "hardset", "build", "hard_he", "--from", "failures", "--out", str(tmp_path / "hard.jsonl"))
+    assert r.code == 0, r.output
+    items = [json.loads(x) for x in (tmp_path / "hard.jsonl").read_text().splitlines()]
+    assert len(items) == 10  # the ten items with pass@1 = 0
+    doc = items[0]["metadata"]["doc"]
+    assert set(doc) == {"task_id", "prompt", "canonical_solution", "test", "entry_point"}
+    assert items[0]["metadata"]["source_set"] == "humaneval" and "origin:failed-last-run" in items[0]["slices"]
+    r = taomi_cli("--db", db, "hardset", "export", "hard_he", "--out", str(tmp_path / "task"), "--json")
+    assert r.code == 0, r.output
+    cfg = yaml.safe_load((tmp_path / "task" / "hard_he.yaml").read_text())
+    assert cfg["task"] == "hard_he" and cfg["dataset_path"] == "json" and cfg["test_split"] == "test"
+    assert cfg["output_type"] == "generate_until" and cfg["doc_to_text"] == "{{input}}"
+    data = cfg["dataset_kwargs"]["data_files"]["test"]
+    ds = load_dataset("json", data_files={"test": data}, split="test")  # what the harness does with it
+    assert len(ds) == 10 and ds[0]["entry_point"] == doc["entry_point"] and ds[0]["test"] == doc["test"]
+    assert ds[0]["prompt"] == doc["prompt"] and ds[0]["taomi_id"] == items[0]["id"]
+    base = tmp_path / "humaneval.yaml"
+    base.write_text("task: humaneval\ndataset_path: openai/openai_humaneval\noutput_type: generate_until\n")
+    r = taomi_cli("--db", db, "hardset", "export", "hard_he", "--out", str(tmp_path / "task2"), "--include", str(base))
+    cfg = yaml.safe_load((tmp_path / "task2" / "hard_he.yaml").read_text())
+    assert cfg["include"] == str(base.resolve()) and "doc_to_text" not in cfg and cfg["dataset_path"] == "json"
+    r = taomi_cli("--db", db, "hardset", "export", "nope", "--out", str(tmp_path / "task3"))
+    assert r.code == 2 and "no stored eval set or hard set named 'nope'" in r.output
