@@ -36,6 +36,9 @@ RETRY = {"retries": 2, "retry_delay_seconds": [2, 8], "retry_condition_fn": retr
 
 
 def _artifact(key: str, title: str, lines: list[str], table: list[dict] | None = None) -> None:
+    """The stage's summary as a Prefect artifact, and as INFO log lines of its run (the UI's
+    logs tab; the terminal shows warnings only)."""
+    get_run_logger().info("%s: %s", title, "; ".join(lines))
     key = "".join(c if c.isalnum() else "-" for c in key.lower()).strip("-")[:100]
     create_markdown_artifact(markdown=f"# {title}\n\n" + "\n".join(f"- {x}" for x in lines), key=key,
                              description=title)
@@ -204,7 +207,6 @@ def plan_t(db: str, fit_name: str, budget: dict, corpus: str = "") -> dict:
                    f"(runs: tokens {d['runs']['tokens']}, dedup {d['runs']['dedup']})"), d.get("verdict", "")]
     elif d.get("skipped"):
         lines.append(d["skipped"])
-    get_run_logger().info("plan %s: %s", fit_name, "; ".join(x for x in lines if x))
     _artifact(f"plan-{fit_name}-{stable_hash(budget)[:8]}", "compute-optimal plan", [x for x in lines if x])
     return p
 
@@ -236,10 +238,25 @@ def evaluate_t(db: str, ev: dict) -> dict:
                  fmt=ev.get("format", "auto"), harness_filter=ev.get("filter"),
                  pass_threshold=ev.get("pass_threshold", 0.5))
     a = r["slices"]["all"]
-    _artifact(f"eval-{r['eval_set']}", f"eval {r['eval_set']} ({r['model']})",
-              [f"{r['metric']} {a['metric']:.4f} [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}]",
-               f"gates failed: {len(r['gates_failed'])}", f"report: {r.get('files', {}).get('html')}"],
-              [{"slice": s, "n": v["n"], "metric": v["metric"]} for s, v in r["slices"].items()])
+    reg = (r.get("regression") or {}).get("all")
+    lines = [(f"{r['metric']} {a['metric']:.4f}, 95% CI [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}], n = {a['n']} "
+              f"({r['scores_from']})")]
+    if reg:
+        lines.append(f"vs previous run {r['previous_run']}: {reg['diff']:+.4f} [{reg['ci'][0]:+.4f}, "
+                     f"{reg['ci'][1]:+.4f}]" + (f", p = {reg['p_value']:.3g} ({reg['test']})"
+                                                if reg.get("p_value") is not None else ""))
+    if r.get("contamination"):
+        c = r["contamination"]
+        lines.append(f"contamination: {c['contaminated']} of {c['checked']} checkable items "
+                     f"({c['unchecked']} could not be checked)")
+    lines += [f"gates failed: {len(r['gates_failed'])}"
+              + "".join(f"; {g['gate']} on {g['slice']}: {g['recommendation']}" for g in r["gates_failed"]),
+              f"report: {Path(r['files']['html']).resolve() if r.get('files') else 'not written'}"]
+    table = [{"slice": s, "n": v["n"], r["metric"]: round(v["metric"], 4),
+              "95% CI": f"[{v['ci'][0]:.4f}, {v['ci'][1]:.4f}]",
+              "vs previous": (f"{r['regression'][s]['diff']:+.4f}" if r.get("regression") and s in r["regression"]
+                              else "")} for s, v in r["slices"].items()]
+    _artifact(f"eval-{r['eval_set']}", f"eval {r['eval_set']} ({r['model']})", lines, table)
     return r
 
 

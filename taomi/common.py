@@ -146,10 +146,13 @@ def prefect_console():
 
 
 def quiet_prefect() -> None:
-    """No telemetry (there is no internet here) and no INFO chatter on the console."""
+    """No telemetry (there is no internet here) and no INFO chatter on the console; INFO to the API."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Flow and task runs log at INFO to the Prefect API (their pages in the UI have logs); the
+    # terminal shows warnings and errors only (the console handler's own level).
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     # Prefect's default of 20 s for the ephemeral server's start timed out on a loaded 2-core
     # machine (3 of 35 runs at load 4-6); a user's own setting wins.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
