@@ -48,3 +48,18 @@ def test_a_run_logs_info_to_the_api_and_warnings_only_to_the_terminal(tmp_path, 
     messages = [x["message"] for x in data["logs"] if x["level"] == 20]
     assert any(m.startswith("compute-optimal plan: budget 1e+21 FLOPs") for m in messages), messages[:20]
     assert any(m.startswith("fit ") for m in messages), messages[:20]
+
+
+def test_run_prints_a_large_result_whole(tmp_path, taomi_cli, monkeypatch, sample):
+    """The issue's crash: the result was cut at 20,000 characters and parsed again (JSONDecodeError,
+    exit 1, after the work was done). Both output modes print all of it, as valid JSON."""
+    import flows.pipeline as pipeline
+
+    big = {"curate": {"c": {"examples": [{"id": f"doc-{i}", "text": "x" * 50} for i in range(2000)]}}}
+    monkeypatch.setattr(pipeline, "run_flow", lambda *a, **k: big)
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f'db = "{tmp_path / "p.duckdb"}"\n[scaling]\nobservations = "{sample["scaling_synthetic"]}"\n')
+    for extra in ([], ["--json"]):
+        r = taomi_cli("run", "all", "--config", str(cfg), *extra)
+        assert r.code == 0, r.output
+        assert len(r.out) > 100_000 and json.loads(r.out) == big
