@@ -15,7 +15,7 @@ def test_long_stages_show_progress_and_quiet_or_json_silence_it(tmp_path, sample
     assert r.code == 0 and "write shards (docs)" in r.out, r.output
     args = ["eval", sample["eval_set"], sample["predictions_current"], "--train-corpus", "c", "--out", tmp_path / "rep"]
     r = taomi_cli("--db", db, *args)
-    assert r.code in (0, 3) and "contamination scan (docs)" in r.out and "trace failures" in r.out, r.output
+    assert r.code in (0, 3) and "contamination scan (docs)" in r.out and "trace index: postings" in r.out, r.output
     quiet = taomi_cli("--db", db, *args, "--quiet", "--force")
     assert quiet.code in (0, 3) and "(docs)" not in quiet.out
     r = taomi_cli("--db", db, "curriculum", "c", "--order", "random", "--json")
