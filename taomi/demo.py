@@ -120,7 +120,10 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
                "generated corpus; on real text see bench/labels_bench.py)" if tc else ""))
     c, ex = cur["curriculum"], cur.get("export", {})
     say("5. curriculum", f": {c['documents']:,} kept documents ordered easy-to-hard with {c['pacing']} pacing; "
-        f"exported {ex.get('shards')} shards ({ex.get('bytes', 0) / 1e6:.1f} MB) + manifest to {ex.get('outdir')}")
+        f"exported {ex.get('shards')} shards ({ex.get('bytes', 0) / 1e6:.1f} MB) + manifest to {ex.get('outdir')}"
+        + (f"; {ex['decontamination']['documents_removed']} documents that share a 13-gram with the registered eval "
+           "set left out (decontaminated before export)" if (ex.get("decontamination") or {}).get("registered_sets")
+           else ""))
     cal = res["calibrate"]
     if "mfu" in cal:
         say("6. calibration", f": {cal['device_name']}: {cal['tokens_per_s']:,.0f} tokens/s, MFU {cal['mfu']:.1%} "
@@ -134,24 +137,39 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
         f" + {p['B']:.0f}/D^{p['beta']:.3f}; alpha 95% CI [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], beta "
         f"[{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}]"
         + (f"; poorly determined: {', '.join(fit['poorly_determined'])}" if fit["poorly_determined"] else ""))
-    pl = res["scaling"]["plans"][0]
+    limited = res["scaling"]["plans"][0]  # the pipeline planned with the curated corpus's own tokens
+    from flows.plan_task import answer
+    from scaling.planning import PlanRequest
+    from warehouse.db import session
+
+    with session(db, read_only=True) as con:  # the same budget with unlimited data, to compare
+        pl = answer(PlanRequest(fit="epoch-chinchilla", gpus=64, gpu="h100-sxm", days=14), con)
     pci = pl.get("ci", {})
+    d = limited.get("data") or {}
     say("8. plan", f" for 64 x H100-SXM for 14 days at MFU {pl['mfu']:.2f} ({pl['mfu_source']}): "
         f"{pl['flops']:.3g} FLOPs -> N* = {pl['params'] / 1e9:.2f}B params"
         + (f" [{pci['params'][0] / 1e9:.2f}B, {pci['params'][1] / 1e9:.2f}B]" if pci else "")
         + f", D* = {pl['tokens'] / 1e9:.0f}B tokens ({pl['tokens_per_param']:.1f} per param), predicted loss "
         f"{pl['loss']:.3f}; {pl['gpu_days']:.0f} GPU-days; training state "
         f"{pl['memory']['training_state_bytes'] / 2**30:.0f} GiB (>= {pl['memory']['min_gpus_for_state_zero3']} GPUs "
-        "just to hold it with ZeRO-3)")
+        "just to hold it with ZeRO-3)"
+        + (f". But the curated corpus holds {d['unique_tokens'] / 1e6:.2f}M unique {d['tokenizer']} tokens (after "
+           f"dedup and decontamination), {pl['tokens'] / d['unique_tokens']:,.0f} epochs of that plan: "
+           f"{d['verdict']}" if d.get("unique_tokens") else
+           (f" ({d['skipped']})" if d.get("skipped") else "")))
     ev = res["evaluate"][-1]
     a = ev["slices"]["all"]
-    worst = min(((s, v) for s, v in (ev["regression"] or {}).items()), key=lambda kv: kv[1]["diff"], default=None)
+    from evalsets.gates import MIN_N
+
+    worst = min(((s, v) for s, v in (ev["regression"] or {}).items() if v["n"] >= MIN_N), key=lambda kv: kv[1]["diff"],
+                default=None)
     say("9. hard-set eval", f" of {ev['model']} vs the previous run on {a['n']} items: accuracy {a['metric']:.3f} "
         f"[{a['ci'][0]:.3f}, {a['ci'][1]:.3f}], clean subset {ev['slices']['clean']['metric']:.3f}; "
         f"{ev['contamination']['contaminated']} items found in the training corpus (copies verbatim, partial "
         "and reformatted; near-miss edits left clean); "
         f"{len(ev['flips']['pass_to_fail'])} pass->fail flips"
-        + (f"; biggest regression {worst[0]} {worst[1]['diff']:+.3f}" if worst else "")
+        + (f"; biggest regression among slices of >= {MIN_N} items {worst[0]} {worst[1]['diff']:+.3f} (n={worst[1]['n']}, "
+           f"p={worst[1]['p_value']:.3g})" if worst else "")
         + "; gates: " + ("; ".join(f"FAILED {g['gate']} on {g['slice']} -> {g['recommendation']}"
                                      for g in ev["gates_failed"]) or "passed"))
     say(f"report: {ev['files']['html']}")
