@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evalsets.sets import EvalInputError, EvalSet
+from evalsets.sets import EvalInputError, EvalSet, read_records
 
 FORMATS = ("auto", "lm-eval", "taomi")
 _REQUIRED = ("doc_id", "target")
@@ -114,21 +114,11 @@ def load_harness_samples(path: str | Path, metric: str | None = None, filter_nam
                          name: str | None = None) -> tuple[EvalSet, pd.DataFrame, dict]:
     """(eval set, predictions with score, info: task, metric, filter, filters, metrics)."""
     p = Path(path)
-    records: list[tuple[int, dict]] = []
-    with p.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalInputError(f"{p}: line {i}: malformed JSON ({exc.msg})") from exc
-            except RecursionError as exc:
-                raise EvalInputError(f"{p}: line {i}: JSON nested too deeply") from exc
-            if not isinstance(rec, dict) or not looks_like_harness(rec):
-                raise EvalInputError(f"{p}: line {i}: not an lm-evaluation-harness sample (needs doc_id, target "
-                                     "and filtered_resps or resps)")
-            records.append((i, rec))
+    records = read_records(p)
+    for i, rec in records:
+        if not looks_like_harness(rec):
+            raise EvalInputError(f"{p}: line {i}: not an lm-evaluation-harness sample (needs doc_id, target "
+                                 "and filtered_resps or resps)")
     if not records:
         raise EvalInputError(f"{p}: no samples")
     filters = list(dict.fromkeys(str(r.get("filter", "none")) for _, r in records))

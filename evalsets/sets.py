@@ -21,7 +21,8 @@ class EvalSet:
     content_hash: str
 
 
-def _read_records(path: Path) -> list[tuple[int, dict]]:
+def read_records(path: Path) -> list[tuple[int, dict]]:
+    """(line, record) of a JSONL or CSV file; a bad line is an error naming the file and line."""
     if not path.exists():
         raise EvalInputError(f"{path}: no such file")
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
@@ -34,6 +35,8 @@ def _read_records(path: Path) -> list[tuple[int, dict]]:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise EvalInputError(f"{path}: line {i}: malformed JSON ({exc.msg})") from exc
+            except RecursionError as exc:
+                raise EvalInputError(f"{path}: line {i}: JSON nested too deeply") from exc
             if not isinstance(rec, dict):
                 raise EvalInputError(f"{path}: line {i}: expected a JSON object")
             out.append((i, rec))
@@ -49,7 +52,7 @@ def load_eval_set(path: str | Path, name: str | None = None) -> EvalSet:
     """Records with id, input, target, optional slices (list or comma-separated) and metadata."""
     p = Path(path)
     rows, seen = [], {}
-    for line, rec in _read_records(p):
+    for line, rec in read_records(p):
         for f in ("id", "input", "target"):
             if f not in rec or rec[f] is None or str(rec[f]).strip() == "":
                 raise EvalInputError(f"{p}: line {line}: field '{f}' is missing or empty")
@@ -79,7 +82,7 @@ def load_predictions(path: str | Path) -> pd.DataFrame:
     may be absent. Scores on some lines and not others is an error naming the line."""
     p = Path(path)
     rows, seen = [], {}
-    for line, rec in _read_records(p):
+    for line, rec in read_records(p):
         if "id" not in rec or str(rec["id"]).strip() == "":
             raise EvalInputError(f"{p}: line {line}: field 'id' is missing")
         has_score = rec.get("score") not in (None, "")

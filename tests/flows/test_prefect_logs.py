@@ -53,7 +53,7 @@ def test_a_run_logs_info_to_the_api_and_warnings_only_to_the_terminal(tmp_path, 
 def test_run_prints_a_large_result_whole(tmp_path, taomi_cli, monkeypatch, sample):
     """The issue's crash: the result was cut at 20,000 characters and parsed again (JSONDecodeError,
     exit 1, after the work was done). Both output modes print all of it, as valid JSON."""
-    import flows.pipeline as pipeline
+    from flows import pipeline
 
     big = {"curate": {"c": {"examples": [{"id": f"doc-{i}", "text": "x" * 50} for i in range(2000)]}}}
     monkeypatch.setattr(pipeline, "run_flow", lambda *a, **k: big)
