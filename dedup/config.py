@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 POLICIES = ("first", "longest", "quality")
 # Version of the shingle hashing (dedup.shingle, dedup.kernel): part of the signature key and the
 # config hash, so signatures of another version are never mixed in or reused.
-SHINGLE_VERSION = 2
+SHINGLE_VERSION = 3  # 3: characters are the units of scripts written without spaces (script_units)
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,10 @@ class DedupConfig:
     threshold: float = 0.8
     num_perm: int = 128
     ngram: int = 5
-    char_ngrams: bool = False  # character n-grams (CJK, short texts) instead of word n-grams
+    char_ngrams: bool = False  # character n-grams of the whole text (short texts) instead of word n-grams
+    # Han, kana, Hangul, Thai, Lao, Khmer, Myanmar: each character is a unit (a "word"), whatever the
+    # spacing; space-delimited scripts stay words (dedup.shingle.UNIT_SCRIPTS)
+    script_units: bool = True
     seed: int = 1
     bands: int | None = None
     rows: int | None = None
@@ -46,7 +49,7 @@ class DedupConfig:
     def signature_key(self) -> str:
         """What the stored signatures depend on (a change forces recomputation)."""
         return (f"v{SHINGLE_VERSION}-p{self.num_perm}-s{self.seed}-{'c' if self.char_ngrams else 'w'}{self.ngram}"
-                f"-n{int(self.nfkc)}{int(self.casefold)}{int(self.fold_punctuation)}")
+                f"-n{int(self.nfkc)}{int(self.casefold)}{int(self.fold_punctuation)}{'-u' if self.script_units else ''}")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -82,6 +82,37 @@ def _word_hashes(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
 
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
+# Scripts written without spaces between words: there a whitespace "word" is a whole clause, so
+# each character is a unit. Han (with its extensions, compatibility forms, radicals and the
+# iteration marks), Hiragana, Katakana (and its phonetic extensions), Hangul (syllables and jamo),
+# Thai, Lao, Khmer, Myanmar. Applied after NFKC (half-width katakana are full-width by then).
+UNIT_SCRIPTS = ("\u0e00-\u0eff"           # Thai, Lao
+                "\u1000-\u109f"           # Myanmar
+                "\u1100-\u11ff"           # Hangul jamo
+                "\u1780-\u17ff\u19e0-\u19ff"  # Khmer, Khmer symbols
+                "\u2e80-\u2fdf"           # CJK radicals, Kangxi radicals
+                "\u3005-\u3007\u3021-\u3029\u3038-\u303b"  # iteration marks, Hangzhou numerals
+                "\u3040-\u30ff"           # Hiragana, Katakana
+                "\u3130-\u318f"           # Hangul compatibility jamo
+                "\u31f0-\u31ff"           # Katakana phonetic extensions
+                "\u3400-\u4dbf\u4e00-\u9fff"  # CJK ideographs, extension A
+                "\ua960-\ua97f\ua9e0-\ua9ff\uaa60-\uaa7f"  # Hangul jamo ext. A, Myanmar ext. B, A
+                "\uac00-\ud7ff"           # Hangul syllables, jamo ext. B
+                "\uf900-\ufaff"           # CJK compatibility ideographs
+                "\U00020000-\U0003134f")  # CJK extensions B-G, compatibility supplement
+_UNIT = re.compile(f"[{UNIT_SCRIPTS}]")
+
+
+def is_unit(ch: str) -> bool:
+    """Is this one character of a script written without spaces (a unit of its own)?"""
+    return len(ch) == 1 and _UNIT.match(ch) is not None
+
+
+def split_units(text: str) -> str:
+    """Each character of a script written without spaces becomes a word of its own: spaces
+    around it, so `数据` and `数 据` give the same units."""
+    return _UNIT.sub(" \\g<0> ", text)
+
 
 def _fold_run(m: re.Match, casefold: bool, punct: bool) -> str:
     run = m.group()
@@ -92,11 +123,14 @@ def _fold_run(m: re.Match, casefold: bool, punct: bool) -> str:
 
 def _normalize_unicode(text: str, cfg: DedupConfig) -> str:
     """NFKC, then casefold and Unicode punctuation folding applied to the non-ASCII runs only
-    (ASCII is folded on bytes later): one regex scan instead of two full-string passes."""
+    (ASCII is folded on bytes later): one regex scan instead of two full-string passes; then the
+    characters of scripts without spaces become units (`split_units`)."""
     if cfg.nfkc:
         text = unicodedata.normalize("NFKC", text)
     if cfg.casefold or cfg.fold_punctuation:
         text = _NON_ASCII_RUN.sub(lambda m: _fold_run(m, cfg.casefold, cfg.fold_punctuation), text)
+    if cfg.script_units:
+        text = split_units(text)
     return text
 
 

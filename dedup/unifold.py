@@ -23,7 +23,7 @@ import numpy as np
 
 LIMIT = 0x30000  # planes 0-2: every script, CJK extensions, emoji; beyond: the Python path
 _CACHE = Path(__file__).with_name("__pycache__")
-VERSION = 1  # bump when `_build` changes
+VERSION = 2  # bump when `_build` changes (2: script units)
 _BUILD = threading.Lock()  # signing threads may ask for the table at once: build it once
 
 
@@ -39,8 +39,8 @@ def _seconds() -> set[int]:
     return out
 
 
-def _build(nfkc: bool, casefold: bool, punct: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from dedup.shingle import _UNICODE_PUNCT
+def _build(nfkc: bool, casefold: bool, punct: bool, units: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from dedup.shingle import _UNICODE_PUNCT, split_units
 
     seconds = _seconds() if nfkc else set()
 
@@ -68,35 +68,37 @@ def _build(nfkc: bool, casefold: bool, punct: bool) -> tuple[np.ndarray, np.ndar
             out = out.casefold()
         if punct:
             out = _UNICODE_PUNCT.sub(" ", out)
+        if units:
+            out = split_units(out)
         b = out.encode("utf-8")
         offsets[cp], lengths[cp] = len(pool), len(b)
         pool += b
     return offsets, lengths, np.frombuffer(bytes(pool) or b"\0", dtype=np.uint8).copy()
 
 
-def table(nfkc: bool, casefold: bool, punct: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def table(nfkc: bool, casefold: bool, punct: bool, units: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(offset, length, pool): code point cp < LIMIT becomes pool[offset[cp]:offset[cp]+length[cp]];
     length -1: the text needs the Python reference. Built once (~0.5 s) and cached on disk."""
     with _BUILD:
-        return _table(nfkc, casefold, punct)
+        return _table(nfkc, casefold, punct, units)
 
 
 @lru_cache(maxsize=8)
-def _table(nfkc: bool, casefold: bool, punct: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _table(nfkc: bool, casefold: bool, punct: bool, units: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import hashlib
 
-    from dedup.shingle import _UNICODE_PUNCT
+    from dedup.shingle import _UNICODE_PUNCT, UNIT_SCRIPTS
 
     # the rules that made the table are part of its name: a changed rule never reads an old table
-    rules = hashlib.md5(f"{VERSION}|{LIMIT}|{_UNICODE_PUNCT.pattern}".encode()).hexdigest()[:10]
-    key = f"unifold-{unicodedata.unidata_version}-{rules}-{int(nfkc)}{int(casefold)}{int(punct)}.npz"
+    rules = hashlib.md5(f"{VERSION}|{LIMIT}|{_UNICODE_PUNCT.pattern}|{UNIT_SCRIPTS}".encode()).hexdigest()[:10]
+    key = f"unifold-{unicodedata.unidata_version}-{rules}-{int(nfkc)}{int(casefold)}{int(punct)}{int(units)}.npz"
     path = _CACHE / key
     try:
         with np.load(path) as z:
             return z["offsets"], z["lengths"], z["pool"]
     except (OSError, KeyError, ValueError):
         pass
-    offsets, lengths, pool = _build(nfkc, casefold, punct)
+    offsets, lengths, pool = _build(nfkc, casefold, punct, units)
     try:
         _CACHE.mkdir(exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npz")

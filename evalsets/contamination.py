@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from dedup.config import DedupConfig
-from dedup.shingle import shingle_batch
+from dedup.shingle import is_unit, shingle_batch
 from dedup.shingle import words as _folded_words
 
 # A hyphen (with any line break after it), an apostrophe or a soft hyphen before a word character;
@@ -55,8 +55,11 @@ _HEXISH = re.compile(r"^(?:0x)?[0-9a-f]+$")
 
 def informative_word(w: str) -> bool:
     """A word that says something: two or more characters with a letter, and not a hex number
-    (`0x1f`, `3e8a`; `face` and `added` are words). Digits, single letters and hex digits are how
-    tables, bit strings and enumerations look in any text."""
+    (`0x1f`, `3e8a`; `face` and `added` are words), or one character of a script written without
+    spaces (a Han character, a kana, a Hangul syllable: the units there). Digits, single Latin
+    letters and hex digits are how tables, bit strings and enumerations look in any text."""
+    if is_unit(w):
+        return True
     return len(w) >= 2 and any(c.isalpha() for c in w) and not (_HEXISH.match(w) and any(c.isdigit() for c in w))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dedup.config import SHINGLE_VERSION
 from evalsets.contamination import (
     MIN_INFORMATIVE,
     N_GRAM,
@@ -31,7 +32,7 @@ from warehouse.curation_store import texts_by_doc_id
 from warehouse.db import session
 from warehouse.runlog import finish_run, skip_run, stable_hash, start_run
 
-RULE = f"evidence>={MIN_INFORMATIVE}"
+RULE = f"v{SHINGLE_VERSION}-evidence>={MIN_INFORMATIVE}"  # the units and the rule: a change re-indexes and re-scans
 METHOD = (f"{N_GRAM}-gram overlap after normalisation (Brown et al. 2020, app. C); an n-gram counts with "
           f">= {MIN_INFORMATIVE} distinct informative words")
 

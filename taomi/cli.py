@@ -238,12 +238,13 @@ def _resources(workers: int, memory_limit: str | None):
         fail(f"--memory-limit: {exc}")
 
 
-def _dedup_config(threshold: float, num_perm: int, ngram: int, char_ngrams: bool, policy: str):
+def _dedup_config(threshold: float, num_perm: int, ngram: int, char_ngrams: bool, policy: str,
+                  script_units: bool = True):
     from dedup.config import DedupConfig
 
     try:
         return DedupConfig(threshold=threshold, num_perm=num_perm, ngram=ngram, char_ngrams=char_ngrams,
-                           policy=policy)
+                           policy=policy, script_units=script_units)
     except ValueError as exc:
         fail(str(exc))
 
@@ -253,7 +254,11 @@ def dedup(corpus: str,
           threshold: float = typer.Option(0.8, "--threshold", help="Jaccard threshold in (0, 1]."),
           num_perm: int = typer.Option(128, "--num-perm"),
           ngram: int = typer.Option(5, "--ngram", help="Shingle size (words, or characters with --char-ngrams)."),
-          char_ngrams: bool = typer.Option(False, "--char-ngrams", help="Character n-grams (CJK, short texts)."),
+          char_ngrams: bool = typer.Option(False, "--char-ngrams", help="Character n-grams of the whole text "
+                                           "(short texts)."),
+          script_units: bool = typer.Option(True, "--script-units/--no-script-units",
+                                            help="Each character of Chinese, Japanese, Korean, Thai, Lao, Khmer and "
+                                                 "Myanmar text is a unit (the default); off: whitespace words only."),
           policy: str = typer.Option("first", "--policy", help="Which copy to keep: first | longest | quality."),
           pairs_out: Path | None = typer.Option(None, "--pairs-out", help="Write every duplicate pair (.csv/.parquet)."),
           force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
@@ -267,7 +272,7 @@ def dedup(corpus: str,
     """Remove exact and near duplicates (MinHash + LSH, every candidate verified by exact Jaccard)."""
     from flows.dedup_task import dedup_corpus
 
-    cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, policy)
+    cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, policy, script_units)
     res = _resources(workers, memory_limit)
     if pairs_out is not None and pairs_out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"{pairs_out}: --pairs-out must end in .csv or .parquet")
@@ -299,11 +304,12 @@ def dedup_query(corpus: str, text: str = typer.Option(..., "--text", help="The t
                 threshold: float = typer.Option(0.8, "--threshold"),
                 num_perm: int = typer.Option(128, "--num-perm"), ngram: int = typer.Option(5, "--ngram"),
                 char_ngrams: bool = typer.Option(False, "--char-ngrams"),
+                script_units: bool = typer.Option(True, "--script-units/--no-script-units"),
                 limit: int = typer.Option(10, "--limit", min=1), as_json: bool = typer.Option(False, "--json")) -> None:
     """Which stored documents is this text a near-duplicate of? (MinHashLSH + exact verification)"""
     from flows.dedup_task import query_near_duplicates
 
-    cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, "first")
+    cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, "first", script_units)
     try:
         matches = query_near_duplicates(state.db, corpus, text, cfg, limit)
     except (LookupError, ValueError) as exc:

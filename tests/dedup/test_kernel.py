@@ -63,8 +63,22 @@ def test_datasketch_tools_work_on_our_signatures(sample):
     assert 7 in lsh.query(lean[7])
 
 
+_UNIT_NAMES = ("CJK UNIFIED", "CJK COMPATIBILITY IDEOGRAPH", "HIRAGANA", "KATAKANA", "HANGUL", "THAI", "LAO",
+               "KHMER", "MYANMAR")
+
+
+def _unit(c: str) -> bool:
+    """A character of a script written without spaces, by its Unicode name (independent of the
+    code-point ranges dedup.shingle uses)."""
+    import unicodedata
+
+    return not c.isascii() and unicodedata.name(c, "").startswith(_UNIT_NAMES)
+
+
 def _ref_shingles(text: str, n: int = 5) -> set[str]:
-    """Independent reference: lower case, ASCII punctuation to space, word n-grams as strings."""
+    """Independent reference: lower case, ASCII punctuation to space, each character of a script
+    without spaces a word of its own, word n-grams as strings."""
+    text = "".join(f" {c} " if _unit(c) else c for c in text)
     words = re.sub(r"[!-/:-@\[-`{-~]", " ", text.lower()).split()
     if len(words) < n:
         return {" ".join(words)} if words else set()
@@ -95,8 +109,11 @@ def test_char_ngrams_for_cjk():
     cfg = DedupConfig(char_ngrams=True, ngram=3)
     a, b, c = shingle_sets(["机器学习是人工智能的一个分支", "机器学习是人工智能的一个分支。", "今天天气很好我们去公园"], cfg)
     assert jaccard(a, b) == 1.0 and jaccard(a, c) == 0.0
-    word = shingle_sets(["机器学习是人工智能的一个分支", "机器学习是人工智能的一个分支呀"], DedupConfig())
-    assert jaccard(*word) == 0.0  # one "word": why character n-grams exist
+    texts = ["机器学习是人工智能的一个分支", "机器学习是人工智能的一个分支呀", "机 器 学 习 是 人 工 智 能 的 一 个 分 支"]
+    units = shingle_sets(texts, DedupConfig())  # the default: each Han character is a unit
+    assert jaccard(units[0], units[1]) == pytest.approx(10 / 11) and jaccard(units[0], units[2]) == 1.0
+    words = shingle_sets(texts, DedupConfig(script_units=False))  # whitespace words: the whole clause is one
+    assert jaccard(words[0], words[1]) == 0.0 and jaccard(words[0], words[2]) == 0.0
 
 
 def test_nfkc_and_casefold_normalisation():
