@@ -48,8 +48,14 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
         if len(ids) == 0:
             raise LookupError(f"corpus '{corpus}' has no documents to order (see `taomi corpora`)")
         labels = effective_run(con, "labels", corpus)
+        # length in the corpus's tokens when every kept document has a stored count (comparable
+        # across scripts); else in units (words, or characters where a script has no spaces)
+        tok_key = token_store.current_tokenizer(con, corpus)
+        tok = token_store.doc_token_counts(con, ids, tok_key) if tok_key else None
+        if tok is not None and (tok < 0).any():
+            tok = None
         inputs = stable_hash(content_version(con, corpus), dedup_cfg, labels["inputs_hash"] if labels else None,
-                             cfg.as_dict())
+                             cfg.as_dict(), tok_key if tok is not None else None)
         stored = store.curriculum_rows(con, corpus, cfg.order)
         prev = last_ok_run(con, "curriculum", corpus, inputs)
         if len(stored) and stored["config_hash"].iloc[0] == inputs and prev and (prev["details"] or {}).get("report"):
@@ -78,6 +84,12 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
         parts = [score_batch(texts, counts) for texts in batches("score")]  # pass 2: score each batch
         scores = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         notes = [] if dedup_cfg else ["dedup has not run: every document enters (run `taomi dedup` first)"]
+        if tok is not None:
+            scores["length"] = tok.astype(float)
+            notes.append(f"length in {tok_key} tokens")
+        else:
+            notes.append("length in units (words; characters of scripts without spaces): no token counts "
+                         "(run `taomi tokens`)")
         if len(lq):
             m = dict(zip(lq["doc_id"], lq["label_quality"]))
             scores["label_doubt"] = np.array([1 - m.get(int(d), 1.0) for d in ids])

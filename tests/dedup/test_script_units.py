@@ -83,3 +83,69 @@ def test_compiled_kernel_equals_the_reference_on_real_cjk_and_thai():
     n_ref = np.diff(off)
     s_ref = sign(h, off, cfg.num_perm, cfg.seed)
     assert np.array_equal(n_k, n_ref) and np.array_equal(s_k, s_ref)
+
+
+def test_curriculum_length_is_in_tokens_or_units_never_clauses(tmp_path, ingest_files):
+    """A Chinese paragraph's length is its characters (units) without token counts, its tokens
+    with them; before, each clause was one word."""
+    import json
+
+    from curation.curriculum import CurriculumConfig
+    from flows.curriculum_task import build_curriculum
+    from flows.tokens_task import count_tokens
+    from warehouse.db import session
+
+    zh = "机器学习是人工智能的一个分支，它使计算机能够从数据中学习而无需明确编程。深度学习是机器学习的一个子领域。"
+    en = "Machine learning is a branch of artificial intelligence that lets computers learn from data."
+    src = tmp_path / "mix.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate([zh, en, zh[:20], en[:40]])))
+    db = str(tmp_path / "m.duckdb")
+    ingest_files(db, [src], "mix")
+
+    def lengths():
+        build_curriculum(db, "mix", CurriculumConfig())
+        with session(db) as con:
+            rows = con.execute("""SELECT d.ext_id, c.scores::VARCHAR FROM curriculum c JOIN documents d
+                                  ON d.doc_id = c.doc_id WHERE c.corpus = 'mix'""").fetchall()
+        return {e: json.loads(s)["length"] for e, s in rows}
+
+    units = lengths()
+    assert units["0"] == len([c for c in zh if c not in "，。"]) and units["1"] == 14
+    count_tokens(db, "mix", "cl100k_base")
+    tokens = lengths()
+    from curation.tokens import Tokenizer
+
+    tk = Tokenizer("cl100k_base")
+    assert tokens["0"] == tk.count([zh])[0] and tokens["1"] == tk.count([en])[0]
+
+
+@pytest.mark.parametrize("lang", ["zh_CN", "ja"])
+def test_contamination_checks_and_finds_real_cjk_items(lang):
+    """Before, a Chinese item had fewer than 13 whitespace "words" and most could not be checked;
+    now each character is a unit: copies (embedded, spaced, re-punctuated) are found, clean items
+    are not flagged."""
+    from evalsets.contamination import ngram_overlap
+
+    mb = _bench()
+    paras = mb.paragraphs(lang)
+    if len(paras) < 60:
+        pytest.skip(f"no real {lang} text on this machine")
+    chosen, seen = [], set()  # paragraphs that share no 13 characters in a row with each other (manuals repeat)
+    for p in paras:
+        g = mb.truth_grams(p, 13)
+        if len(g) >= 5 and not g & seen:
+            chosen.append(p)
+            seen |= g
+        if len(chosen) == 60:
+            break
+    if len(chosen) < 60:
+        pytest.skip(f"not enough distinct real {lang} paragraphs")
+    items, hosts = chosen[:30], chosen[30:60]
+    training = []
+    for k, (item, host) in enumerate(zip(items[:20], hosts)):
+        copy = [item, " ".join(c for c in item if not c.isspace()), item.translate(mb._WIDE)][k % 3]
+        training.append(host[: len(host) // 2] + copy + host[len(host) // 2:])
+    found = ngram_overlap(items, [(np.arange(len(training)), training)])
+    status = [f["status"] for f in found]
+    assert status[:20] == ["contaminated"] * 20
+    assert all(s == "clean" for s in status[20:]), status[20:]
