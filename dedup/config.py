@@ -21,6 +21,7 @@ class DedupConfig:
     # Han, kana, Hangul, Thai, Lao, Khmer, Myanmar: each character is a unit (a "word"), whatever the
     # spacing; space-delimited scripts stay words (dedup.shingle.UNIT_SCRIPTS)
     script_units: bool = True
+    to_simplified: bool = False  # traditional Chinese converted to simplified (OpenCC t2s) before shingling
     seed: int = 1
     bands: int | None = None
     rows: int | None = None
@@ -49,7 +50,7 @@ class DedupConfig:
     def signature_key(self) -> str:
         """What the stored signatures depend on (a change forces recomputation)."""
         return (f"v{SHINGLE_VERSION}-p{self.num_perm}-s{self.seed}-{'c' if self.char_ngrams else 'w'}{self.ngram}"
-                f"-n{int(self.nfkc)}{int(self.casefold)}{int(self.fold_punctuation)}{'-u' if self.script_units else ''}")
+                f"-n{int(self.nfkc)}{int(self.casefold)}{int(self.fold_punctuation)}{'-u' if self.script_units else ''}{'-t2s' if self.to_simplified else ''}")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -325,7 +325,7 @@ def _segments(buf, starts, ends, cfg, texts_of) -> list[tuple[np.ndarray, np.nda
     rest by the Python reference (`texts_of(indices)` gives their texts). No piece copies the
     input buffer."""
     everyone = np.arange(len(starts), dtype=np.int64)
-    if not (cfg.nfkc or cfg.casefold or cfg.fold_punctuation or cfg.script_units):
+    if not (cfg.nfkc or cfg.casefold or cfg.fold_punctuation or cfg.script_units or cfg.to_simplified):
         return [(buf, starts, ends, everyone)]
     wide_mask = non_ascii(_ro(buf), starts, ends)
     if not wide_mask.any():
@@ -333,6 +333,9 @@ def _segments(buf, starts, ends, cfg, texts_of) -> list[tuple[np.ndarray, np.nda
     from dedup.unifold import table
 
     wide = np.flatnonzero(wide_mask)
+    if cfg.to_simplified:  # phrase conversion is not per code point: the Python reference folds them
+        plain = np.flatnonzero(~wide_mask)
+        return [(buf, starts[plain], ends[plain], plain), (*_normalized(texts_of(wide), cfg), wide)]
     t_off, t_len, pool = table(cfg.nfkc, cfg.casefold, cfg.fold_punctuation, cfg.script_units)
     fbuf, fs, fe, ok, same = fold_docs(_ro(buf), starts[wide], ends[wide], t_off, t_len, pool)
     wide_mask[wide[same]] = False  # folding leaves these as they are: signed in place like ASCII

@@ -121,12 +121,26 @@ def _fold_run(m: re.Match, casefold: bool, punct: bool) -> str:
     return _UNICODE_PUNCT.sub(" ", run) if punct else run
 
 
+_T2S = []
+
+
+def to_simplified(text: str) -> str:
+    """Traditional Chinese characters and phrases as simplified ones (OpenCC's t2s tables)."""
+    if not _T2S:
+        import opencc
+
+        _T2S.append(opencc.OpenCC("t2s"))
+    return _T2S[0].convert(text)
+
+
 def _normalize_unicode(text: str, cfg: DedupConfig) -> str:
     """NFKC, then casefold and Unicode punctuation folding applied to the non-ASCII runs only
     (ASCII is folded on bytes later): one regex scan instead of two full-string passes; then the
     characters of scripts without spaces become units (`split_units`)."""
     if cfg.nfkc:
         text = unicodedata.normalize("NFKC", text)
+    if cfg.to_simplified:
+        text = to_simplified(text)
     if cfg.casefold or cfg.fold_punctuation:
         text = _NON_ASCII_RUN.sub(lambda m: _fold_run(m, cfg.casefold, cfg.fold_punctuation), text)
     if cfg.script_units:

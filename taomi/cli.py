@@ -239,12 +239,12 @@ def _resources(workers: int, memory_limit: str | None):
 
 
 def _dedup_config(threshold: float, num_perm: int, ngram: int, char_ngrams: bool, policy: str,
-                  script_units: bool = True):
+                  script_units: bool = True, to_simplified: bool = False):
     from dedup.config import DedupConfig
 
     try:
         return DedupConfig(threshold=threshold, num_perm=num_perm, ngram=ngram, char_ngrams=char_ngrams,
-                           policy=policy, script_units=script_units)
+                           policy=policy, script_units=script_units, to_simplified=to_simplified)
     except ValueError as exc:
         fail(str(exc))
 
@@ -259,6 +259,8 @@ def dedup(corpus: str,
           script_units: bool = typer.Option(True, "--script-units/--no-script-units",
                                             help="Each character of Chinese, Japanese, Korean, Thai, Lao, Khmer and "
                                                  "Myanmar text is a unit (the default); off: whitespace words only."),
+          to_simplified: bool = typer.Option(False, "--to-simplified", help="Traditional Chinese as simplified "
+                                             "(OpenCC t2s) before shingling: zh-cn and zh-tw copies match."),
           policy: str = typer.Option("first", "--policy", help="Which copy to keep: first | longest | quality."),
           pairs_out: Path | None = typer.Option(None, "--pairs-out", help="Write every duplicate pair (.csv/.parquet)."),
           force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
@@ -272,7 +274,7 @@ def dedup(corpus: str,
     """Remove exact and near duplicates (MinHash + LSH, every candidate verified by exact Jaccard)."""
     from flows.dedup_task import dedup_corpus
 
-    cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, policy, script_units)
+    cfg = _dedup_config(threshold, num_perm, ngram, char_ngrams, policy, script_units, to_simplified)
     res = _resources(workers, memory_limit)
     if pairs_out is not None and pairs_out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"{pairs_out}: --pairs-out must end in .csv or .parquet")

@@ -149,3 +149,41 @@ def test_contamination_checks_and_finds_real_cjk_items(lang):
     status = [f["status"] for f in found]
     assert status[:20] == ["contaminated"] * 20
     assert all(s == "clean" for s in status[20:]), status[20:]
+
+
+def test_to_simplified_matches_real_simplified_and_traditional_twins():
+    """The zh_CN and zh_TW translations of the same Debian messages: near-duplicates once both are
+    simplified (OpenCC t2s), almost never found without the option."""
+    mb = _bench()
+    pairs = mb.zh_twins()
+    if len(pairs) < 200:
+        pytest.skip("no zh_CN/zh_TW message catalogs on this machine")
+    import random
+
+    random.Random(0).shuffle(pairs)
+    pairs = pairs[:600]
+    texts = [a for a, _ in pairs] + [b for _, b in pairs]
+    n = len(pairs)
+    pos = {(i, i + n) for i, (a, b) in enumerate(pairs) if mb.jaccard(mb.truth_t2s(a), mb.truth_t2s(b)) >= 0.85}
+    assert len(pos) >= 30
+
+    def found(cfg):
+        from dedup.pipeline import near_duplicates
+
+        n_sh, sigs = signatures_for(texts, cfg)
+        res = near_duplicates(np.arange(len(texts), dtype=np.int64), n_sh, sigs, {i: float(i) for i in range(len(texts))},
+                              lambda d: [texts[i] for i in d], cfg)
+        return {(int(min(a, b)), int(max(a, b))) for a, b in res.edges}
+
+    plain, simplified = found(DedupConfig()), found(DedupConfig(to_simplified=True))
+    assert len(simplified & pos) / len(pos) >= 0.85 and len(plain & pos) / len(pos) < 0.2
+    a, b = shingle_sets(["軟體與資料庫的機器學習", "软体与资料库的机器学习"], DedupConfig(to_simplified=True))
+    assert set(a) == set(b)
+    if kernel.AVAILABLE:  # the compiled path sends these documents to the reference: same signatures
+        cfg = DedupConfig(to_simplified=True)
+        k = kernel.sign_texts(texts[:100], cfg)
+        from dedup.minhash import sign
+        from dedup.shingle import shingle_batch
+
+        h, off = shingle_batch(texts[:100], cfg)
+        assert np.array_equal(k[1], sign(h, off, cfg.num_perm, cfg.seed))
