@@ -10,8 +10,14 @@ from evalsets.stats import paired
 
 
 def auto_slices(items: pd.DataFrame) -> list[list[str]]:
-    """Given slices plus automatic ones: length bucket, target label (few distinct), source."""
-    n_words = items["input"].str.split().str.len()
+    """Given slices plus automatic ones: length bucket, target label (few distinct), source.
+    Length is in units (words; characters of scripts written without spaces), so Chinese items
+    are not all "short" by whitespace."""
+    from dedup.config import DedupConfig
+    from dedup.shingle import words
+
+    cfg = DedupConfig()
+    n_words = items["input"].map(lambda t: len(words(t, cfg)))
     q1, q2 = np.percentile(n_words, [33.3, 66.7]) if len(items) >= 3 else (np.inf, np.inf)
     few_targets = items["target"].nunique() <= 20
     out = []

@@ -10,6 +10,8 @@ import json
 import jinja2
 import matplotlib
 
+from evalsets.fonts import chart_fonts
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
@@ -22,6 +24,7 @@ def _png(fig) -> str:
 
 
 def slice_chart(slices: dict[str, dict], metric: str) -> str:
+    chart_fonts()
     names = list(slices)
     vals = [slices[s]["metric"] for s in names]
     lo = [max(0.0, v - slices[s]["ci"][0]) for s, v in zip(names, vals)]
@@ -35,6 +38,7 @@ def slice_chart(slices: dict[str, dict], metric: str) -> str:
 
 
 def regression_chart(regression: dict[str, dict]) -> str:
+    chart_fonts()
     names = [s for s in regression if regression[s]["n"]]
     vals = [regression[s]["diff"] for s in names]
     lo = [max(0.0, v - regression[s]["ci"][0]) for s, v in zip(names, vals)]
