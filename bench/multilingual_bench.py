@@ -267,6 +267,24 @@ def main() -> None:
               + f"   ({time.perf_counter() - t:.1f} s)")
         print(f"{'':6} {'':>5} {'J>=0.85':>12} | " + " | ".join(f"{r:>10.3f} {'':>11}" for r in far))
     twins_row(2000, a.seed)
+    languages_rows(200)
+
+
+def languages_rows(per_lang: int) -> None:
+    """Script and language detection (curation.languages) on the same real paragraphs."""
+    from curation.languages import detect_languages, dominant_script
+
+    expect = {"zh_CN": ("Han", "zh"), "zh_TW": ("Han", "zh"), "ja": ("Kana", "ja"), "ko": ("Hangul", "ko"),
+              "th": ("Thai", "th"), "en": ("Latin", "en"), "de": ("Latin", "de"), "ru": ("Cyrillic", "ru")}
+    detect_languages(["warm up"])
+    for lang, (script, code) in expect.items():
+        paras = paragraphs(lang)[:per_lang]
+        t = time.perf_counter()
+        langs = detect_languages(paras)
+        secs = time.perf_counter() - t
+        scripts = [dominant_script(p) for p in paras]
+        print(f"languages {lang:6} {len(paras):>4} paragraphs: script {sum(s == script for s in scripts) / len(paras):.3f}, "
+              f"language {sum(c == code for c in langs) / len(paras):.3f}, {len(paras) / secs:,.0f} docs/s")
 
 
 if __name__ == "__main__":

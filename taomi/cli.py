@@ -171,8 +171,9 @@ def migrate(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @app.command()
 def stats(corpus: str,
-          by: str | None = typer.Option(None, "--by", help="A metadata field (source, url, dump, a Parquet column...): "
-                                                          "documents, characters, kept and removed per value."),
+          by: str | None = typer.Option(None, "--by", help="A metadata field (source, url, dump, a Parquet column...), "
+                                                          "or language / script (`taomi languages`): documents, "
+                                                          "characters, tokens, kept and removed per value."),
           limit: int = typer.Option(50, "--limit", min=1, help="With --by: the most frequent values shown."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Statistics of one corpus: documents, lengths, exact duplicates, labels, quarantine, metadata fields."""
@@ -186,8 +187,9 @@ def stats(corpus: str,
         fields = meta_fields(con, corpus)
         tokenizer, dedup_cfg = current_tokenizer(con, corpus), latest_dedup_config(con, corpus)
         if by is not None:
-            if by not in fields:
-                fail(f"no metadata field '{by}' in corpus '{corpus}' (fields: {', '.join(fields) or 'none'})")
+            if by not in fields and by not in ("language", "script"):
+                fail(f"no metadata field '{by}' in corpus '{corpus}' (fields: {', '.join(fields) or 'none'}; "
+                     "or language, script after `taomi languages`)")
             rows = stats_by(con, corpus, by, dedup_cfg, limit, tokenizer)
         else:
             out = {**corpus_stats(con, corpus), "metadata_fields": fields,
@@ -196,6 +198,29 @@ def stats(corpus: str,
         emit(rows, as_json, title=f"corpus '{corpus}' by {by}", console=console)
         return
     emit(out, as_json, title=f"corpus '{corpus}'")
+
+
+@app.command()
+def languages(corpus: str, quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Detect each document's dominant script and language (once per document; `stats --by language`)."""
+    from flows.languages_task import detect
+
+    with reading() as con:
+        from warehouse.corpora import corpus_exists
+
+        if not corpus_exists(con, corpus):
+            fail(f"no corpus named '{corpus}' (see `taomi corpora`)")
+    with make_progress(console, quiet=quiet or as_json, units="count") as progress:
+        r = detect(state.db, corpus, StageBars(progress))
+    if as_json:
+        print_json(r)
+        return
+    console.print(f"{corpus}: {r['detected_now']:,} documents detected now ({r['detector']}); scripts: "
+                  + ", ".join(f"{k} {v:,}" for k, v in r["scripts"].items()) + "; languages: "
+                  + ", ".join(f"{k} {v:,}" for k, v in list(r["languages"].items())[:10]))
+    if r["warning"]:
+        err.print(styled(("warning:", "yellow"), " ", r["warning"]))
 
 
 @app.command()

@@ -295,6 +295,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 feature INTEGER NOT NULL, doc_id BIGINT NOT NULL, w FLOAT NOT NULL)""",
         ],
     ),
+    (
+        17,
+        "each document's dominant script and language",
+        ["""CREATE TABLE IF NOT EXISTS doc_language (doc_id BIGINT PRIMARY KEY, script VARCHAR NOT NULL,
+                language VARCHAR NOT NULL, detector VARCHAR NOT NULL)"""],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
