@@ -9,7 +9,7 @@ from __future__ import annotations
 from curation.languages import DETECTOR, UNIT_SCRIPTS, detect_languages, dominant_script
 from warehouse import language_store as store
 from warehouse.curation_store import texts_by_doc_id
-from warehouse.db import one, session
+from warehouse.db import session
 from warehouse.runlog import logged_run, skip_run, stable_hash
 
 BATCH = 5_000
@@ -41,9 +41,7 @@ def summary(db, corpus: str, done_now: int) -> dict:
     written without spaces while the latest dedup ran with whitespace words."""
     with session(db) as con:
         scripts, languages = store.shares(con, corpus, "script"), store.shares(con, corpus, "language")
-        row = one(con, """SELECT json_extract(config, '$.script_units'), json_extract(config, '$.char_ngrams')
-                          FROM runs WHERE stage = 'dedup' AND corpus = ? AND status = 'ok'
-                          ORDER BY finished_at DESC LIMIT 1""", [corpus])
+        row = store.last_dedup_units(con, corpus)
     total = sum(n for _, n in scripts) or 1
     unit_share = sum(n for s, n in scripts if s in UNIT_SCRIPTS) / total
     warning = None

@@ -6,7 +6,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from warehouse.db import transaction
+from warehouse.db import one, transaction
 
 
 def missing_ids(con: duckdb.DuckDBPyConnection, corpus: str) -> np.ndarray:
@@ -33,3 +33,10 @@ def shares(con: duckdb.DuckDBPyConnection, corpus: str, column: str) -> list[tup
         raise ValueError(column)
     return con.execute(f"""SELECT l.{column}, count(*) AS n FROM documents d JOIN doc_language l ON l.doc_id = d.doc_id
                            WHERE d.corpus = ? GROUP BY 1 ORDER BY n DESC, 1""", [corpus]).fetchall()
+
+
+def last_dedup_units(con: duckdb.DuckDBPyConnection, corpus: str) -> tuple | None:
+    """(script_units, char_ngrams) of the corpus's latest successful dedup run, as stored JSON."""
+    return one(con, """SELECT json_extract(config, '$.script_units'), json_extract(config, '$.char_ngrams')
+                       FROM runs WHERE stage = 'dedup' AND corpus = ? AND status = 'ok'
+                       ORDER BY finished_at DESC LIMIT 1""", [corpus])
