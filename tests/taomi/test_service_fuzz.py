@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 ENDPOINTS = {
-    "/plan": ["flops", "gpus", "gpu", "days", "mfu", "peak_tflops", "law", "fit", "unique_tokens", "target_loss",
+    "/plan": ["flops", "gpus", "gpu", "days", "mfu", "peak_tflops", "law", "fit", "unique_tokens", "corpus", "target_loss",
               "params", "tokens"],
     "/estimate/time": ["params", "tokens", "gpus", "gpu", "peak_tflops", "mfu", "recompute"],
     "/estimate/memory": ["layers", "hidden", "heads", "kv_heads", "seq", "batch", "recompute", "tp", "generate",
