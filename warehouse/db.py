@@ -141,7 +141,13 @@ def _open(target: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnec
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
         except duckdb.Error as exc:
-            raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
+            # Another thread of this process has the file open read-only for a moment (its look
+            # before writing, `_probe`): DuckDB refuses a read-write connection beside it. Wait for
+            # it like for a lock; a read-only open reports it at once (`_probe` relies on that).
+            if read_only or "different configuration" not in str(exc) or time.monotonic() >= deadline:
+                raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
 
 
 def _refuse_foreign(target: Path, kind: str) -> None:

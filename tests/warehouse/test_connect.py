@@ -25,3 +25,34 @@ def test_duckdb_threads_match_the_pinned_cores(tmp_path):
     free = subprocess.run([sys.executable, "-c", code, db], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
     assert int(pinned.stdout.strip()) == 1
     assert int(free.stdout.strip()) == min(len(os.sched_getaffinity(0)), os.cpu_count())
+
+
+def test_threads_opening_a_file_not_yet_known_wait_for_each_others_look(tmp_path, monkeypatch):
+    """Past the known-files cache, every read-write open looks read-only first; a thread's look
+    must not make another thread's read-write open fail ("different configuration": seen in the
+    threads task runner once a test session had opened more than 64 databases)."""
+    import threading
+
+    import warehouse.db as wdb
+
+    db = str(tmp_path / "t.duckdb")
+    with wdb.session(db):
+        pass
+    monkeypatch.setattr(wdb, "_KNOWN", {})
+    monkeypatch.setattr(wdb, "_KNOWN_MAX", 0)  # nothing is remembered: every open looks first
+    errors = []
+
+    def work():
+        for _ in range(15):
+            try:
+                with wdb.session(db) as con:
+                    con.execute("SELECT count(*) FROM documents").fetchall()
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
