@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from curation.languages import DETECTOR, UNIT_SCRIPTS, detect_languages, dominant_script
 from warehouse import language_store as store
-from warehouse.curation_store import texts_by_doc_id
+from warehouse.curation_store import texts_in_batches
 from warehouse.db import session
 from warehouse.runlog import logged_run, skip_run, stable_hash
 
@@ -23,15 +23,14 @@ def detect(db, corpus: str, progress=None) -> dict:
             return summary(db, corpus, done_now=0)
     with logged_run(db, "languages", stable_hash(corpus, DETECTOR, len(missing)), {"detector": DETECTOR}, corpus,
                     counts_in=len(missing)) as run:
-        for lo in range(0, len(missing), BATCH):
-            part = missing[lo:lo + BATCH]
-            with session(db) as con:
-                texts = texts_by_doc_id(con, part)["text"].tolist()
+        done = 0
+        for part, texts in texts_in_batches(db, missing, BATCH):
             scripts, languages = [dominant_script(t) for t in texts], detect_languages(texts)
             with session(db) as con:
                 store.write(con, part, scripts, languages, DETECTOR)
+            done += len(part)
             if progress:
-                progress("detect script and language", lo + len(part), len(missing))
+                progress("detect script and language", done, len(missing))
         run.counts_out = len(missing)
     return summary(db, corpus, done_now=len(missing))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from curation.tokens import Tokenizer
 from warehouse import token_store as store
-from warehouse.curation_store import latest_dedup_config, texts_by_doc_id
+from warehouse.curation_store import latest_dedup_config, texts_in_batches
 from warehouse.db import session
 from warehouse.runlog import logged_run, skip_run, stable_hash
 
@@ -29,15 +29,14 @@ def count_tokens(db, corpus: str, tokenizer: str, progress=None) -> dict:
             return {**totals, "counted_now": 0, "reused": totals["documents_counted"]}
     with logged_run(db, "tokens", stable_hash(corpus, key, len(missing)), {"tokenizer": key}, corpus,
                     counts_in=len(missing)) as run:
-        for lo in range(0, len(missing), BATCH):
-            part = missing[lo:lo + BATCH]
-            with session(db) as con:
-                texts = texts_by_doc_id(con, part)["text"].tolist()
+        done = 0
+        for part, texts in texts_in_batches(db, missing, BATCH):
             counts = tok.count(texts)
             with session(db) as con:
                 store.write_token_counts(con, key, part, counts)
+            done += len(part)
             if progress:
-                progress(f"count tokens ({key})", lo + len(part), len(missing))
+                progress(f"count tokens ({key})", done, len(missing))
         with session(db) as con:
             totals = store.token_totals(con, corpus, key, latest_dedup_config(con, corpus))
         run.counts_out = len(missing)

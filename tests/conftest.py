@@ -119,3 +119,28 @@ def taomi_cli():
         return CliResult(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def bench_module():
+    """bench_module(name) -> the module bench/NAME.py (bench/ is not a package; its modules import
+    their siblings, so bench/ is on sys.path while one loads). Loaded once per session."""
+    import importlib.util
+    import sys
+
+    bench = ROOT / "bench"
+
+    def load(name: str):
+        if name in sys.modules:
+            return sys.modules[name]
+        sys.path.insert(0, str(bench))
+        try:
+            spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            spec.loader.exec_module(mod)
+            return mod
+        finally:
+            sys.path.remove(str(bench))
+
+    return load

@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from warehouse.db import one, transaction
+from warehouse.db import one, session, transaction
 from warehouse.sql import wanted_docs
 
 
@@ -101,6 +101,15 @@ def texts_by_doc_id(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray) -> pd.D
     with wanted_docs(con, doc_ids):
         return con.execute("""SELECT d.doc_id, d.ext_id, d.text, d.meta FROM want_docs w JOIN documents d
                               ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchdf()
+
+
+def texts_in_batches(db, doc_ids: np.ndarray, batch: int):
+    """(doc ids, texts) of `doc_ids` in batches, each read in its own short session (the work
+    between batches never holds the database)."""
+    for lo in range(0, len(doc_ids), batch):
+        part = doc_ids[lo:lo + batch]
+        with session(db) as con:
+            yield part, texts_by_doc_id(con, part)["text"].tolist()
 
 
 def texts_sizes(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray) -> np.ndarray:

@@ -4,31 +4,19 @@ corpus mostly in scripts without spaces that was deduplicated with whitespace wo
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from curation.languages import detect_languages, dominant_script
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 EXPECT = {"zh_CN": ("Han", "zh"), "ja": ("Kana", "ja"), "ko": ("Hangul", "ko"), "th": ("Thai", "th"),
           "en": ("Latin", "en"), "de": ("Latin", "de"), "ru": ("Cyrillic", "ru")}
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("multilingual_bench", BENCH / "multilingual_bench.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("multilingual_bench", mod)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def real():
-    mb = _bench()
+def real(bench_module):
+    mb = bench_module("multilingual_bench")
     out = {lang: mb.paragraphs(lang) for lang in EXPECT}
 
     def cyrillic(p: str) -> bool:  # Debian's Russian manuals keep some paragraphs in English

@@ -5,10 +5,6 @@ manual pages and Thai message catalogs (bench/multilingual_bench.py builds the p
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,16 +12,6 @@ from dedup import kernel
 from dedup.config import DedupConfig
 from dedup.pipeline import signatures_for
 from dedup.shingle import shingle_sets, split_units, words
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("multilingual_bench", BENCH / "multilingual_bench.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("multilingual_bench", mod)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_units_do_not_depend_on_spacing_and_folding_applies_to_every_character():
@@ -39,8 +25,8 @@ def test_units_do_not_depend_on_spacing_and_folding_applies_to_every_character()
 
 
 @pytest.mark.parametrize("lang", ["zh_CN", "ja", "ko", "th"])
-def test_real_near_duplicates_are_found_with_the_defaults(lang):
-    mb = _bench()
+def test_real_near_duplicates_are_found_with_the_defaults(lang, bench_module):
+    mb = bench_module("multilingual_bench")
     texts, _ = mb.build(lang, 100, 3)
     if len(texts) < 40:
         pytest.skip(f"no real {lang} text on this machine")
@@ -56,8 +42,8 @@ def test_real_near_duplicates_are_found_with_the_defaults(lang):
     assert r_old < 0.6  # whitespace words: a clause is one word (the issue's 1-30%)
 
 
-def test_space_delimited_languages_are_unchanged():
-    mb = _bench()
+def test_space_delimited_languages_are_unchanged(bench_module):
+    mb = bench_module("multilingual_bench")
     for lang in ("en", "de", "ru"):
         texts, _ = mb.build(lang, 40, 1)
         if len(texts) < 20:
@@ -67,10 +53,10 @@ def test_space_delimited_languages_are_unchanged():
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), lang
 
 
-def test_compiled_kernel_equals_the_reference_on_real_cjk_and_thai():
+def test_compiled_kernel_equals_the_reference_on_real_cjk_and_thai(bench_module):
     if not kernel.AVAILABLE:
         pytest.skip("numba not installed")
-    mb = _bench()
+    mb = bench_module("multilingual_bench")
     texts = []
     for lang in ("zh_CN", "zh_TW", "ja", "ko", "th"):
         texts += mb.build(lang, 30, 2)[0]
@@ -120,13 +106,13 @@ def test_curriculum_length_is_in_tokens_or_units_never_clauses(tmp_path, ingest_
 
 
 @pytest.mark.parametrize("lang", ["zh_CN", "ja"])
-def test_contamination_checks_and_finds_real_cjk_items(lang):
+def test_contamination_checks_and_finds_real_cjk_items(lang, bench_module):
     """Before, a Chinese item had fewer than 13 whitespace "words" and most could not be checked;
     now each character is a unit: copies (embedded, spaced, re-punctuated) are found, clean items
     are not flagged."""
     from evalsets.contamination import ngram_overlap
 
-    mb = _bench()
+    mb = bench_module("multilingual_bench")
     paras = mb.paragraphs(lang)
     if len(paras) < 60:
         pytest.skip(f"no real {lang} text on this machine")
@@ -151,10 +137,10 @@ def test_contamination_checks_and_finds_real_cjk_items(lang):
     assert all(s == "clean" for s in status[20:]), status[20:]
 
 
-def test_to_simplified_matches_real_simplified_and_traditional_twins():
+def test_to_simplified_matches_real_simplified_and_traditional_twins(bench_module):
     """The zh_CN and zh_TW translations of the same Debian messages: near-duplicates once both are
     simplified (OpenCC t2s), almost never found without the option."""
-    mb = _bench()
+    mb = bench_module("multilingual_bench")
     pairs = mb.zh_twins()
     if len(pairs) < 200:
         pytest.skip("no zh_CN/zh_TW message catalogs on this machine")

