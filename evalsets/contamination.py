@@ -125,16 +125,21 @@ def join_hits(index: ItemNgrams, doc_id: np.ndarray, h: np.ndarray, doc_pos: np.
     return left.merge(right, on="h")[["item", "doc_id", "item_pos", "doc_pos"]]
 
 
+def text_units(text: str, n: int = N_GRAM) -> list[str]:
+    """The folded units (words; characters of scripts without spaces) whose windows the n-grams
+    hash, after the word joins: what span positions index."""
+    return _folded_words(join_words(text), DedupConfig(ngram=n))
+
+
 def item_results(items: list[str], status: list[str], pairs: pd.DataFrame, n: int = N_GRAM,
                  max_docs: int = 5) -> list[dict]:
     """Per item: status (contaminated, clean, too_short, low_information), the matching training
     doc ids (most shared n-grams first, up to max_docs), matched word spans of the item and the
     share of its words they cover."""
-    cfg = DedupConfig(ngram=n)
     by_item = {i: g for i, g in pairs.groupby("item")} if len(pairs) else {}
     out = []
     for i, text in enumerate(items):
-        w = _folded_words(join_words(text), cfg)
+        w = text_units(text, n)
         g = by_item.get(i)
         if g is None:
             out.append({"status": status[i] if status[i] != "checkable" else "clean", "matched_docs": [],

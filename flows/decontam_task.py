@@ -22,6 +22,7 @@ from evalsets.contamination import (
     item_ngrams,
     item_results,
     scan_documents,
+    text_units,
 )
 from evalsets.harness import detect_format, load_harness_samples
 from evalsets.sets import EvalInputError, EvalSet, load_eval_set
@@ -158,20 +159,12 @@ def decontaminate(db, corpus: str, sets: list[str] | None = None, progress=None,
            "per_set": {r["name"]: per_set.get(r["name"], {"documents": 0, "items": 0}) for r in regs},
            "scanned_now": bool(s["scanned_now"]), "scan_seconds": s["seconds"], "examples": []}
     for _, r in shown.iterrows():
-        words = _words_of(texts.get(int(r["doc_id"]), ""))
+        words = text_units(texts.get(int(r["doc_id"]), ""), N_GRAM)
         spans = doc_spans([int(p) for p in r["doc_pos"]], N_GRAM)
         out["examples"].append({"doc": r["ext_id"], "eval_set": name_of[r["set_hash"]], "item": r["item_id"],
                                 "ngrams": int(r["ngrams"]),
                                 "spans": [{"words": [a, b], "text": " ".join(words[a:b])[:300]} for a, b in spans[:3]]})
     return out
-
-
-def _words_of(text: str) -> list[str]:
-    from dedup.config import DedupConfig
-    from dedup.shingle import words
-    from evalsets.contamination import join_words
-
-    return words(join_words(text), DedupConfig(ngram=N_GRAM))
 
 
 def excluded_documents(con, corpus: str) -> tuple[np.ndarray, dict]:
