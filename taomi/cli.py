@@ -190,6 +190,11 @@ def stats(corpus: str,
             if by not in fields and by not in ("language", "script"):
                 fail(f"no metadata field '{by}' in corpus '{corpus}' (fields: {', '.join(fields) or 'none'}; "
                      "or language, script after `taomi languages`)")
+            if by not in fields:
+                from warehouse.language_store import shares
+
+                if not shares(con, corpus, by):
+                    fail(f"corpus '{corpus}' has no detected {by} yet: run `taomi languages {corpus}` first")
             rows = stats_by(con, corpus, by, dedup_cfg, limit, tokenizer)
         else:
             out = {**corpus_stats(con, corpus), "metadata_fields": fields,

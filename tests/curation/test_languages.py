@@ -48,6 +48,8 @@ def test_languages_command_stats_and_warning(real, tmp_path, taomi_cli):
     db = str(tmp_path / "m.duckdb")
     assert taomi_cli("--db", db, "ingest", str(src), "-c", "m", "--tokenizer", "none").code == 0
     assert taomi_cli("--db", db, "dedup", "m", "--no-script-units").code == 0
+    r = taomi_cli("--db", db, "stats", "m", "--by", "language")
+    assert r.code == 2 and "no detected language yet: run `taomi languages m` first" in r.output
     r = taomi_cli("--db", db, "languages", "m", "--json", "--quiet")
     out = json.loads(r.out)
     assert out["detected_now"] == 80 and out["scripts"]["Han"] == 20 and out["unit_script_share"] == 0.75
