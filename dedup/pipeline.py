@@ -54,9 +54,18 @@ def compiled(cfg: DedupConfig, docs: int | None = None) -> bool:
     return not cfg.char_ngrams and jit(docs)
 
 
+KERNEL_MIN_CHARS = 16_000_000  # a batch this large takes the compiled path whatever its document count
+
+
 def _job(texts, docs: int | None) -> int:
-    """The size of the whole job a batch belongs to (the batch itself unless told)."""
-    return len(texts) if docs is None else docs
+    """The size of the whole job a batch belongs to (the batch itself unless told); a batch of
+    KERNEL_MIN_CHARS characters or more counts as a large job. The numpy reference holds ~70 bytes
+    of token arrays per character of CJK text (one 20M-character document: 1.56 GB and 16.7 s,
+    against 0.91 GB and 1.6 s compiled; bench/RESULTS.md), so a few long documents go compiled
+    even where loading numba (~0.7 s) costs more than it saves."""
+    n = len(texts) if docs is None else docs
+    chars = sum(map(len, texts)) if isinstance(texts, list) else getattr(texts, "nbytes", 0)
+    return max(n, KERNEL_MIN_DOCS) if chars >= KERNEL_MIN_CHARS else n
 
 
 def shingles(texts, cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:

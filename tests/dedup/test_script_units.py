@@ -173,3 +173,13 @@ def test_to_simplified_matches_real_simplified_and_traditional_twins(bench_modul
 
         h, off = shingle_batch(texts[:100], cfg)
         assert np.array_equal(k[1], sign(h, off, cfg.num_perm, cfg.seed))
+
+
+def test_a_few_very_long_documents_take_the_compiled_path():
+    """One 20M-character CJK document is ~15M units: the numpy reference's token arrays held
+    1.56 GB for it. A batch of KERNEL_MIN_CHARS characters counts as a large job."""
+    from dedup import pipeline
+
+    long_batch = ["数" * pipeline.KERNEL_MIN_CHARS]
+    assert pipeline._job(long_batch, None) >= pipeline.KERNEL_MIN_DOCS
+    assert pipeline._job(["数" * 1000] * 3, None) == 3
