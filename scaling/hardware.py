@@ -1,12 +1,18 @@
-"""Accelerator peak throughput and memory (dense bf16, no sparsity), from vendor datasheets.
+"""Accelerator peak throughput (dense, no sparsity) per precision and memory, from vendor
+datasheets; the table is data (`scaling/data/hardware.toml`) with a source per row.
 
-Never guess an unknown device: an unknown name is an error listing the known ones; callers may
-pass a measured or datasheet peak instead (labelled as such).
+Never guess an unknown device or precision: an unknown name is an error listing the known ones,
+and a chip without fp8 (A100, TPU v4/v5) is an error for fp8 rather than its int8 figure; callers
+may pass a measured or datasheet peak instead (labelled as such).
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
+
+PRECISIONS = ("bf16", "fp8")
 
 
 @dataclass(frozen=True)
@@ -15,21 +21,29 @@ class GPU:
     peak_tflops_bf16: float  # dense
     memory_gb: float
     source: str
+    peak_tflops_fp8: float | None = None  # dense; None where the chip has no fp8 tensor cores
+
+    def peak(self, precision: str = "bf16") -> float:
+        """Dense peak TFLOP/s at a training precision (bf16 or fp8)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        value = self.peak_tflops_bf16 if precision == "bf16" else self.peak_tflops_fp8
+        if value is None:
+            raise ValueError(f"{self.name} has no {precision} tensor cores ({self.source}); plan in bf16 or give "
+                             "--peak-tflops")
+        return value
 
 
-GPUS: dict[str, GPU] = {g.name: g for g in [
-    GPU("a100-40gb", 312.0, 40, "NVIDIA A100 datasheet (bf16 tensor core, dense)"),
-    GPU("a100-80gb", 312.0, 80, "NVIDIA A100 datasheet (bf16 tensor core, dense)"),
-    GPU("h100-sxm", 989.4, 80, "NVIDIA H100 datasheet, SXM5 (bf16 dense = 1,979 sparse / 2)"),
-    GPU("h100-pcie", 756.0, 80, "NVIDIA H100 datasheet, PCIe (bf16 dense)"),
-    GPU("h100-nvl", 835.0, 94, "NVIDIA H100 NVL datasheet (bf16 dense, per GPU)"),
-    GPU("h200", 989.0, 141, "NVIDIA H200 datasheet, SXM (bf16 dense)"),
-    GPU("l4", 121.0, 24, "NVIDIA L4 datasheet (bf16 dense = 242 sparse / 2)"),
-    GPU("a10", 125.0, 24, "NVIDIA A10 datasheet (bf16 dense = 250 sparse / 2)"),
-    GPU("l40s", 362.05, 48, "NVIDIA L40S datasheet (bf16 dense = 733 sparse / 2)"),
-    GPU("mi300x", 1307.4, 192, "AMD Instinct MI300X datasheet (bf16 dense)"),
-]}
-ALIASES = {"a100": "a100-80gb", "a100-sxm": "a100-80gb", "h100-sxm5": "h100-sxm", "h200-sxm": "h200"}
+def _load() -> dict[str, GPU]:
+    rows = tomllib.loads((Path(__file__).parent / "data" / "hardware.toml").read_text(encoding="utf-8"))
+    return {name: GPU(name, float(r["bf16"]), float(r["memory_gb"]), r["source"],
+                      float(r["fp8"]) if "fp8" in r else None) for name, r in rows.items()}
+
+
+GPUS: dict[str, GPU] = _load()
+ALIASES = {"a100": "a100-80gb", "a100-sxm": "a100-80gb", "h100-sxm5": "h100-sxm", "h200-sxm": "h200",
+           "h800-sxm": "h800", "tpuv4": "tpu-v4", "tpuv5e": "tpu-v5e", "tpuv5p": "tpu-v5p", "v4": "tpu-v4",
+           "v5e": "tpu-v5e", "v5p": "tpu-v5p"}
 AMBIGUOUS = {"h100": ("h100-sxm", "h100-pcie", "h100-nvl")}
 
 
