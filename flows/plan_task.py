@@ -15,6 +15,8 @@ from scaling.laws import (
     KaplanLaw,
     get_law,
     published_samples,
+    read_law_file,
+    samples_of,
 )
 from scaling.planning import Effort, PlanRequest, answer_with, data_verdict
 
@@ -35,25 +37,34 @@ def law_from_fit(row: dict):
     return law, samples
 
 
-def resolve_law(con, law: str | None = None, fit: str | None = None):
-    """(law, bootstrap sample laws or None, description, info: name, source, warning)."""
+def resolve_law(con, law: str | None = None, fit: str | None = None, law_file: str | None = None):
+    """(law, bootstrap sample laws or None, description, info: name, source, warning, the ranges
+    it was fitted on, and for a fit its poorly determined parameters)."""
     if fit:
         if con is None:
             raise LookupError("no database to read fits from")
-        from warehouse.scaling_store import get_fit  # only a stored fit needs the warehouse (fast start)
+        from warehouse.scaling_store import fitted_ranges, get_fit  # only a stored fit needs the warehouse
 
         row = get_fit(con, fit)
         if row is None:
             raise LookupError(f"no stored fit named '{fit}' (see `taomi fits`)")
         lw, samples = law_from_fit(row)
         return lw, samples, f"fit '{fit}' ({row['law']}, {row['n_points']} points)", {
-            "name": fit, "source": f"stored fit of {row['n_points']} points", "warning": ""}
+            "name": fit, "source": f"stored fit of {row['n_points']} points", "warning": "",
+            "fitted": fitted_ranges(con, row["inputs_hash"]), "poorly_determined": row.get("poorly_determined") or [],
+            "inputs_hash": row["inputs_hash"]}
+    if law_file:
+        pub = read_law_file(law_file)
+        samples = samples_of(pub.samples_file) if pub.samples_file else None
+        return pub.law, list(samples) if samples else None, f"law file '{law_file}' ({pub.law.name})", {
+            "name": pub.law.name, "source": pub.citation, "warning": pub.warning, "fitted": pub.fitted,
+            "bootstrap_samples": len(samples) if samples else 0, "law_file": str(law_file)}
     name = law or DEFAULT_LAW
     lw = get_law(name)
     pub = PUBLISHED[name]
     samples = published_samples(name)
     info = {"name": name, "source": pub.citation, "warning": pub.warning, "default": name == DEFAULT_LAW,
-            "bootstrap_samples": len(samples) if samples else 0}
+            "bootstrap_samples": len(samples) if samples else 0, "fitted": pub.fitted}
     return lw, list(samples) if samples else None, f"published law '{name}'", info
 
 
@@ -67,16 +78,40 @@ def answer(req: PlanRequest, con=None, effort: Effort | None = None) -> dict:
             raise LookupError(f"no database to read corpus '{req.corpus}' from")
         data = corpus_tokens(con, req.corpus)
         req = replace(req, corpus=None, unique_tokens=float(data["unique_tokens"]))
-    law, samples, desc, info = resolve_law(con, req.law, req.fit)
+    law, samples, desc, info = resolve_law(con, req.law, req.fit, req.law_file)
     calibrations = []
     if con is not None and req.needs_calibration:
         from warehouse.calibration_store import calibrations_for
 
         calibrations = calibrations_for(con, req.gpu)
+    if req.fit and req.kind == "budget" and info.get("inputs_hash"):
+        info["approaches"] = fit_approaches(con, info.pop("inputs_hash"), req)
+    info.pop("inputs_hash", None)
     out = answer_with(req, law, samples, desc, calibrations, info, effort)
     if data is not None:
         out["data"] = {**data, **data_verdict(out, data["unique_tokens"])}
     return out
+
+
+def fit_approaches(con, inputs_hash: str, req: PlanRequest) -> dict | None:
+    """Approaches 2 and 3 on the fit's own observations, N_opt apart at the plan's budget (no
+    bootstrap: the point estimates); None when the data allow fewer than two approaches."""
+    from scaling.approaches import compare
+    from scaling.observations import from_frame
+    from warehouse.scaling_store import observations_of
+
+    frame = observations_of(con, inputs_hash)
+    if len(frame) < 6:
+        return None
+    flops = req.flops
+    if flops is None:
+        return None  # a GPU budget's compute is known only after the MFU choice; plan with --flops to compare
+    try:
+        cmp = compare(from_frame(frame), reference_flops=flops, n_boot=0)
+    except (ValueError, FloatingPointError):
+        return None
+    spread = cmp.get("disagreement")
+    return {"disagreement": spread["params_opt_ratio"], "a_range": spread["a_range"]} if spread else None
 
 
 def needs_database(req: PlanRequest) -> bool:

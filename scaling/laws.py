@@ -13,8 +13,76 @@ from pathlib import Path
 
 
 def _pos(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _accounting(value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"accounting must be one of {', '.join(allowed)} for this law, not {value!r}")
+
+
+@dataclass(frozen=True)
+class AllocationLaw:
+    """A published compute-optimal allocation, as power laws of compute in a declared accounting:
+    tokens D_opt = tokens_coef · C^tokens_exp and the model size = model_coef · C^model_exp
+    (parameters under `6nd` and `kaplan`, FLOPs per token M under `deepseek`). Either may be
+    left out; it is then what the budget leaves: N = C / (6 D) or M = C / D. It predicts no loss.
+    Llama 3 (Dubey et al. 2024, sec. 3.2.1) publishes only the token law; DeepSeek LLM (Bi et al.
+    2024, eq. 4) both, in M·D."""
+
+    tokens_coef: float | None = None
+    tokens_exp: float | None = None
+    model_coef: float | None = None
+    model_exp: float | None = None
+    accounting: str = "6nd"
+    name: str = "allocation"
+    source: str = ""
+
+    kind = "allocation"
+
+    def __post_init__(self) -> None:
+        _accounting(self.accounting, ("6nd", "kaplan", "deepseek"))
+        pairs = [(self.tokens_coef, self.tokens_exp), (self.model_coef, self.model_exp)]
+        if not any(c is not None for c, _ in pairs):
+            raise ValueError("an allocation law needs tokens_coef/tokens_exp or model_coef/model_exp")
+        for (c, e), what in zip(pairs, ("tokens", "model")):
+            if (c is None) != (e is None):
+                raise ValueError(f"{what}_coef and {what}_exp go together")
+            if c is not None:
+                _pos(f"{what}_coef", c)
+                if not (isinstance(e, (int, float)) and 0 < e < 1):
+                    raise ValueError(f"{what}_exp must be in (0, 1), got {e!r}")
+
+    @property
+    def per_token(self) -> float:
+        """C = per_token x model x D: 6 for parameters, 1 for FLOPs per token."""
+        return 1.0 if self.accounting == "deepseek" else 6.0
+
+    def split(self, C):
+        """(model, tokens) at compute C in this law's accounting; model in its unit."""
+        import numpy as np
+
+        C = np.asarray(C, dtype=float)
+        if self.tokens_coef is not None:
+            D = self.tokens_coef * C ** self.tokens_exp
+            M = self.model_coef * C ** self.model_exp if self.model_coef is not None else C / (self.per_token * D)
+        else:
+            M = self.model_coef * C ** self.model_exp
+            D = C / (self.per_token * M)
+        return M, D
+
+    @property
+    def model_unit(self) -> str:
+        return "flops_per_token" if self.accounting == "deepseek" else "params"
+
+    def predict_loss(self, N, D):
+        raise ValueError(f"the law {self.name} is a compute-optimal allocation (N and D as power laws of C): it predicts "
+                         "no loss; use a Chinchilla-form law for losses, targets and inverse queries")
+
+    def params(self) -> dict[str, float]:
+        return {k: v for k, v in (("tokens_coef", self.tokens_coef), ("tokens_exp", self.tokens_exp),
+                                  ("model_coef", self.model_coef), ("model_exp", self.model_exp)) if v is not None}
 
 
 @dataclass(frozen=True)
@@ -28,10 +96,12 @@ class ChinchillaLaw:
     beta: float
     name: str = "chinchilla"
     source: str = ""
+    accounting: str = "6nd"
 
     def __post_init__(self) -> None:
         for k in ("E", "A", "B", "alpha", "beta"):
             _pos(k, getattr(self, k))
+        _accounting(self.accounting, ("6nd", "kaplan"))
 
     kind = "chinchilla"
 
@@ -76,6 +146,7 @@ class KaplanLaw:
     # N = 1.3e9 C_min^0.73, from L(N, S_min) at the critical batch size; N non-embedding);
     # "eq1.5" = the minimum of eq. 1.5 along C = 6ND (N ~ C^0.575: not what Kaplan published).
     allocation: str = "frontier"
+    accounting: str = "kaplan"
 
     kind = "kaplan"
 
@@ -115,6 +186,10 @@ class DataConstrainedLaw:
     source: str = ""
 
     kind = "data-constrained"
+
+    @property
+    def accounting(self) -> str:
+        return self.base.accounting
 
     def __post_init__(self) -> None:
         _pos("R_D_star", self.R_D_star)
@@ -173,49 +248,128 @@ class Published:
     citation: str
     notes: str = ""
     warning: str = ""  # printed with every plan under this law
-    samples_file: str | None = None  # bootstrap refits shipped in scaling/data (A, B, E, alpha, beta)
-    extra: dict = field(default_factory=dict)
+    samples_file: str | None = None  # bootstrap refits (A, B, E, alpha, beta), a path
+    fitted: dict = field(default_factory=dict)  # the ranges it was fitted on: params, tokens, flops -> [lo, hi]
+    path: str | None = None  # the law file
 
     def as_dict(self) -> dict:
-        return {"name": self.law.name, "kind": self.law.kind, "params": self.law.params(),
-                "citation": self.citation, "notes": self.notes, "warning": self.warning,
-                "bootstrap": bool(self.samples_file), "default": self.law.name == DEFAULT_LAW}
+        return {"name": self.law.name, "kind": self.law.kind, "accounting": self.law.accounting,
+                "params": self.law.params(), "citation": self.citation, "notes": self.notes,
+                "warning": self.warning, "fitted": self.fitted, "bootstrap": bool(self.samples_file),
+                "default": self.law.name == DEFAULT_LAW}
 
 
 DEFAULT_LAW = "epoch-2024"
-_CHIN = ChinchillaLaw(E=math.exp(0.5267228), A=math.exp(6.0073404), B=math.exp(6.0179186),
-                      alpha=0.33917084, beta=0.2849083, name="chinchilla-2022")
-_HOFFMANN_WARNING = (
-    "Hoffmann et al.'s approach-3 fit, which Besiroglu et al. 2024 showed is flawed: it gives ~2x the "
-    "tokens per parameter (45-59) of approaches 1 and 2, Epoch's refit and Chinchilla's own 70B/1.4T "
-    "(~20). The default law, epoch-2024, is the refit")
+LAWS_DIR = Path(__file__).with_name("data") / "laws"
+_KINDS = ("chinchilla", "kaplan", "data-constrained", "allocation")
+_KEYS = {"chinchilla": ("E", "A", "B", "alpha", "beta"),
+         "kaplan": ("N_c", "D_c", "alpha_N", "alpha_D", "L_inf"),
+         "data-constrained": ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star"),
+         "allocation": ("tokens_coef", "tokens_exp", "model_coef", "model_exp")}
+_OPTIONAL = {"kaplan": ("L_inf",), "allocation": ("tokens_coef", "tokens_exp", "model_coef", "model_exp")}
 
-PUBLISHED: dict[str, Published] = {
-    "epoch-2024": Published(
-        ChinchillaLaw(E=1.8169, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658, name="epoch-2024"),
-        "Besiroglu et al. 2024, 'Chinchilla Scaling: A replication attempt' (Huber-likelihood fit of "
-        "Hoffmann et al.'s data)", "the default: agrees with approaches 1 and 2 (~20 tokens per parameter); "
-        "CIs from 1,000 bootstrap refits shipped with Taomi", samples_file="epoch_2024_bootstrap.csv"),
-    "chinchilla-2022": Published(
-        _CHIN, "Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models', eq. 10 (unrounded "
-        "a=6.0073404, b=6.0179186, e=0.5267228 as released with the paper's fit)", warning=_HOFFMANN_WARNING),
-    "chinchilla-2022-rounded": Published(
-        ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28, name="chinchilla-2022-rounded"),
-        "Hoffmann et al. 2022, eq. 10 as printed (rounded)", warning=_HOFFMANN_WARNING),
-    "kaplan-2020": Published(
-        KaplanLaw(N_c=6.4e13, D_c=1.8e13, alpha_N=0.076, alpha_D=0.103, name="kaplan-2020"),
-        "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', eq. 1.5 and table 2 (loss); sec. 6.1 "
-        "(allocation)",
-        "N counts non-embedding parameters; loss in nats/token on WebText2",
-        warning="Kaplan's frontier puts almost all extra compute into parameters (N ~ C^0.73): far fewer "
-                "tokens per parameter than the Chinchilla-form laws, the allocation Hoffmann et al. 2022 revised"),
-    "muennighoff-2023": Published(
-        DataConstrainedLaw(base=_CHIN, R_D_star=15.4, R_N_star=5.3, name="muennighoff-2023"),
-        "Muennighoff et al. 2023, 'Scaling Data-Constrained Language Models', eq. 5 (R_D* ~ 15.4, R_N* ~ 5.3)",
-        "decay constants from the paper on the Chinchilla-2022 base law",
-        warning="its base is chinchilla-2022, ~2x the tokens per parameter that approaches 1 and 2 and "
-                "Epoch's refit give; `--unique-tokens` with the default law applies the same decay to epoch-2024"),
-}
+
+def law_from_mapping(doc: dict, where: str = "law file") -> Published:
+    """A law from a parsed law file (TOML; see scaling/data/laws/*.toml): name, kind, accounting,
+    source, notes, warning, samples (a CSV of A, B, E, alpha, beta refits), [params], [fitted].
+    Every wrong key is an error naming the file and the key."""
+    def bad(msg: str):
+        return ValueError(f"{where}: {msg}")
+
+    known = {"name", "kind", "accounting", "source", "notes", "warning", "samples", "params", "fitted"}
+    extra = sorted(set(doc) - known)
+    if extra:
+        raise bad(f"unknown key(s) {', '.join(extra)}; a law file has {', '.join(sorted(known))}")
+    name, kind = doc.get("name"), doc.get("kind")
+    if not isinstance(name, str) or not name.strip():
+        raise bad("name must be a non-empty string")
+    if kind not in _KINDS:
+        raise bad(f"kind must be one of {', '.join(_KINDS)}, not {kind!r}")
+    source = doc.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise bad("source must say where the law comes from (paper, section, equation)")
+    params = doc.get("params")
+    if not isinstance(params, dict):
+        raise bad("[params] is missing")
+    unknown = sorted(set(params) - set(_KEYS[kind]))
+    if unknown:
+        raise bad(f"[params] has {', '.join(unknown)}, not parameters of a {kind} law ({', '.join(_KEYS[kind])})")
+    missing = [k for k in _KEYS[kind] if k not in params and k not in _OPTIONAL.get(kind, ())]
+    if missing:
+        raise bad(f"[params] lacks {', '.join(missing)}")
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad(f"[params] {k} must be a number, got {v!r}")
+    accounting = doc.get("accounting", "kaplan" if kind == "kaplan" else "6nd")
+    fitted = doc.get("fitted", {})
+    if not isinstance(fitted, dict):
+        raise bad("[fitted] must be a table of ranges")
+    for k, v in fitted.items():
+        if k not in ("params", "tokens", "flops"):
+            raise bad(f"[fitted] {k}: the ranges are params, tokens and flops")
+        if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) and x > 0 for x in v)
+                and v[0] <= v[1]):
+            raise bad(f"[fitted] {k} must be [low, high], two positive numbers, got {v!r}")
+    p = {k: float(v) for k, v in params.items()}
+    try:
+        if kind == "chinchilla":
+            law = ChinchillaLaw(**p, name=name, source=source, accounting=accounting)
+        elif kind == "kaplan":
+            if accounting != "kaplan":
+                raise ValueError("a Kaplan law counts non-embedding parameters: accounting = \"kaplan\"")
+            law = KaplanLaw(**p, name=name, source=source)
+        elif kind == "data-constrained":
+            base = ChinchillaLaw(**{k: p[k] for k in _KEYS["chinchilla"]}, name=name + "-base", accounting=accounting)
+            law = DataConstrainedLaw(base=base, R_D_star=p["R_D_star"], R_N_star=p["R_N_star"], name=name,
+                                     source=source)
+        else:
+            law = AllocationLaw(**p, accounting=accounting, name=name, source=source)
+    except (TypeError, ValueError) as exc:
+        raise bad(str(exc)) from None
+    samples = doc.get("samples")
+    if samples is not None and (kind != "chinchilla" or not isinstance(samples, str)):
+        raise bad("samples (a CSV of bootstrap refits A, B, E, alpha, beta) goes with a chinchilla law")
+    for k in ("notes", "warning"):
+        if not isinstance(doc.get(k, ""), str):
+            raise bad(f"{k} must be a string")
+    return Published(law, source, doc.get("notes", ""), doc.get("warning", ""), samples,
+                     {k: [float(x) for x in v] for k, v in fitted.items()})
+
+
+def read_law_file(path) -> Published:
+    """A law file from disk; a missing, unreadable or malformed file is one error naming it."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such law file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read it ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    pub = law_from_mapping(doc, str(path))
+    samples = pub.samples_file
+    if samples:
+        resolved = (path.parent / samples).resolve()
+        if not resolved.is_file():
+            raise ValueError(f"{path}: samples file {samples} not found (paths are relative to the law file)")
+        samples = str(resolved)
+    return Published(pub.law, pub.citation, pub.notes, pub.warning, samples, pub.fitted, str(path))
+
+
+def _shipped() -> dict[str, Published]:
+    laws = {}
+    for f in sorted(LAWS_DIR.glob("*.toml")):
+        pub = read_law_file(f)
+        if pub.law.name != f.stem:
+            raise ValueError(f"{f}: a shipped law's name must be its file name ({pub.law.name!r})")
+        laws[pub.law.name] = pub
+    return laws
+
+
+PUBLISHED: dict[str, Published] = _shipped()
 
 
 def get_law(name: str):
@@ -226,20 +380,29 @@ def get_law(name: str):
         raise KeyError(f"unknown law '{name}'; known: {', '.join(sorted(PUBLISHED))}") from None
 
 
-@lru_cache(maxsize=8)
 def published_samples(name: str) -> tuple[ChinchillaLaw, ...] | None:
     """The shipped bootstrap refits of a published law, or None when it ships none."""
+    pub = PUBLISHED.get(name)
+    return samples_of(pub.samples_file) if pub is not None and pub.samples_file else None
+
+
+@lru_cache(maxsize=8)
+def samples_of(path: str) -> tuple[ChinchillaLaw, ...]:
+    """Bootstrap refits from a CSV with a header and columns A, B, E, alpha, beta."""
     import numpy as np
 
-    pub = PUBLISHED.get(name)
-    if pub is None or not pub.samples_file:
-        return None
-    rows = np.loadtxt(Path(__file__).with_name("data") / pub.samples_file, delimiter=",", skiprows=1, ndmin=2)
-    return tuple(ChinchillaLaw(A=a, B=b, E=e, alpha=al, beta=be) for a, b, e, al, be in rows)
+    try:
+        rows = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read bootstrap samples ({exc})") from None
+    if rows.shape[1] != 5:
+        raise ValueError(f"{path}: bootstrap samples need 5 columns (A, B, E, alpha, beta), found {rows.shape[1]}")
+    return tuple(ChinchillaLaw(A=a, B=b, E=e, alpha=al, beta=be) for a, b, e, al, be in rows
+                 if min(a, b, e, al, be) > 0)
 
 
 def law_to_dict(law) -> dict:
-    out = {"name": law.name, "kind": law.kind, "params": law.params()}
+    out = {"name": law.name, "kind": law.kind, "accounting": law.accounting, "params": law.params()}
     if isinstance(law, DataConstrainedLaw):
         out["base"] = asdict(law.base)
     return out

@@ -403,16 +403,20 @@ def approaches(path: Path = typer.Argument(..., help="Runs: N, D (or C), loss[, 
                reference_flops: float | None = typer.Option(None, "--reference-flops",
                                                             help="Compare N_opt here (default 100x the largest run)."),
                bootstrap: int = typer.Option(300, "--bootstrap", min=0, help="Resamples for the exponents' CIs."),
+               drop_outliers: int = typer.Option(0, "--drop-outliers", min=0,
+                                                 help="Drop the k highest-loss points first (Epoch drops 5)."),
                seed: int = typer.Option(0, "--seed"),
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Hoffmann et al.'s approaches 1-3 side by side on the same runs, with their disagreement and
-    a held-out check (fit the smaller budgets, predict the largest)."""
+    a held-out check (fit the smaller budgets, predict the largest). A `budget` column (the
+    isoFLOP budget each run was planned for) groups approach 2's runs by it."""
     from scaling.approaches import compare, holdout_check
     from scaling.observations import ObservationError, read_observations
 
     try:
-        obs = read_observations(path)
+        obs = read_observations(path).without_highest_loss(drop_outliers)
         out = compare(obs, reference_flops, n_boot=bootstrap, seed=seed)
+        out["dropped_outliers"] = drop_outliers
     except (ObservationError, ValueError) as exc:
         fail(str(exc))
     try:
@@ -432,6 +436,9 @@ def approaches(path: Path = typer.Argument(..., help="Runs: N, D (or C), loss[, 
     console.print(table)
     for k, why in out["skipped"].items():
         console.print(f"{k.replace('_', ' ')}: skipped: {why}")
+    for k, r in out["approaches"].items():
+        if r.get("ci_flag"):
+            console.print(f"{k.replace('_', ' ')}: {r['ci_flag']}", style="yellow")
     d = out["disagreement"]
     if d:
         console.print(f"disagreement: a in [{d['a_range'][0]:.4f}, {d['a_range'][1]:.4f}]; N_opt at the reference "
@@ -458,11 +465,28 @@ def fits(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command()
-def laws(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Published laws that ship with Taomi, with their sources."""
-    from scaling.laws import PUBLISHED
+def laws(as_json: bool = typer.Option(False, "--json"),
+         law_file: Path | None = typer.Option(None, "--check", help="Validate a law file and show it.")) -> None:
+    """Published laws that ship with Taomi (law files in scaling/data/laws), with their sources,
+    FLOP accounting and the ranges they were fitted on; --check FILE validates your own."""
+    from scaling.laws import PUBLISHED, read_law_file
 
-    emit([p.as_dict() for p in PUBLISHED.values()], as_json, title="published laws")
+    if law_file is not None:
+        try:
+            pubs = [read_law_file(law_file)]
+        except ValueError as exc:
+            fail(str(exc))
+    else:
+        pubs = list(PUBLISHED.values())
+    if as_json:
+        emit([p.as_dict() for p in pubs], True)
+        return
+    def rng(f):
+        return "; ".join(f"{k} {v[0]:.2g}-{v[1]:.2g}" for k, v in f.items())
+    emit([{"name": p.law.name, "kind": p.law.kind, "accounting": p.law.accounting,
+           "params": ", ".join(f"{k}={v:.5g}" for k, v in p.law.params().items()), "fitted on": rng(p.fitted),
+           "source": p.citation[:90] + ("..." if len(p.citation) > 90 else "")} for p in pubs], False,
+         title="laws")
 
 
 @app.command()

@@ -61,8 +61,20 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
          gpu: str | None = typer.Option(None, "--gpu", help="GPU type, e.g. h100-sxm (see `taomi gpus`)."),
          days: float | None = typer.Option(None, "--days"),
          mfu: float | None = typer.Option(None, "--mfu", help="Model FLOPs utilisation in (0, 1]."),
-         peak_tflops: float | None = typer.Option(None, "--peak-tflops", help="Peak bf16 TFLOP/s of an unlisted GPU."),
+         peak_tflops: float | None = typer.Option(None, "--peak-tflops", help="Peak TFLOP/s of an unlisted GPU."),
+         hfu: float | None = typer.Option(None, "--hfu", help="Hardware FLOPs utilisation, instead of --mfu."),
+         achieved_tflops: float | None = typer.Option(
+             None, "--achieved-tflops", help="Hardware TFLOP/s per GPU as Megatron/BLOOM report it, instead of --mfu."),
+         recompute: str = typer.Option("none", "--recompute", help="none | selective | full: hardware vs model FLOPs."),
+         hfu_ratio: float | None = typer.Option(None, "--hfu-ratio", help="A published HFU/MFU ratio (PaLM: 1.25)."),
+         goodput: float = typer.Option(1.0, "--goodput", help="Share of wall-clock time that trains (Llama 3: >0.9)."),
+         precision: str = typer.Option("bf16", "--precision", help="bf16 | fp8: which GPU peak."),
+         seq: int | None = typer.Option(None, "--seq", help="Sequence length (accounting conversions, selective "
+                                        "recompute, batch in sequences)."),
+         hidden: int | None = typer.Option(None, "--hidden", help="Hidden size (selective recompute)."),
+         vocab: int | None = typer.Option(None, "--vocab", help="Vocabulary (accounting conversions; default 100,000)."),
          law: str | None = typer.Option(None, "--law", help="Published law (see `taomi laws`)."),
+         law_file: str | None = typer.Option(None, "--law-file", help="Your own law file (TOML; see `taomi laws`)."),
          fit: str | None = typer.Option(None, "--fit", help="A stored fit (see `taomi fits`)."),
          unique_tokens: float | None = typer.Option(None, "--unique-tokens", help="Unique tokens available (repetition)."),
          corpus: str | None = typer.Option(None, "--corpus", help="Plan with this curated corpus's unique tokens (its "
@@ -82,12 +94,15 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
     out = _answer(flops=flops, gpus=gpus, gpu=gpu, days=days, mfu=mfu, peak_tflops=peak_tflops, law=law, fit=fit,
                   unique_tokens=unique_tokens, target_loss=target_loss, params=params, tokens=tokens,
                   experiments=experiments, kaplan_allocation=kaplan_allocation, inference_tokens=inference_tokens,
-                  corpus=corpus)
+                  corpus=corpus, law_file=law_file, hfu=hfu, achieved_tflops=achieved_tflops, recompute=recompute,
+                  hfu_ratio=hfu_ratio, goodput=goodput, precision=precision, seq=seq, hidden=hidden, vocab=vocab)
     if as_json:
         print_json(out)
         return
     info = out.get("law_info") or {}
     console.print(f"law: {out['law']}" + (f" — {info['source']}" if info.get("source") else ""))
+    if out.get("accounting"):
+        console.print(f"accounting: {out['accounting']['note']}", style="cyan")
     if out.get("data"):
         d = out["data"]
         how = ", ".join(x for x in ("after dedup" if d["deduplicated"] else "not deduplicated",
@@ -117,8 +132,16 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
         if k in out:
             c = ci.get(k)
             t.add_row(label, _g(out[k]), f"[{_g(c[0])}, {_g(c[1])}]" if c else "")
-    if "mfu" in out:
-        t.add_row("MFU used", f"{out['mfu']:.2f}", out["mfu_source"])
+    if "flops_per_token" in out:
+        t.add_row("FLOPs per token M (the law's unit)", _g(out["flops_per_token"]), "")
+    if "params_non_embedding" in out:
+        t.add_row("non-embedding parameters (the law's N)", _g(out["params_non_embedding"]), "")
+    if out.get("mfu") is not None:
+        t.add_row("MFU used", f"{out['mfu']:.3f}", out["mfu_source"])
+        if out.get("hfu_ratio", 1) != 1:
+            t.add_row("HFU", f"{out['hfu']:.3f}", f"hardware / model FLOPs {out['hfu_ratio']:.4g} ({out['recompute']})")
+    if out.get("goodput", 1) != 1 and "days" in out:
+        t.add_row("compute days (at goodput 1)", _g(out["compute_days"]), f"goodput {out['goodput']:g}")
     if "memory" in out:
         m = out["memory"]
         t.add_row("training state (weights+grads+optimizer)", _bytes(m["training_state_bytes"]),
@@ -153,6 +176,14 @@ def plan(flops: float | None = typer.Option(None, "--flops", help="Compute budge
                           f"the best loss at this budget ({f['best_loss_at_budget']:.4f}); the other "
                           f"{f['waste_share']:.1%} of the budget ({_g(f['flops_wasted'])} FLOPs) buys nothing: "
                           "find more unique data", style="yellow")
+    hp = out.get("hyperparams")
+    if hp:
+        batch = f"{_g(hp['batch_tokens'])} tokens" + (f" ({hp['batch_sequences']:,.0f} x {hp['seq']})" if hp.get("seq") else "")
+        lo, hi = hp["fitted_flops"]
+        console.print(f"hyper-parameters ({hp['source']}): peak learning rate {hp['learning_rate']:.3g}, batch {batch}"
+                      + (f" (extrapolated: fitted on {lo:.0e}-{hi:.0e} FLOPs)" if hp["warnings"] else ""))
+    for w in out.get("warnings") or []:
+        console.print(f"warning: {w}", style="yellow")
     if out.get("experiments"):
         emit([{"flops": _g(e["flops"]), "params": _g(e["params"]), "tokens": _g(e["tokens"])}
               for e in out["experiments"]], False, title="suggested isoFLOP experiments (Chinchilla approach 2)",
@@ -187,26 +218,108 @@ def predict(params: float = typer.Option(..., "--params", help="Model size N."),
 @estimate.command("time")
 def estimate_time(params: float = typer.Option(..., "--params"), tokens: float = typer.Option(..., "--tokens"),
                   gpus: int = typer.Option(..., "--gpus", min=1), gpu: str | None = typer.Option(None, "--gpu"),
-                  mfu: float = typer.Option(..., "--mfu", help="Model FLOPs utilisation (6ND / time / peak)."),
+                  mfu: float | None = typer.Option(None, "--mfu", help="Model FLOPs utilisation (6ND / time / peak)."),
+                  hfu: float | None = typer.Option(None, "--hfu", help="Hardware FLOPs utilisation (with recompute)."),
+                  achieved_tflops: float | None = typer.Option(
+                      None, "--achieved-tflops", help="Hardware TFLOP/s per GPU, as Megatron (140) and BLOOM (150) "
+                      "report it."),
                   recompute: str = typer.Option("none", "--recompute", help="none | selective | full (HFU shown)"),
+                  hfu_ratio: float | None = typer.Option(None, "--hfu-ratio", help="Published HFU/MFU (PaLM 1.25)."),
+                  goodput: float = typer.Option(1.0, "--goodput", help="Share of wall-clock time that trains."),
+                  precision: str = typer.Option("bf16", "--precision", help="bf16 | fp8"),
+                  seq: int | None = typer.Option(None, "--seq"), hidden: int | None = typer.Option(None, "--hidden"),
                   peak_tflops: float | None = typer.Option(None, "--peak-tflops"),
                   as_json: bool = typer.Option(False, "--json")) -> None:
-    """Training time = 6ND / (GPUs x peak x MFU). MFU counts model FLOPs only (PaLM); with
-    --recompute full the hardware also runs one extra forward (8ND), shown as HFU."""
+    """Training time of 6ND model FLOPs from one of --mfu, --hfu or --achieved-tflops. MFU counts
+    model FLOPs only (PaLM); recompute makes the hardware run more (full: 8ND), shown as HFU;
+    --goodput stretches wall-clock and GPU-hours for restarts and failures."""
     from scaling.compute import training_time
     from scaling.hardware import get_gpu
 
     try:
-        peak = peak_tflops if peak_tflops is not None else get_gpu(gpu or "").peak_tflops_bf16
-        out = training_time(params, tokens, gpus, peak, mfu, recompute)
+        peak = (peak_tflops if peak_tflops is not None else
+                None if achieved_tflops is not None and gpu is None else get_gpu(gpu or "").peak(precision))
+        out = training_time(params, tokens, gpus, peak, mfu, recompute, hfu=hfu, achieved_tflops=achieved_tflops,
+                            goodput=goodput, seq=seq, hidden=hidden, hfu_ratio=hfu_ratio)
     except (KeyError, ValueError) as exc:
         fail(str(exc).strip("'\""))
-    out.update(params=params, tokens=tokens, gpus=gpus, gpu=gpu, peak_tflops=peak, mfu=mfu, recompute=recompute)
+    out.update(params=params, tokens=tokens, gpus=gpus, gpu=gpu, peak_tflops=peak, precision=precision)
     if as_json:
         print_json(out)
         return
-    emit({k: (_g(v) if isinstance(v, float) else v) for k, v in out.items()}, False, title="training time",
-         console=console)
+    emit({k: (_g(v) if isinstance(v, float) else v) for k, v in out.items() if v is not None}, False,
+         title="training time", console=console)
+
+
+@estimate.command("flops")
+def estimate_flops(layers: int = typer.Option(..., "--layers"), hidden: int = typer.Option(..., "--hidden"),
+                   seq: int = typer.Option(..., "--seq"), vocab: int = typer.Option(0, "--vocab"),
+                   heads: int | None = typer.Option(None, "--heads"),
+                   key_size: int | None = typer.Option(None, "--key-size", help="Head dimension (default hidden/heads)."),
+                   ffn: int | None = typer.Option(None, "--ffn", help="MLP width (default 4 x hidden)."),
+                   tokens: float | None = typer.Option(None, "--tokens", help="Training tokens: totals too."),
+                   params: float | None = typer.Option(None, "--params", help="Parameter count for 6ND (default: "
+                                                       "counted from the shape)."),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """Training FLOPs of one model in every accounting: 6ND, Kaplan's non-embedding 6ND,
+    Hoffmann et al.'s appendix F and DeepSeek's M·D, with each one's ratio to 6ND."""
+    from scaling.accounting import ACCOUNTINGS, Shape, flops_per_token
+
+    try:
+        shape = Shape(layers=layers, hidden=hidden, seq=seq, vocab=vocab, heads=heads, key_size=key_size, ffn=ffn)
+        base = flops_per_token("6nd", shape, params)
+        rows = [{"accounting": a, "flops_per_token": (f := flops_per_token(a, shape, params if a == "6nd" else None)),
+                 "vs_6nd": f / base, **({"flops": f * tokens} if tokens else {})} for a in ACCOUNTINGS]
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json({"shape": shape.as_dict(), "accountings": rows})
+        return
+    console.print(f"{shape.params():,.0f} parameters ({shape.non_embedding_params():,.0f} non-embedding) from the shape")
+    emit([{k: (f"{v:.4f}" if k == "vs_6nd" else _g(v) if isinstance(v, float) else v) for k, v in r.items()}
+          for r in rows], False, title="training FLOPs by accounting", console=console)
+
+
+@app.command()
+def hyperparams(flops: float | None = typer.Option(None, "--flops", help="Training compute (or give a shape)."),
+                accounting: str = typer.Option("6nd", "--accounting", help="How --flops is counted: 6nd | deepseek."),
+                layers: int | None = typer.Option(None, "--layers"), hidden: int | None = typer.Option(None, "--hidden"),
+                seq: int | None = typer.Option(None, "--seq", help="Sequence length (batch in sequences)."),
+                tokens: float | None = typer.Option(None, "--tokens", help="With --layers/--hidden/--seq: C = M·D "
+                                                    "exactly, instead of --flops."),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """Peak learning rate and batch size for a compute budget, from DeepSeek LLM's eq. 1, with
+    the range it was fitted on and a warning outside it."""
+    from scaling.accounting import Shape
+    from scaling.hyperparams import hyperparams as hp
+
+    if accounting not in ("6nd", "deepseek"):
+        fail("--accounting must be 6nd or deepseek")
+    shape = None
+    if layers or hidden or tokens:
+        if not (layers and hidden and seq and tokens):
+            fail("a shape needs --layers, --hidden, --seq and --tokens together")
+        if flops is not None:
+            fail("give --flops or a shape with --tokens, not both")
+        shape = Shape(layers=layers, hidden=hidden, seq=seq)
+    elif flops is None:
+        fail("give --flops, or --layers, --hidden, --seq and --tokens")
+    try:
+        out = hp(flops, accounting, shape=shape, tokens=tokens, seq=seq)
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(out)
+        return
+    console.print(f"{out['source']} at {out['law_flops']:.4g} FLOPs (C = M·D)")
+    if out.get("conversion"):
+        console.print(out["conversion"], style="cyan")
+    batch = f"{_g(out['batch_tokens'])} tokens" + (f" = {out['batch_sequences']:,.0f} sequences of {out['seq']}"
+                                                  if out.get("seq") else "")
+    console.print(f"peak learning rate {out['learning_rate']:.3g}; batch {batch}")
+    console.print(f"optimizer: {out['optimizer']}")
+    for w in out["warnings"]:
+        console.print(f"warning: {w}", style="yellow")
 
 
 @estimate.command("memory")
@@ -229,8 +342,10 @@ def estimate_memory(layers: int = typer.Option(..., "--layers"), hidden: int = t
                     zero: int = typer.Option(0, "--zero", help="ZeRO stage 0-3."), dp: int = typer.Option(1, "--dp"),
                     paged: int = typer.Option(0, "--paged-block", help="Paged KV block size (vLLM: 16)."),
                     inference: bool = typer.Option(False, "--inference", help="Weights + KV cache only."),
+                    kv_lora_rank: int = typer.Option(0, "--kv-lora-rank", help="MLA latent rank (DeepSeek-V3: 512)."),
+                    rope_head_dim: int = typer.Option(0, "--rope-head-dim", help="MLA decoupled RoPE key (V3: 64)."),
                     as_json: bool = typer.Option(False, "--json")) -> None:
-    """Per-GPU memory: weights, gradients, optimizer state, activations, KV cache."""
+    """Per-GPU memory: weights, gradients, optimizer state, activations, KV cache (GQA or MLA)."""
     from scaling.compute import MemoryQuery, memory
 
     try:
@@ -238,7 +353,8 @@ def estimate_memory(layers: int = typer.Option(..., "--layers"), hidden: int = t
                                  params=params, vocab=vocab, precision=precision, optimizer=optimizer, zero=zero,
                                  dp=dp, recompute=recompute, tp=tp, generate=generate, prompt=prompt,
                                  kv_precision=kv_precision, paged_block=paged, train=not inference, ffn=ffn,
-                                 mlp=mlp, tied_embeddings=not untied))
+                                 mlp=mlp, tied_embeddings=not untied, kv_lora_rank=kv_lora_rank,
+                                 rope_head_dim=rope_head_dim))
     except ValueError as exc:
         fail(str(exc))
     if as_json:
@@ -253,15 +369,19 @@ def estimate_memory(layers: int = typer.Option(..., "--layers"), hidden: int = t
         t.add_row(k.replace("_bytes", ""), f"{out[k]:,.0f}", f"{out[k] / 2 ** 30:,.2f}")
     console.print(t)
     console.print(f"parameters {out['params']:.4g}; activations per layer {out['activation_bytes_per_layer']:,.0f} B")
+    if out["kv_cache_bytes"]:
+        console.print(f"KV cache {out['kv_cache_bytes_per_token']:,.0f} B per token" +
+                      (" (MLA latent + RoPE key)" if kv_lora_rank else ""))
 
 
 @app.command()
 def gpus(as_json: bool = typer.Option(False, "--json")) -> None:
-    """The GPU peak table (dense bf16) used for time estimates."""
+    """The accelerator table (dense bf16 and fp8 peaks, memory, source per row) used for time estimates."""
     from scaling.hardware import GPUS
 
-    emit([{"gpu": g.name, "peak_tflops_bf16": g.peak_tflops_bf16, "memory_gb": g.memory_gb, "source": g.source}
-          for g in GPUS.values()], as_json, title="GPUs")
+    emit([{"gpu": g.name, "peak_tflops_bf16": g.peak_tflops_bf16, "peak_tflops_fp8": g.peak_tflops_fp8,
+           "memory_gb": g.memory_gb, "source": g.source} for g in GPUS.values()], as_json,
+         title="accelerators (dense peaks)")
 
 
 @app.command()
@@ -353,16 +473,53 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
 
 
 @estimate.command("moe")
-def estimate_moe(dense_params: float = typer.Option(..., "--dense-params", help="Parameters outside the experts."),
-                 expert_params: float = typer.Option(..., "--expert-params", help="Parameters of one expert."),
+def estimate_moe(dense_params: float | None = typer.Option(None, "--dense-params", help="Parameters outside the "
+                                                           "experts (or give the shape)."),
+                 expert_params: float | None = typer.Option(None, "--expert-params", help="Parameters of one expert."),
                  experts: int = typer.Option(..., "--experts", min=1), top_k: int = typer.Option(..., "--top-k", min=1),
                  tokens: float = typer.Option(..., "--tokens"), precision: str = typer.Option("bf16", "--precision"),
+                 layers: int | None = typer.Option(None, "--layers", help="Shape: layers."),
+                 hidden: int | None = typer.Option(None, "--hidden"), heads: int | None = typer.Option(None, "--heads"),
+                 kv_heads: int | None = typer.Option(None, "--kv-heads"),
+                 head_dim: int | None = typer.Option(None, "--head-dim"),
+                 vocab: int | None = typer.Option(None, "--vocab"),
+                 expert_ffn: int | None = typer.Option(None, "--expert-ffn", help="One expert's SwiGLU width."),
+                 shared_experts: int = typer.Option(0, "--shared-experts", min=0),
+                 first_dense: int = typer.Option(0, "--first-dense", min=0, help="Leading dense layers."),
+                 dense_ffn: int | None = typer.Option(None, "--dense-ffn", help="Their MLP width."),
+                 tied: bool = typer.Option(False, "--tied-embeddings"),
+                 q_lora_rank: int = typer.Option(0, "--q-lora-rank", help="MLA: query latent rank."),
+                 kv_lora_rank: int = typer.Option(0, "--kv-lora-rank", help="MLA: KV latent rank."),
+                 rope_head_dim: int = typer.Option(0, "--rope-head-dim"),
+                 nope_head_dim: int = typer.Option(0, "--nope-head-dim"), v_head_dim: int = typer.Option(0, "--v-head-dim"),
                  as_json: bool = typer.Option(False, "--json")) -> None:
-    """Mixture of experts: FLOPs follow the active parameters, memory the total."""
-    from scaling.compute import moe_estimate
+    """Mixture of experts: FLOPs follow the active parameters, memory the total. Give the split
+    (--dense-params/--expert-params) or the shape (--layers, --hidden, --heads, --vocab,
+    --expert-ffn; shared experts, leading dense layers and MLA as the model has them)."""
+    from scaling.compute import MoEShape, moe_estimate, moe_shape_params
 
+    shaped = layers is not None
     try:
+        if shaped == (dense_params is not None or expert_params is not None):
+            raise ValueError("give --dense-params and --expert-params, or the shape (--layers, --hidden, --heads, "
+                             "--vocab, --expert-ffn), not both")
+        if shaped:
+            if not (hidden and heads and vocab and expert_ffn):
+                raise ValueError("a shape needs --layers, --hidden, --heads, --vocab and --expert-ffn")
+            counts = moe_shape_params(MoEShape(
+                layers=layers, hidden=hidden, vocab=vocab, experts=experts, top_k=top_k, expert_ffn=expert_ffn,
+                heads=heads, kv_heads=kv_heads, head_dim=head_dim, shared_experts=shared_experts,
+                first_dense=first_dense, dense_ffn=dense_ffn, tied_embeddings=tied, q_lora_rank=q_lora_rank,
+                kv_lora_rank=kv_lora_rank, rope_head_dim=rope_head_dim, nope_head_dim=nope_head_dim,
+                v_head_dim=v_head_dim))
+            # every routed expert counted as one block: dense = total - experts x expert
+            dense_params = counts["total_params"] - experts * counts["moe_layers"] * counts["expert_params"]
+            expert_params = counts["moe_layers"] * counts["expert_params"]
+        elif dense_params is None or expert_params is None:
+            raise ValueError("give both --dense-params and --expert-params")
         out = moe_estimate(dense_params, expert_params, experts, top_k, tokens, precision)
+        if shaped:
+            out["shape_counts"] = counts
     except ValueError as exc:
         fail(str(exc))
     emit(out, as_json, title="mixture of experts", console=console)

@@ -104,6 +104,16 @@ class PlanBody(Strict):
     experiments: bool = False
     inference_tokens: Annotated[float, Field(ge=0, le=1e30, allow_inf_nan=False)] | None = Field(
         None, description="With target_loss: tokens the model will serve (Sardana et al. 2023)")
+    hfu: Frac | None = Field(None, description="Hardware FLOPs utilisation, instead of mfu")
+    achieved_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = Field(
+        None, description="Hardware TFLOP/s per GPU as Megatron reports it, instead of mfu")
+    recompute: Annotated[str, Field(pattern="^(none|selective|full)$")] = "none"
+    hfu_ratio: Annotated[float, Field(ge=1, le=4, allow_inf_nan=False)] | None = None
+    goodput: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    precision: Annotated[str, Field(pattern="^(bf16|fp8)$")] = "bf16"
+    seq: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    hidden: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    vocab: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
 
 
 class TimeRequest(Strict):
@@ -112,8 +122,15 @@ class TimeRequest(Strict):
     gpus: Count
     gpu: Name | None = None
     peak_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
-    mfu: Frac
+    mfu: Frac | None = None
+    hfu: Frac | None = None
+    achieved_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
     recompute: Annotated[str, Field(pattern="^(none|selective|full)$")] = "none"
+    hfu_ratio: Annotated[float, Field(ge=1, le=4, allow_inf_nan=False)] | None = None
+    goodput: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    precision: Annotated[str, Field(pattern="^(bf16|fp8)$")] = "bf16"
+    seq: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    hidden: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
 
 
 class MemoryRequest(Strict):
@@ -139,6 +156,8 @@ class MemoryRequest(Strict):
     dp: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     paged_block: Annotated[int, Field(ge=0, le=4096)] = 0
     inference: bool = False
+    kv_lora_rank: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    rope_head_dim: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
 
 MAX_BODY_BYTES = int(os.environ.get("TAOMI_MAX_BODY_BYTES", str(64 << 10)))  # a plan request is < 1 KB
@@ -367,8 +386,12 @@ def create_app(db: str | None = None) -> FastAPI:
     @app.post("/estimate/time")
     def est_time(req: TimeRequest):
         try:
-            peak = req.peak_tflops if req.peak_tflops is not None else get_gpu(req.gpu or "").peak_tflops_bf16
-            return finite(training_time(req.params, req.tokens, req.gpus, peak, req.mfu, req.recompute))
+            peak = (req.peak_tflops if req.peak_tflops is not None else
+                    None if req.achieved_tflops is not None and req.gpu is None else
+                    get_gpu(req.gpu or "").peak(req.precision))
+            return finite(training_time(req.params, req.tokens, req.gpus, peak, req.mfu, req.recompute, hfu=req.hfu,
+                                        achieved_tflops=req.achieved_tflops, goodput=req.goodput, seq=req.seq,
+                                        hidden=req.hidden, hfu_ratio=req.hfu_ratio))
         except (KeyError, ValueError, ArithmeticError) as exc:
             return bad(str(exc).strip("'\""))
 

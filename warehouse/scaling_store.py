@@ -72,3 +72,17 @@ def list_fits(con: duckdb.DuckDBPyConnection) -> list[dict]:
                          ORDER BY created_at DESC""")
     cols = [d[0] for d in cur.description]
     return [_decode(dict(zip(cols, r))) for r in cur.fetchall()]
+
+
+def fitted_ranges(con: duckdb.DuckDBPyConnection, inputs_hash: str) -> dict:
+    """The ranges of N, D and 6ND that a fit's observations span (empty when none are stored)."""
+    r = con.execute("""SELECT min(N), max(N), min(D), max(D), min(6 * N * D), max(6 * N * D), count(*)
+                       FROM scaling_observations WHERE inputs_hash = ?""", [inputs_hash]).fetchone()
+    if not r or not r[6]:
+        return {}
+    return {"params": [r[0], r[1]], "tokens": [r[2], r[3]], "flops": [r[4], r[5]]}
+
+
+def observations_of(con: duckdb.DuckDBPyConnection, inputs_hash: str) -> pd.DataFrame:
+    return con.execute("SELECT N, D, loss FROM scaling_observations WHERE inputs_hash = ? ORDER BY row_no",
+                       [inputs_hash]).df()

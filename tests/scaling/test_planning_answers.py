@@ -53,7 +53,8 @@ def test_default_is_epoch_refit_with_shipped_cis_and_about_20_tokens_per_param()
     assert abs(alpha[0] - 0.317) < 0.01 and abs(alpha[1] - 0.373) < 0.01  # Epoch's published CI
 
 
-@pytest.mark.parametrize("name", ["chinchilla-2022", "chinchilla-2022-rounded", "muennighoff-2023", "kaplan-2020"])
+@pytest.mark.parametrize("name", ["chinchilla-2022", "chinchilla-2022-rounded", "muennighoff-2023-chinchilla-base",
+                                  "kaplan-2020"])
 def test_laws_known_to_disagree_say_so_in_every_plan(name):
     out = answer(PlanRequest(flops=GOPHER, law=name))
     assert out["law_info"]["warning"] == PUBLISHED[name].warning != ""
@@ -65,14 +66,21 @@ def test_laws_known_to_disagree_say_so_in_every_plan(name):
 
 def test_kaplan_plans_follow_kaplans_published_frontier():
     out = answer(PlanRequest(flops=GOPHER, law="kaplan-2020"))
-    c_pf_days = GOPHER / 8.64e19
-    assert out["params"] == pytest.approx(1.3e9 * c_pf_days ** 0.73, rel=1e-9)
+    # Kaplan counts non-embedding N: the budget (6·N·D, N all parameters) is converted, and said so
+    acc = out["accounting"]
+    assert acc["law"] == "kaplan" and acc["budget"] == "6nd" and "non-embedding" in acc["note"]
+    c_pf_days = acc["law_flops"] / 8.64e19
+    assert out["params_non_embedding"] == pytest.approx(1.3e9 * c_pf_days ** 0.73, rel=1e-9)
     assert 6 * out["params"] * out["tokens"] == pytest.approx(GOPHER)
+    assert 6 * out["params_non_embedding"] * out["tokens"] == pytest.approx(acc["law_flops"])
+    assert out["params"] > out["params_non_embedding"]
     assert "frontier" in out["law_info"]["allocation"]
-    ratio = answer(PlanRequest(flops=GOPHER * 10, law="kaplan-2020"))["params"] / out["params"]
-    assert math.log10(ratio) == pytest.approx(0.73, abs=1e-9)  # N ~ C^0.73
+    big = answer(PlanRequest(flops=GOPHER * 10, law="kaplan-2020"))
+    ratio = big["params_non_embedding"] / out["params_non_embedding"]
+    law_ratio = big["accounting"]["law_flops"] / acc["law_flops"]
+    assert math.log(ratio) / math.log(law_ratio) == pytest.approx(0.73, abs=1e-9)  # N ~ C^0.73
     eq15 = answer(PlanRequest(flops=GOPHER, law="kaplan-2020", kaplan_allocation="eq1.5"))
-    assert 2.3e11 < eq15["params"] < 2.5e11  # the eq. 1.5 optimum, kept only as an option
+    assert 2.3e11 < eq15["params_non_embedding"] < 2.5e11  # the eq. 1.5 optimum, kept only as an option
     with pytest.raises(ValueError, match="Kaplan law"):
         answer(PlanRequest(flops=GOPHER, kaplan_allocation="eq1.5"))
 
@@ -110,7 +118,20 @@ def test_options_a_law_cannot_honour_are_refused_on_cli_and_http(service_client)
     assert h.status_code == 422
 
 
-@pytest.mark.parametrize("name", sorted(PUBLISHED))
+LOSS_LAWS = sorted(n for n, p in PUBLISHED.items() if p.law.kind != "allocation")
+ALLOCATIONS = sorted(n for n, p in PUBLISHED.items() if p.law.kind == "allocation")
+
+
+@pytest.mark.parametrize("name", ALLOCATIONS)
+def test_allocation_laws_refuse_loss_questions_in_one_line(name, service_client):
+    for args in (["--target-loss", "2.6"], ["--params", "1e9"], ["--flops", "1e21", "--experiments"]):
+        r = runner.invoke(app, ["plan", *args, "--law", name])
+        assert r.exit_code == 2 and "allocation" in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    h = service_client.post("/plan", json={"target_loss": 2.6, "law": name})
+    assert h.status_code == 422 and "allocation" in h.text
+
+
+@pytest.mark.parametrize("name", LOSS_LAWS)
 def test_target_loss_works_for_every_law_on_cli_and_http(name, service_client):
     out = _cli("plan", "--target-loss", "2.6", "--law", name)
     got = answer(PlanRequest(flops=out["flops"], law=name))
