@@ -29,7 +29,11 @@ def fit_file(db, path: str | Path, law: str = "chinchilla", method: str = "huber
     unsupported = [opt for opt, used in (("--method likelihood", method != "huber"),
                                          (f"--bootstrap {bootstrap}", bootstrap > 0),
                                          (f"--drop-outliers {drop_outliers}", drop_outliers > 0),
-                                         ("--fix " + ", ".join(sorted(fixed or {})), bool(fixed))) if used]
+                                         ("--fix " + ", ".join(sorted(fixed or {})),
+                                          bool(fixed) and law != "data-constrained")) if used]
+    if law == "data-constrained" and fixed and set(fixed) - {"R_D_star", "R_N_star"}:
+        raise ValueError(f"--law data-constrained can --fix R_D_star and R_N_star (the decay constants), not "
+                         f"{', '.join(sorted(set(fixed) - {'R_D_star', 'R_N_star'}))}")
     if law != "chinchilla" and unsupported:  # rejected, never silently ignored (nor stored as applied)
         raise ValueError(f"--law {law} does not support {'; '.join(unsupported)}: these apply to --law chinchilla "
                          "only")
@@ -75,10 +79,12 @@ def _fit(obs, law, method, bootstrap, drop_outliers, fixed, seed, progress) -> d
         if method == "likelihood":
             extra["sigma"] = f.sigma_
     elif law == "kaplan":
+        if fixed:
+            raise ValueError("--fix applies to the chinchilla and data-constrained laws")
         f = KaplanFitter().fit(obs)
         extra = {}
     else:
-        f = DataConstrainedFitter().fit(obs)
+        f = DataConstrainedFitter(fixed=fixed).fit(obs)
         if bootstrap:
             f.bootstrap(obs, n=bootstrap, seed=seed, progress=progress)
         extra = {"base_points": f.base_points_}

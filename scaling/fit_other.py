@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 from scipy.optimize import minimize
 
-from scaling.fit import ChinchillaFitter, FitConfig, huber
+from scaling.fit import ChinchillaFitter, FitConfig, huber, one_blas_thread
 from scaling.laws import ChinchillaLaw, DataConstrainedLaw, KaplanLaw
 from scaling.observations import Observations
 
@@ -87,10 +87,26 @@ class DataConstrainedFitter:
     2. R_D* and R_N* on all points with that base held fixed;
     3. all seven parameters refined together on all points, from the staged solution.
 
-    `bootstrap(obs, n)` refits resamples (stages 1-2) for percentile CIs of every parameter."""
+    `bootstrap(obs, n)` refits resamples (stages 1-2) for percentile CIs of every parameter.
+    `fixed`: R_D_star and/or R_N_star pinned (e.g. the paper's 15.387756 and 5.309743), so a
+    small sweep fits only the base law and whichever constant is free."""
 
-    def __init__(self, delta: float = 1e-3):
+    FIXABLE = ("R_D_star", "R_N_star")
+
+    def __init__(self, delta: float = 1e-3, fixed: dict[str, float] | None = None):
         self.delta = delta
+        self.fixed = dict(fixed or {})
+        bad = sorted(set(self.fixed) - set(self.FIXABLE))
+        if bad:
+            raise ValueError(f"the data-constrained fit can pin {' and '.join(self.FIXABLE)}, not {', '.join(bad)}")
+        for k, v in self.fixed.items():
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{k} must be a positive number, got {v}")
+
+    def _decay(self, z) -> tuple[float, float]:
+        """(R_D*, R_N*) from the free log-parameters z, the pinned ones from `fixed`."""
+        it = iter(z)
+        return tuple(self.fixed[k] if k in self.fixed else float(np.exp(next(it))) for k in self.FIXABLE)
 
     def _staged(self, obs: Observations) -> DataConstrainedLaw:
         from scaling.laws import _u_n
@@ -110,13 +126,19 @@ class DataConstrainedFitter:
         w = obs.weight if obs.weight is not None else np.ones(len(obs))
 
         def fun(z):
-            law = DataConstrainedLaw(base=base, R_D_star=float(np.exp(z[0])), R_N_star=float(np.exp(z[1])))
+            rd, rn = self._decay(z)
+            law = DataConstrainedLaw(base=base, R_D_star=rd, R_N_star=rn)
             r = np.log(law.predict_loss(obs.N, obs.D, obs.U)) - logl
             return float((w * huber(r, self.delta)).sum())
 
-        starts = np.log(np.array(list(itertools.product([2, 15, 60], [1, 5, 30])), dtype=float))
+        grids = [g for k, g in zip(self.FIXABLE, ([2, 15, 60], [1, 5, 30])) if k not in self.fixed]
+        if not grids:
+            rd, rn = self._decay(())
+            return DataConstrainedLaw(base=base, R_D_star=rd, R_N_star=rn)
+        starts = np.log(np.array(list(itertools.product(*grids)), dtype=float))
         z, _, _ = _multistart(fun, starts)
-        return DataConstrainedLaw(base=base, R_D_star=float(np.exp(z[0])), R_N_star=float(np.exp(z[1])))
+        rd, rn = self._decay(z)
+        return DataConstrainedLaw(base=base, R_D_star=rd, R_N_star=rn)
 
     def fit(self, obs: Observations) -> DataConstrainedFitter:
         if obs.U is None:
@@ -128,7 +150,8 @@ class DataConstrainedFitter:
         def unpack(z):
             base = ChinchillaLaw(A=float(np.exp(z[0])), B=float(np.exp(z[1])), E=float(np.exp(z[2])),
                                  alpha=float(z[3]), beta=float(z[4]))
-            return DataConstrainedLaw(base=base, R_D_star=float(np.exp(z[5])), R_N_star=float(np.exp(z[6])))
+            rd, rn = self._decay(z[5:])
+            return DataConstrainedLaw(base=base, R_D_star=rd, R_N_star=rn)
 
         def fun(z):
             if z[3] <= 0 or z[4] <= 0:
@@ -137,8 +160,9 @@ class DataConstrainedFitter:
             return float((w * huber(r, self.delta)).sum())
 
         b = staged.base
-        z0 = np.array([np.log(b.A), np.log(b.B), np.log(b.E), b.alpha, b.beta, np.log(staged.R_D_star),
-                       np.log(staged.R_N_star)])
+        z0 = np.array([np.log(b.A), np.log(b.B), np.log(b.E), b.alpha, b.beta,
+                       *[np.log(v) for k, v in zip(self.FIXABLE, (staged.R_D_star, staged.R_N_star))
+                         if k not in self.fixed]])
         z, f, n_at = _multistart(fun, np.array([z0]))
         if f > fun(z0):  # the joint polish never makes it worse
             z, f = z0, fun(z0)
@@ -148,6 +172,7 @@ class DataConstrainedFitter:
         out = _set_fitted(self, f, max(n_at, 2), 1, obs, np.log(self.law_.predict_loss(obs.N, obs.D, obs.U)) - logl)
         return out
 
+    @one_blas_thread
     def bootstrap(self, obs: Observations, n: int = 200, seed: int = 0, level: float = 0.95,
                   progress=None) -> DataConstrainedFitter:
         rng = np.random.default_rng(seed)

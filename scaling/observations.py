@@ -13,6 +13,7 @@ ALIASES = {
     "d": "D", "tokens": "D", "c": "C", "flops": "C", "training flop": "C", "compute": "C",
     "loss": "loss", "l": "loss", "u": "U", "unique_tokens": "U", "unique tokens": "U",
     "run": "run", "name": "run", "run_name": "run", "weight": "weight",
+    "budget": "budget", "planned_flops": "budget", "flops_budget": "budget", "isoflop": "budget",
 }
 
 
@@ -24,17 +25,25 @@ class Observations:
     U: np.ndarray | None = None
     weight: np.ndarray | None = None
     run: np.ndarray | None = None
+    budget: np.ndarray | None = None  # the isoFLOP budget a run was planned for (achieved 6ND can differ)
 
     def __len__(self) -> int:
         return len(self.N)
 
     def subset(self, idx: np.ndarray) -> Observations:
         pick = (lambda a: None if a is None else a[idx])
-        return Observations(self.N[idx], self.D[idx], self.loss[idx], pick(self.U), pick(self.weight), pick(self.run))
+        return Observations(self.N[idx], self.D[idx], self.loss[idx], pick(self.U), pick(self.weight), pick(self.run),
+                            pick(self.budget))
+
+    def without_highest_loss(self, k: int) -> Observations:
+        """Drop the k highest-loss points (Besiroglu et al. 2024 drop Hoffmann's 5 outliers)."""
+        if k < 0 or k >= len(self) - 4:
+            raise ObservationError(f"cannot drop {k} of {len(self)} points and keep enough to fit")
+        return self.subset(np.sort(np.argsort(self.loss, kind="stable")[: len(self) - k])) if k else self
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame({"N": self.N, "D": self.D, "loss": self.loss})
-        for k in ("U", "weight", "run"):
+        for k in ("U", "weight", "run", "budget"):
             if getattr(self, k) is not None:
                 df[k] = getattr(self, k)
         return df
@@ -55,12 +64,12 @@ def from_frame(df: pd.DataFrame, source: str = "observations", min_points: int =
     df = df.rename(columns={c: ALIASES.get(str(c).strip().lower(), c) for c in df.columns})
     if "loss" not in df.columns or "N" not in df.columns or not ({"D", "C"} & set(df.columns)):
         raise ObservationError(f"{source}: need columns N, D (or C) and loss; got {list(df.columns)}")
-    for col in ("N", "D", "C", "loss", "U", "weight"):
+    for col in ("N", "D", "C", "loss", "U", "weight", "budget"):
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
     if "D" not in df.columns:
         df["D"] = df["C"] / (6 * df["N"])  # C = 6 N D (Kaplan et al. 2020, sec. 2.1)
-    for col in ("N", "D", "loss") + tuple(c for c in ("U", "weight") if c in df.columns):
+    for col in ("N", "D", "loss") + tuple(c for c in ("U", "weight", "budget") if c in df.columns):
         v = df[col].to_numpy(dtype=float)
         bad = ~np.isfinite(v)
         if bad.any():
@@ -81,7 +90,8 @@ def from_frame(df: pd.DataFrame, source: str = "observations", min_points: int =
                                "identifiable; add runs at other token counts")
     get = (lambda c: df[c].to_numpy() if c in df.columns else None)
     return Observations(df["N"].to_numpy(float), df["D"].to_numpy(float), df["loss"].to_numpy(float),
-                        get("U"), get("weight"), None if "run" not in df.columns else df["run"].astype(str).to_numpy())
+                        get("U"), get("weight"), None if "run" not in df.columns else df["run"].astype(str).to_numpy(),
+                        None if "budget" not in df.columns else df["budget"].to_numpy(float))
 
 
 def read_observations(path: str | Path, min_points: int = 5) -> Observations:
