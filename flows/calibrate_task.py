@@ -73,8 +73,23 @@ def run_sweep(db, corpus: str | None = None, name: str = "micro-sweep", progress
             "the exponents are poorly determined (" + ", ".join(f"{k} [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" for k in shaky)
             + "): train 3x longer at every size (the smallest runs are still in their early transient), or run "
             "`taomi calibrate --sweep --scale gpu` on a GPU")
+    next_runs = None
+    if "error" not in fit:  # the designer: the runs that narrow the exponent fastest, for 10x this sweep's compute
+        from flows.plan_task import design_next_runs
+
+        budget = 10 * sum(6 * r["N"] * r["D"] for r in rows)
+        with session(db) as con:
+            try:
+                next_runs = design_next_runs(con, name, budget, simulations=0)
+            except ValueError as exc:
+                next_runs = {"error": str(exc)}
+        if next_runs.get("runs") and not verdict["supports_a_law"]:
+            verdict["advice"].append(
+                f"`taomi sweep design --fit {name} --budget {budget:.2g}` proposes {len(next_runs['runs'])} runs that "
+                f"narrow sd(a) from {next_runs['sd_a_now']:.3f} to {next_runs['sd_a_after']:.3f}")
     return {"observations": rows, "seconds": sw["seconds"], "workers": sw["workers"], "preset": sw["preset"],
-            "held_out_tokens_evaluated": rows[0]["eval_tokens"] if rows else 0, "verdict": verdict, "fit": fit}
+            "held_out_tokens_evaluated": rows[0]["eval_tokens"] if rows else 0, "verdict": verdict, "fit": fit,
+            "next_runs": next_runs}
 
 
 def run_extrapolation(db, corpus: str | None = None, **kw) -> dict:

@@ -136,3 +136,33 @@ def corpus_tokens(con, corpus: str) -> dict:
     if data["unique_tokens"] <= 0:
         raise LookupError(f"corpus '{corpus}' has no tokens left after dedup and decontamination")
     return data
+
+
+def design_next_runs(con, fit: str, budget: float, simulations: int = 20, seq: int | None = None,
+                     seed: int = 0) -> dict:
+    """The next sweep runs for a stored Chinchilla-form fit (scaling.design): greedy isoFLOP runs
+    that narrow the allocation exponent most per FLOP within `budget`, each with DeepSeek LLM's
+    learning rate and batch for its compute, and the exponent's interval now and after, simulated."""
+    from scaling.design import design, simulate_interval
+    from scaling.hyperparams import hyperparams
+    from scaling.observations import from_frame
+    from warehouse.scaling_store import get_fit, observations_of
+
+    row = get_fit(con, fit)
+    if row is None:
+        raise LookupError(f"no stored fit named '{fit}' (see `taomi fits`)")
+    if row["law"] != "chinchilla":
+        raise ValueError(f"the designer works on a Chinchilla-form fit; '{fit}' is {row['law']}")
+    law, _ = law_from_fit(row)
+    obs = from_frame(observations_of(con, row["inputs_hash"]), f"fit '{fit}'")
+    out = design(law, obs, budget)
+    for r in out["runs"]:
+        hp = hyperparams(r["flops"], "6nd", seq=seq)
+        r.update(learning_rate=hp["learning_rate"], batch_tokens=hp["batch_tokens"])
+    if simulations:
+        out["interval"] = simulate_interval(law, obs, out["runs"], out["sigma"], simulations=simulations, seed=seed)
+    out.update(fit=fit, points=len(obs), hyperparams_source=DEEPSEEK_SOURCE)
+    return out
+
+
+DEEPSEEK_SOURCE = "Bi et al. 2024, 'DeepSeek LLM', eq. 1 (fitted on 1e17-2e19 FLOPs)"

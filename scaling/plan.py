@@ -152,8 +152,15 @@ def marginal_returns(law: ChinchillaLaw, N: float, D: float) -> dict:
     gained per e-fold of parameters vs of tokens (equal at the compute optimum)."""
     dn = -law.alpha * law.A * N ** -law.alpha
     dd = -law.beta * law.B * D ** -law.beta
-    return {"dloss_dlog_params": dn, "dloss_dlog_tokens": dd,
-            "prefer": "more parameters" if dn < dd else "more tokens" if dd < dn else "either"}
+    # balanced within 1e-6 relative: at the optimum they differ only by rounding (1e-17), which is no preference
+    if abs(dn - dd) <= MARGINAL_TIE * max(abs(dn), abs(dd)):
+        prefer = "either (balanced: the compute optimum)"
+    else:
+        prefer = "more parameters" if dn < dd else "more tokens"
+    return {"dloss_dlog_params": dn, "dloss_dlog_tokens": dd, "prefer": prefer}
+
+
+MARGINAL_TIE = 1e-6
 
 
 def suggested_experiments(law, C: float, budgets: int = 3, sizes: int = 5, step: float = 10.0) -> list[dict]:

@@ -14,6 +14,8 @@ app = typer.Typer()  # joined to the main app by taomi.cli
 
 estimate = typer.Typer(no_args_is_help=True, help="Calculators: training time and memory.")
 app.add_typer(estimate, name="estimate")
+sweep_app = typer.Typer(no_args_is_help=True, help="Scaling sweeps: design the next runs.")
+app.add_typer(sweep_app, name="sweep")
 
 
 def _g(x: float) -> str:
@@ -523,3 +525,42 @@ def estimate_moe(dense_params: float | None = typer.Option(None, "--dense-params
     except ValueError as exc:
         fail(str(exc))
     emit(out, as_json, title="mixture of experts", console=console)
+
+
+@sweep_app.command("design")
+def sweep_design(fit: str = typer.Option(..., "--fit", help="A stored Chinchilla-form fit (see `taomi fits`)."),
+                 budget: float = typer.Option(..., "--budget", help="FLOPs to spend on the next runs (6·N·D each)."),
+                 simulations: int = typer.Option(20, "--simulations", min=0, max=500,
+                                                 help="Refits of simulated losses for the expected interval."),
+                 seq: int | None = typer.Option(None, "--seq", help="Sequence length (batch in sequences)."),
+                 seed: int = typer.Option(0, "--seed"),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """The next runs (N, D on isoFLOP lines, with learning rate and batch) that narrow the
+    allocation exponent's interval most per FLOP, given the runs the fit was made from; with the
+    interval now and after them, simulated from the current fit."""
+    from flows.plan_task import design_next_runs
+
+    con = _open_ro()
+    if con is None:
+        fail("no database: fit your runs first (`taomi fit RUNS.csv`)")
+    try:
+        out = design_next_runs(con, fit, budget, simulations, seq, seed)
+    except (LookupError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    finally:
+        con.close()
+    if as_json:
+        print_json(out)
+        return
+    emit([{"flops": _g(r["flops"]), "params N": _g(r["params"]), "tokens D": _g(r["tokens"]),
+           "lr": f"{r['learning_rate']:.3g}", "batch tokens": _g(r["batch_tokens"]),
+           "sd(a) after": f"{r['sd_a_after']:.4f}"} for r in out["runs"]], False,
+         title=f"next runs for fit '{fit}' ({out['points']} points so far): {_g(out['flops_used'])} of "
+               f"{_g(out['budget'])} FLOPs", console=console)
+    console.print(f"allocation exponent a = {out['a']:.4f}: sd {out['sd_a_now']:.4f} now -> {out['sd_a_after']:.4f} "
+                  f"after (linearised, noise {out['sigma']:.3g} in log loss)")
+    iv = out.get("interval")
+    if iv and iv.get("now") and iv.get("after"):
+        console.print(f"95% interval of a, simulated ({simulations} refits each): [{iv['now'][0]:.3f}, "
+                      f"{iv['now'][1]:.3f}] now -> [{iv['after'][0]:.3f}, {iv['after'][1]:.3f}] after these runs")
+    console.print(f"learning rate and batch: {out['hyperparams_source']}")

@@ -185,3 +185,39 @@ def test_goodput_and_hfu_shape_a_gpu_budget():
         answer(PlanRequest(gpus=8, gpu="a100", days=1, hfu=0.5, recompute="selective"))
     sel = answer(PlanRequest(gpus=8, gpu="a100", days=1, hfu=0.5, recompute="selective", seq=2048, hidden=12288))
     assert sel["hfu_ratio"] == pytest.approx(1 + 4 * 2048 / (72 * 12288 + 12 * 2048))
+
+
+def test_marginal_returns_at_the_optimum_prefer_neither():
+    """Issue 26: 'more tokens' at the optimum came from a 1e-17 difference."""
+    from scaling import plan as P
+    from scaling.laws import get_law
+
+    law = get_law("epoch-2024")
+    for c in (1e19, 5.76e23, 1e26):
+        n, d = P.optimal_split(law, c)
+        assert P.marginal_returns(law, n, d)["prefer"].startswith("either")
+        assert P.marginal_returns(law, n * 2, d / 2)["prefer"] == "more tokens"
+        assert P.marginal_returns(law, n / 2, d * 2)["prefer"] == "more parameters"
+
+
+def test_the_service_takes_the_same_speed_options_and_refuses_bad_ones_with_4xx():
+    from fastapi.testclient import TestClient
+
+    from taomi.service import create_app
+
+    c = TestClient(create_app(None))
+    ok = c.post("/plan", json={"gpus": 1024, "gpu": "a100", "days": 34, "hfu": 0.45, "recompute": "full"})
+    assert ok.status_code == 200 and ok.json()["mfu"] == pytest.approx(0.3375) and ok.json()["hyperparams"]
+    for body in ({"gpus": 8, "gpu": "a100", "days": 1, "mfu": 0.4, "hfu": 0.5},
+                 {"gpus": 8, "gpu": "tpu-v5p", "days": 1, "mfu": 0.4, "precision": "fp8"},
+                 {"gpus": 8, "gpu": "a100", "days": 1, "hfu": 0.5, "recompute": "selective"},
+                 {"flops": 1e23, "goodput": 1.5}, {"flops": 1e23, "hfu_ratio": 9},
+                 {"target_loss": 2.5, "law": "llama3-2024"}):
+        r = c.post("/plan", json=body)
+        assert 400 <= r.status_code < 500, (body, r.status_code, r.text)
+    t = c.post("/estimate/time", json={"params": 175e9, "tokens": 300e9, "gpus": 1024, "achieved_tflops": 140,
+                                       "recompute": "full"})
+    assert t.status_code == 200 and t.json()["days"] == pytest.approx(33.9, abs=0.1)
+    m = c.post("/estimate/memory", json={"layers": 61, "hidden": 7168, "heads": 128, "seq": 4096, "params": 671e9,
+                                         "kv_lora_rank": 512, "rope_head_dim": 64, "inference": True})
+    assert m.status_code == 200 and m.json()["kv_cache_bytes_per_token"] == 70272
