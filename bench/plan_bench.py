@@ -8,11 +8,11 @@ answer alone in-process. Median of N.
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from startup_bench import median_wall  # bench/ is on sys.path when a bench script runs
 
 TAOMI = str(Path(sys.executable).parent / "taomi")
 PLAIN = ["plan", "--flops", "1e23", "--law", "chinchilla-2022"]
@@ -38,12 +38,7 @@ def main() -> None:
     base = None
     print(f"{'case':56s} {'median':>9s} {'target':>7s}  vs python -c pass")
     for name, (cmd, target) in CASES.items():
-        times = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            subprocess.run(cmd, capture_output=True, check=True)
-            times.append(time.perf_counter() - t)
-        med = statistics.median(times)
+        med = median_wall(cmd, args.repeats)
         base = base or med
         ok = "" if target is None else ("ok" if med <= target else "MISSED")
         print(f"{name:56s} {med:8.3f}s {'' if target is None else f'{target:.1f}s':>7s}  {med / base:5.1f}x  {ok}")

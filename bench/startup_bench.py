@@ -19,18 +19,23 @@ COMMANDS = {"python -c pass": [sys.executable, "-c", "pass"], "taomi --help": [T
                                                               "chinchilla-2022"]}
 
 
+def median_wall(cmd: list[str], repeats: int) -> float:
+    """Median wall-clock seconds of a fresh process running `cmd` (plan_bench.py shares it)."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=10)
     args = ap.parse_args()
     base = None
     for name, cmd in COMMANDS.items():
-        times = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            subprocess.run(cmd, capture_output=True, check=True)
-            times.append(time.perf_counter() - t)
-        med = statistics.median(times)
+        med = median_wall(cmd, args.repeats)
         base = base or med
         print(f"{name:48s} median {med * 1000:7.1f} ms  ({med / base:.1f}x python -c pass)")
 

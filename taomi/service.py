@@ -83,13 +83,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class PlanBody(Strict):
-    flops: Pos | None = Field(None, description="Compute budget in FLOPs")
+class Speed(Strict):
+    """How fast the GPUs train, as papers state it (one of mfu, hfu, achieved_tflops), shared by
+    /plan and /estimate/time."""
+
     gpus: Count | None = None
     gpu: Name | None = Field(None, description="GPU type, e.g. h100-sxm")
-    days: Annotated[float, Field(gt=0, le=36500, allow_inf_nan=False)] | None = None
-    mfu: Frac | None = None
     peak_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
+    mfu: Frac | None = None
+    hfu: Frac | None = Field(None, description="Hardware FLOPs utilisation, instead of mfu")
+    achieved_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = Field(
+        None, description="Hardware TFLOP/s per GPU as Megatron reports it, instead of mfu")
+    recompute: Annotated[str, Field(pattern="^(none|selective|full)$")] = "none"
+    hfu_ratio: Annotated[float, Field(ge=1, le=4, allow_inf_nan=False)] | None = None
+    goodput: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    precision: Annotated[str, Field(pattern="^(bf16|fp8)$")] = "bf16"
+    seq: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    hidden: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+
+
+class PlanBody(Speed):
+    flops: Pos | None = Field(None, description="Compute budget in FLOPs")
+    days: Annotated[float, Field(gt=0, le=36500, allow_inf_nan=False)] | None = None
     law: Name | None = None
     fit: Name | None = None
     unique_tokens: Pos | None = None
@@ -104,33 +119,13 @@ class PlanBody(Strict):
     experiments: bool = False
     inference_tokens: Annotated[float, Field(ge=0, le=1e30, allow_inf_nan=False)] | None = Field(
         None, description="With target_loss: tokens the model will serve (Sardana et al. 2023)")
-    hfu: Frac | None = Field(None, description="Hardware FLOPs utilisation, instead of mfu")
-    achieved_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = Field(
-        None, description="Hardware TFLOP/s per GPU as Megatron reports it, instead of mfu")
-    recompute: Annotated[str, Field(pattern="^(none|selective|full)$")] = "none"
-    hfu_ratio: Annotated[float, Field(ge=1, le=4, allow_inf_nan=False)] | None = None
-    goodput: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
-    precision: Annotated[str, Field(pattern="^(bf16|fp8)$")] = "bf16"
-    seq: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
-    hidden: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
     vocab: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
 
 
-class TimeRequest(Strict):
+class TimeRequest(Speed):
     params: Pos
     tokens: Pos
     gpus: Count
-    gpu: Name | None = None
-    peak_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
-    mfu: Frac | None = None
-    hfu: Frac | None = None
-    achieved_tflops: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] | None = None
-    recompute: Annotated[str, Field(pattern="^(none|selective|full)$")] = "none"
-    hfu_ratio: Annotated[float, Field(ge=1, le=4, allow_inf_nan=False)] | None = None
-    goodput: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
-    precision: Annotated[str, Field(pattern="^(bf16|fp8)$")] = "bf16"
-    seq: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
-    hidden: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
 
 
 class MemoryRequest(Strict):
