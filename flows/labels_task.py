@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from curation.label_report import conflicts, label_report
+from curation.suspects import VIEW_HEAD, VIEW_TAIL
 from warehouse import curation_store as store
 from warehouse.corpora import content_version, document_count
 from warehouse.db import session
@@ -35,7 +36,8 @@ def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str |
             skip_run(con, "labels", inputs, config, corpus, eff["run_id"], counts_in=len(ann))
             return {**eff["details"]["report"], "skipped": True, "reuses": eff["run_id"]}
         ids = ann["ext_id"].drop_duplicates().tolist()
-        text_of = dict(zip(ids, store.texts_by_ext_id(con, corpus, ids)))
+        # each text as the bounded view the classifiers read (curation.suspects), cut in the database
+        text_of = dict(zip(ids, store.texts_by_ext_id(con, corpus, ids, view=(VIEW_HEAD, VIEW_TAIL))))
         groups = store.label_groups(con, corpus, dedup_cfg)
     with logged_run(db, "labels", inputs, config, corpus, counts_in=len(ann)) as run:
         report, agreement, consensus, suspects, given = label_report(ann, text_of, n_boot, seed, corpus)

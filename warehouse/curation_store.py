@@ -36,10 +36,19 @@ def label_groups(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str |
         WHERE a.corpus = ? AND a.annotator IS NULL""", [config_hash or "", corpus]).fetchdf()
 
 
-def texts_by_ext_id(con: duckdb.DuckDBPyConnection, corpus: str, ext_ids: list[str]) -> list[str]:
+def texts_by_ext_id(con: duckdb.DuckDBPyConnection, corpus: str, ext_ids: list[str],
+                    view: tuple[int, int] | None = None) -> list[str]:
+    """The texts of these documents, in this order. `view` = (head, tail): a text longer than
+    head + tail characters comes back as its first head and last tail characters joined by
+    "\n…\n" (curation.suspects.bounded_view), cut in DuckDB so a 100 MB document never reaches Python."""
     con.register("want", pd.DataFrame({"ext_id": ext_ids, "pos": np.arange(len(ext_ids))}))
+    col = "d.text"
+    if view is not None:
+        head, tail = (int(v) for v in view)
+        col = (f"CASE WHEN length(d.text) <= {head + tail} THEN d.text "
+               f"ELSE left(d.text, {head}) || chr(10) || '…' || chr(10) || right(d.text, {tail}) END")
     try:
-        rows = con.execute("""SELECT d.text FROM want w JOIN documents d ON d.corpus = ? AND d.ext_id = w.ext_id
+        rows = con.execute(f"""SELECT {col} FROM want w JOIN documents d ON d.corpus = ? AND d.ext_id = w.ext_id
                               ORDER BY w.pos""", [corpus]).fetchall()
     finally:
         con.unregister("want")
