@@ -4,22 +4,11 @@ documents and predicts in batches; the real-text precision holds when the cap bi
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import curation.suspects as S
 from curation.suspects import VIEW_HEAD, VIEW_TAIL, HashedTfidf, SuspectConfig, bounded_view, suspect_labels
-
-
-def _realtext():
-    path = Path(__file__).resolve().parents[2] / "bench" / "realtext.py"
-    spec = importlib.util.spec_from_file_location("realtext", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_bounded_view_keeps_short_texts_and_cuts_long_ones():
@@ -62,8 +51,8 @@ def test_hashed_features_have_a_fixed_width_whatever_the_corpus():
         HashedTfidf().fit(["!", "?"] * 30)
 
 
-def test_long_documents_reach_the_folds_as_views(monkeypatch):
-    rt = _realtext()
+def test_long_documents_reach_the_folds_as_views(monkeypatch, bench_module):
+    rt = bench_module("realtext")
     rows = rt.docstring_corpus(per_class=40, seed=1)
     texts = [r["text"] for r in rows]
     texts[0] = texts[0] + " filler" * 2_000_000  # a ~14 MB document
@@ -84,11 +73,11 @@ def test_long_documents_reach_the_folds_as_views(monkeypatch):
     assert seen and max(seen) <= VIEW_HEAD + VIEW_TAIL + 3
 
 
-def test_the_large_corpus_path_stays_usable_on_real_text(monkeypatch):
+def test_the_large_corpus_path_stays_usable_on_real_text(monkeypatch, bench_module):
     """2,040 real docstrings with 10% flips, folds capped at 1,200 training documents so the large-
     corpus path runs (capped samples, SGD models). Measured: exact P/R/F1 0.652/0.809/0.722, the
     large path 0.500/0.858/0.632 (bench/RESULTS.md: the gap this path costs, and why it exists)."""
-    rt = _realtext()
+    rt = bench_module("realtext")
     rows = rt.docstring_corpus(per_class=340, seed=3)
     given, planted = rt.flip_labels(rows, 0.10, seed=4)
     classes = sorted({r["label"] for r in rows})
