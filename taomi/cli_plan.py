@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from taomi.common import console, fail, state
-from taomi.output import emit, print_json, styled
+from taomi.output import emit, error_text, print_json, styled
 
 app = typer.Typer()  # joined to the main app by taomi.cli
 
@@ -51,7 +51,7 @@ def _answer(**request) -> dict:
     try:
         return answer(req, con)
     except (KeyError, LookupError, ValueError) as exc:
-        fail(str(exc).strip("'\""))
+        fail(error_text(exc))
     finally:
         if con is not None:
             con.close()
@@ -244,7 +244,7 @@ def estimate_time(params: float = typer.Option(..., "--params"), tokens: float =
         out = training_time(params, tokens, gpus, peak, mfu, recompute, hfu=hfu, achieved_tflops=achieved_tflops,
                             goodput=goodput, seq=seq, hidden=hidden, hfu_ratio=hfu_ratio)
     except (KeyError, ValueError) as exc:
-        fail(str(exc).strip("'\""))
+        fail(error_text(exc))
     out.update(params=params, tokens=tokens, gpus=gpus, gpu=gpu, peak_tflops=peak, precision=precision)
     if as_json:
         print_json(out)
@@ -546,7 +546,7 @@ def sweep_design(fit: str = typer.Option(..., "--fit", help="A stored Chinchilla
     try:
         out = design_next_runs(con, fit, budget, simulations, seq, seed)
     except (LookupError, ValueError) as exc:
-        fail(str(exc).strip("'\""))
+        fail(error_text(exc))
     finally:
         con.close()
     if as_json:

@@ -147,3 +147,12 @@ class StageBars:
         if stage not in self.tasks:
             self.tasks[stage] = self.progress.add_task(f"{stage} (docs)", total=total)
         self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception's message for one error line: a KeyError's own text without the quotes its
+    str() adds, any other exception's text as it is (stripping quotes from every message cut the
+    closing quote off "got '0.3'")."""
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc)

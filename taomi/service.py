@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from taomi import __version__
+from taomi.output import error_text
 
 CACHE_S = float(os.environ.get("TAOMI_CACHE_S", "5"))  # seconds a read of fits/calibrations is reused
 LOCK_WAIT_S = 0.2
@@ -372,11 +373,11 @@ def create_app(db: str | None = None) -> FastAPI:
                     answers.put(key, out)
             return finite({**out, "stale": stale})
         except KeyError as exc:  # unknown law or GPU name (KeyError is a LookupError: catch it first)
-            return bad(str(exc).strip("'\""))
+            return bad(error_text(exc))
         except LookupError as exc:
-            return bad(str(exc).strip("'\""), 404)
+            return bad(error_text(exc), 404)
         except (ValueError, ArithmeticError) as exc:
-            return bad(str(exc).strip("'\""))
+            return bad(error_text(exc))
 
     @app.post("/estimate/time")
     def est_time(req: TimeRequest):
@@ -388,7 +389,7 @@ def create_app(db: str | None = None) -> FastAPI:
                                         achieved_tflops=req.achieved_tflops, goodput=req.goodput, seq=req.seq,
                                         hidden=req.hidden, hfu_ratio=req.hfu_ratio))
         except (KeyError, ValueError, ArithmeticError) as exc:
-            return bad(str(exc).strip("'\""))
+            return bad(error_text(exc))
 
     @app.post("/estimate/memory")
     def est_memory(req: MemoryRequest):

@@ -60,6 +60,9 @@ def test_a_users_law_file_plans_like_the_shipped_law(tmp_path):
     (('name = "x"\nkind = "chinchilla"\nsource = "s"\nsamples = "none.csv"\n[params]\nE = 1\nA = 1\nB = 1\n'
      'alpha = 0.3\nbeta = 0.3\n'), "samples file none.csv not found"),
     ("name = [", "not valid TOML"),
+    # the whole value, closing quote included (one-line errors once stripped quotes off every message)
+    ('name = "x"\nkind = "chinchilla"\nsource = "s"\n[params]\nE = 1\nA = 1\nB = 1\nalpha = "0.3"\nbeta = 0.3\n',
+     "alpha must be a number, got '0.3'"),
 ])
 def test_a_bad_law_file_is_one_line_naming_file_and_key(tmp_path, body, expected):
     f = tmp_path / "bad.toml"
