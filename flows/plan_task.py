@@ -144,7 +144,7 @@ def design_next_runs(con, fit: str, budget: float, simulations: int = 20, seq: i
     that narrow the allocation exponent most per FLOP within `budget`, each with DeepSeek LLM's
     learning rate and batch for its compute, and the exponent's interval now and after, simulated."""
     from scaling.design import design, simulate_interval
-    from scaling.hyperparams import hyperparams
+    from scaling.hyperparams import DEEPSEEK_2024, hyperparams
     from scaling.observations import from_frame
     from warehouse.scaling_store import get_fit, observations_of
 
@@ -161,8 +161,6 @@ def design_next_runs(con, fit: str, budget: float, simulations: int = 20, seq: i
         r.update(learning_rate=hp["learning_rate"], batch_tokens=hp["batch_tokens"])
     if simulations:
         out["interval"] = simulate_interval(law, obs, out["runs"], out["sigma"], simulations=simulations, seed=seed)
-    out.update(fit=fit, points=len(obs), hyperparams_source=DEEPSEEK_SOURCE)
+    lo, hi = DEEPSEEK_2024.fitted_flops
+    out.update(fit=fit, points=len(obs), hyperparams_source=f"{DEEPSEEK_2024.source} (fitted on {lo:.0e}-{hi:.0e} FLOPs)")
     return out
-
-
-DEEPSEEK_SOURCE = "Bi et al. 2024, 'DeepSeek LLM', eq. 1 (fitted on 1e17-2e19 FLOPs)"

@@ -155,11 +155,16 @@ class PlanRequest:
         return asdict(self)
 
 
-def peak_of(gpu: str | None, peak_tflops: float | None, precision: str = "bf16") -> tuple[float, str, float | None]:
-    """(dense peak TFLOP/s at the precision, its source, GPU memory in GB or None)."""
+def peak_of(gpu: str | None, peak_tflops: float | None, precision: str = "bf16",
+            needed: bool = True) -> tuple[float | None, str | None, float | None]:
+    """(dense peak TFLOP/s at the precision, its source, GPU memory in GB or None). With no GPU
+    and no peak given, (None, None, None) when the speed needs no peak (`needed=False`: achieved
+    TFLOP/s), else the unknown-GPU error."""
     if peak_tflops is not None:
         return float(peak_tflops), "given (--peak-tflops)", None
-    g = get_gpu(gpu)
+    if gpu is None and not needed:
+        return None, None, None
+    g = get_gpu(gpu or "")
     return g.peak(precision), f"{precision}: {g.source}", g.memory_gb
 
 
@@ -190,10 +195,7 @@ def budget(req: PlanRequest, calibrations: list[dict], law=None) -> dict:
     if req.flops is not None:
         return {"flops": float(req.flops), "source": "given"}
     ratio = req.ratio
-    if req.achieved_tflops is not None and req.gpu is None and req.peak_tflops is None:
-        peak, peak_src, gpu_mem = None, None, None
-    else:
-        peak, peak_src, gpu_mem = peak_of(req.gpu, req.peak_tflops, req.precision)
+    peak, peak_src, gpu_mem = peak_of(req.gpu, req.peak_tflops, req.precision, needed=req.achieved_tflops is None)
     if req.hfu is not None:
         mfu, src = req.hfu / ratio, f"HFU {req.hfu:g} given / {ratio:.4g} (hardware / model FLOPs)"
     elif req.achieved_tflops is not None:

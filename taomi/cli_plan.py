@@ -236,11 +236,10 @@ def estimate_time(params: float = typer.Option(..., "--params"), tokens: float =
     model FLOPs only (PaLM); recompute makes the hardware run more (full: 8ND), shown as HFU;
     --goodput stretches wall-clock and GPU-hours for restarts and failures."""
     from scaling.compute import training_time
-    from scaling.hardware import get_gpu
+    from scaling.planning import peak_of
 
     try:
-        peak = (peak_tflops if peak_tflops is not None else
-                None if achieved_tflops is not None and gpu is None else get_gpu(gpu or "").peak(precision))
+        peak = peak_of(gpu, peak_tflops, precision, needed=achieved_tflops is None)[0]
         out = training_time(params, tokens, gpus, peak, mfu, recompute, hfu=hfu, achieved_tflops=achieved_tflops,
                             goodput=goodput, seq=seq, hidden=hidden, hfu_ratio=hfu_ratio)
     except (KeyError, ValueError) as exc:

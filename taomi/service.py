@@ -286,9 +286,8 @@ class WarehouseReader:
 def create_app(db: str | None = None) -> FastAPI:
     from flows.plan_task import answer, needs_database
     from scaling.compute import MemoryQuery, memory, training_time
-    from scaling.hardware import get_gpu
     from scaling.laws import PUBLISHED
-    from scaling.planning import Effort, PlanRequest
+    from scaling.planning import Effort, PlanRequest, peak_of
     from warehouse.db import WarehouseBusy, WarehouseError
     from warehouse.scaling_store import list_fits
 
@@ -382,9 +381,7 @@ def create_app(db: str | None = None) -> FastAPI:
     @app.post("/estimate/time")
     def est_time(req: TimeRequest):
         try:
-            peak = (req.peak_tflops if req.peak_tflops is not None else
-                    None if req.achieved_tflops is not None and req.gpu is None else
-                    get_gpu(req.gpu or "").peak(req.precision))
+            peak = peak_of(req.gpu, req.peak_tflops, req.precision, needed=req.achieved_tflops is None)[0]
             return finite(training_time(req.params, req.tokens, req.gpus, peak, req.mfu, req.recompute, hfu=req.hfu,
                                         achieved_tflops=req.achieved_tflops, goodput=req.goodput, seq=req.seq,
                                         hidden=req.hidden, hfu_ratio=req.hfu_ratio))
