@@ -13,17 +13,17 @@ _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 
           "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30, "T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40}
 
 
-def parse_bytes(text: str | int) -> int:
+def parse_bytes(text: str | int, what: str = "shard size") -> int:
     """'512MB', '1.5GB', '200k' or a number of bytes -> bytes (binary units); ValueError otherwise."""
     if isinstance(text, int):
         value = text
     else:
         m = _SIZE.match(str(text))
         if not m or m.group(2).upper() not in _UNITS:
-            raise ValueError(f"shard size {text!r}: give a size like 256MB or 1GB")
+            raise ValueError(f"{what} {text!r}: give a size like 256MB or 1GB")
         value = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
     if value < 1:
-        raise ValueError(f"shard size {text!r} must be at least 1 byte")
+        raise ValueError(f"{what} {text!r} must be at least 1 byte")
     return value
 
 

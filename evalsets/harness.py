@@ -52,7 +52,7 @@ def detect_format(path: str | Path) -> str:
             if line.strip():
                 try:
                     rec = json.loads(line)
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):
                     return "taomi"  # the taomi reader names the line and the error
                 return "lm-eval" if isinstance(rec, dict) and looks_like_harness(rec) else "taomi"
     return "taomi"

@@ -68,6 +68,14 @@ class CorpusSection(_Section):
     tokenizer: str = "cl100k_base"  # cl100k_base | o200k_base | a tokenizer.json path | none
     truth: str | None = None
     plot: str | None = None
+    max_line_bytes: str | int | None = None  # e.g. "64MB": a longer JSON line / CSV record is quarantined unread
+
+    @field_validator("max_line_bytes")
+    @classmethod
+    def _max_line(cls, v):
+        from curation.shards import parse_bytes
+
+        return None if v is None else parse_bytes(v, "max_line_bytes")
 
 
 class ExportSection(_Section):

@@ -279,6 +279,8 @@ def curate_flow(config: str | dict) -> dict:
     for c in cfg["corpus"]:
         name = c["name"]
         fields = {k: c[k] for k in ("text_field", "id_field", "label_field", "annotator_field") if k in c}
+        if c.get("max_line_bytes"):
+            fields["max_line_bytes"] = c["max_line_bytes"]
         ing = ingest_t(db, name, c["paths"], fields, c.get("tokenizer") or "cl100k_base")  # runs the task now
         shards = shards_t(db, name, dd, shard_docs)
         signed = sign_shard_t.map(unmapped(db), unmapped(name), unmapped(dd), [s[0] for s in shards],

@@ -46,6 +46,34 @@ def demo_data(outdir: Path = typer.Argument(..., help="Folder to write corpus.js
     emit(summary, as_json, title="sample corpus")
 
 
+SHOWN_FILES = 20  # files listed one by one in ingest's table; the rest are one summed row (--json has all)
+BAR_PER_FILE = 8  # up to this many files get a bar each; more share one bar (1,308 bars took 42 s to draw)
+
+
+def _shown(results: list) -> list:
+    return results[:SHOWN_FILES]
+
+
+def _file_bars(progress, files: list[Path]):
+    """Progress callbacks for ingest: a bar per file for a few files, one bar over all of them
+    for many (the bar's description names the file being read)."""
+    if len(files) <= BAR_PER_FILE:
+        def factory(p: Path):
+            task = progress.add_task(p.name, total=p.stat().st_size)
+            return lambda done: progress.update(task, completed=done)
+        return factory
+    sizes = {str(f): f.stat().st_size for f in files}
+    task = progress.add_task(f"{len(files):,} files", total=sum(sizes.values()))
+    finished = [0]
+
+    def shared(p: Path):
+        base = finished[0]
+        finished[0] += sizes.get(str(p), 0)
+        label = f"{p.name} ({len(files):,} files)"
+        return lambda done: progress.update(task, completed=base + done, description=label)
+    return shared
+
+
 @app.command()
 def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read recursively) or globs ('data/*.parquet', "
                                                   "'shards/**/*.jsonl.gz'): JSON lines or one JSON array (.jsonl, "
@@ -62,6 +90,10 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
            tokenizer: str = typer.Option("cl100k_base", "--tokenizer",
                                          help="Count each document's tokens: cl100k_base | o200k_base (shipped, "
                                               "offline) | a tokenizer.json path | none."),
+           max_line_bytes: str | None = typer.Option(None, "--max-line-bytes",
+                                                     help="A JSON line or CSV record longer than this is quarantined "
+                                                          "with its length, unread; the file's other rows go in "
+                                                          "(default: a quarter of DuckDB's memory, at most 256MB)."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
     from warehouse.db import session
@@ -69,7 +101,10 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
     from warehouse.readers import check_input, expand_inputs
 
     try:
-        cfg = IngestConfig(corpus, text_field, id_field, label_field or None, annotator_field or None)
+        from curation.shards import parse_bytes
+
+        cfg = IngestConfig(corpus, text_field, id_field, label_field or None, annotator_field or None,
+                           parse_bytes(max_line_bytes, "--max-line-bytes") if max_line_bytes else None)
     except ValueError as exc:
         fail(str(exc))
     duckdb_mb = _resources(1, memory_limit).duckdb_mb
@@ -82,9 +117,7 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
 
             Tokenizer(tokenizer)
         with session(state.db) as con, make_progress(console, quiet=as_json) as progress:
-            def factory(p: Path):
-                task = progress.add_task(p.name, total=p.stat().st_size)
-                return lambda done: progress.update(task, completed=done)
+            factory = _file_bars(progress, files)
 
             results = ingest_paths(con, files, cfg, factory, duckdb_mb)
             partial = None
@@ -108,13 +141,20 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
         table = Table(title=f"ingest into '{corpus}'")
         for col in ("file", "status", "read", "new", "already stored", "quarantined", "annotations"):
             table.add_column(col, justify="left" if col in ("file", "status") else "right")
-        for r in results:
+        for r in _shown(results):
             table.add_row(Path(r.path).name, r.status, f"{r.rows_read:,}", f"{r.rows_new:,}",
                           f"{r.rows_existing:,}", f"{r.rows_quarantined:,}", f"{r.annotations_new:,}")
+        if len(results) > SHOWN_FILES:
+            rest = [r for r in results if r not in _shown(results)]
+            table.add_row(f"... {len(rest):,} more files", "", f"{sum(r.rows_read for r in rest):,}",
+                          f"{sum(r.rows_new for r in rest):,}", f"{sum(r.rows_existing for r in rest):,}",
+                          f"{sum(r.rows_quarantined for r in rest):,}", f"{sum(r.annotations_new for r in rest):,}")
         console.print(table)
-        for r in results:
+        for r in _shown([r for r in results if r.reasons]):
             for reason, n in r.reasons.items():
                 console.print(f"  quarantined {n:,} row(s) of {Path(r.path).name}: {reason}")
+        if (more := sum(bool(r.reasons) for r in results) - SHOWN_FILES) > 0:
+            console.print(f"  ... and in {more:,} more files (`taomi quarantine {corpus}` lists every row)")
         console.print(f"kept {kept:,} new rows, quarantined {quarantined:,} "
                       f"(see `taomi quarantine {corpus}`)")
         if tokens:

@@ -114,6 +114,12 @@ def content_version(con: duckdb.DuckDBPyConnection, corpus: str) -> str:
     return f"{d[0]}:{d[1]}|{a[0]}:{a[1]}"
 
 
+def known_sources(con: duckdb.DuckDBPyConnection, corpus: str, mapping: str) -> set[str]:
+    """Content hashes of the files already ingested into the corpus with this field mapping."""
+    return {r[0] for r in con.execute("SELECT DISTINCT file_hash FROM sources WHERE corpus = ? AND mapping = ?",
+                                      [corpus, mapping]).fetchall()}
+
+
 def source_known(con: duckdb.DuckDBPyConnection, corpus: str, file_hash: str, mapping: str) -> bool:
     """Was this file (by content) already ingested into the corpus with this field mapping?"""
     return bool(con.execute("SELECT count(*) FROM sources WHERE corpus = ? AND file_hash = ? AND mapping = ?",

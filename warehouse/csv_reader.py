@@ -23,7 +23,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from warehouse.readers import RAW_KEEP_CHARS, Fields, InputError, Progress, _bad_table, truncated_row
+from warehouse.readers import (
+    MAX_LINE_BYTES,
+    RAW_KEEP_CHARS,
+    Fields,
+    InputError,
+    Progress,
+    _bad_table,
+    long_line_row,
+    truncated_row,
+)
 from warehouse.streams import open_bytes, stream_error
 
 
@@ -89,9 +98,12 @@ def _records(lines: _Lines, ncols: int) -> Iterator[tuple[int, list[str] | None,
 
 
 def csv_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, chunk_bytes: int = 64 << 20,
-               batch_rows: int = 100_000) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
+               batch_rows: int = 100_000, max_line: int | None = None) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
     """(objects to register, chunk query, last line number) per batch of rows (at most
-    `batch_rows`, and at most ~`chunk_bytes` of text)."""
+    `batch_rows`, and at most ~`chunk_bytes` of text). A record longer than `max_line` bytes
+    is quarantined with its length (it is read, as the csv module reads a record whole, but not
+    kept)."""
+    max_line = max_line or MAX_LINE_BYTES
     csv.field_size_limit(sys.maxsize)
     rows: list[tuple] = []
     size = 0
@@ -114,6 +126,10 @@ def csv_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, chunk
                     progress(raw_fh.tell())
                 yield {"chunk": _bad_table(rows)}, "SELECT * FROM chunk", rows[-1][0]
                 rows, size = [], 0
+            if bad is None and sum(map(len, row)) * 4 > max_line and \
+                    (size_b := sum(len(c.encode("utf-8", "surrogateescape")) for c in row)) > max_line:
+                bad = long_line_row(line, size_b, max_line, ",".join(row)[:RAW_KEEP_CHARS].encode(
+                    "utf-8", "surrogateescape"))
             if bad is not None:
                 rows.append(bad)
             elif any(c.strip() for c in row):

@@ -72,15 +72,26 @@ def meta_columns(con: duckdb.DuckDBPyConnection, doc_ids) -> dict[str, str]:
     is written as its JSON text, so every shard has the same schema."""
     con.register("export_ids", pd.DataFrame({"doc_id": pd.array(doc_ids, dtype="int64")}))
     try:
+        # `lossy`: a number that int64 / float64 would change (an integer beyond 64 bits, one over
+        # 2^63-1, a float that overflows to infinity): the field is then written as the numbers' own text
         found = con.execute("""
-            SELECT k, list_distinct(list(json_type(d.meta, '$."' || replace(k, '"', '\\"') || '"')))
-            FROM documents d JOIN export_ids e ON e.doc_id = d.doc_id, unnest(json_keys(d.meta)) AS t(k)
-            WHERE d.meta IS NOT NULL GROUP BY k ORDER BY k""").fetchall()
+            SELECT k, list_distinct(list(t)),
+                   bool_or((t = 'DOUBLE' AND (coalesce(isinf(TRY_CAST(x AS DOUBLE)), true)
+                                              OR regexp_full_match(x, '-?[0-9]+')))
+                           OR (t = 'UBIGINT' AND TRY_CAST(x AS UBIGINT) > 9223372036854775807))
+            FROM (SELECT k, json_type(d.meta, p) AS t, json_extract(d.meta, p)::VARCHAR AS x
+                  FROM (SELECT d.meta, k, '$."' || replace(k, '"', '\\"') || '"' AS p
+                        FROM documents d JOIN export_ids e ON e.doc_id = d.doc_id, unnest(json_keys(d.meta)) AS t(k)
+                        WHERE d.meta IS NOT NULL) d)
+            GROUP BY k ORDER BY k""").fetchall()
     finally:
         con.unregister("export_ids")
     out = {}
-    for key, types in found:
+    for key, types, lossy in found:
         kinds = frozenset(t for t in types if t != "NULL")
+        if lossy and kinds <= {"UBIGINT", "BIGINT", "DOUBLE"}:
+            out[key] = "number_text"
+            continue
         out[key] = _META_TYPES.get(kinds) or ("float64" if kinds <= {"UBIGINT", "BIGINT", "DOUBLE"} and kinds
                                               else "json")
     return out
@@ -88,13 +99,15 @@ def meta_columns(con: duckdb.DuckDBPyConnection, doc_ids) -> dict[str, str]:
 
 def _meta_frame(metas, columns: dict[str, str]) -> pd.DataFrame:
     parsed = [json.loads(m) if isinstance(m, str) else {} for m in metas]
+    literal = ([json.loads(m, parse_float=str, parse_int=str, parse_constant=str) if isinstance(m, str) else {}
+                for m in metas] if "number_text" in columns.values() else None)
     data = {}
     for key, kind in columns.items():
-        values = [p.get(key) for p in parsed]
+        values = [p.get(key) for p in (literal if kind == "number_text" else parsed)]
         if kind == "json":
             values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
         name = key if key not in FIXED else f"meta_{key}"
-        data[name] = pd.array(values, dtype="string" if kind == "json" else kind)
+        data[name] = pd.array(values, dtype="string" if kind in ("json", "number_text") else kind)
     return pd.DataFrame(data)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.streams import head_bytes, lf_lines, open_bytes, stream_error, strip_bom
 
@@ -31,6 +33,10 @@ def chunk_bytes_for(duckdb_mb: int | None) -> int:
         return CHUNK_BYTES
     return max(1 << 20, min(CHUNK_BYTES, (duckdb_mb << 20) // 32))
 RAW_KEEP_CHARS = 300
+# A JSON line (or CSV record) longer than this is quarantined with its length and not parsed
+# (`--max-line-bytes`, `max_line_bytes` in the config): a 100 MB document goes in, a line that
+# would take gigabytes to parse does not take the file's other rows with it.
+MAX_LINE_BYTES = 256 << 20
 FORMATS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",  # a .json holding one array: see json_array
     ".parquet": "parquet", ".pq": "parquet",
@@ -195,7 +201,7 @@ def _check_head(p: Path, fmt: str, gz: bool, fields: Fields, sample: int = 1000)
     for line in head.replace(b"\r", b"\n").split(b"\n")[:-1][:sample]:
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(obj, dict):
             if fields.text in obj:
@@ -276,16 +282,74 @@ def classify_sql(source: str, text_field: str) -> str:
 
 # ---- JSON lines ---------------------------------------------------------------------------
 
-def _iter_blocks(path: Path, gz: bool, progress: Progress | None, status: dict, chunk_bytes: int = CHUNK_BYTES
-                 ) -> Iterator[tuple[int, bytes]]:
+# A JSON value (metadata, id, label) nested deeper than this is quarantined with its depth: a
+# document stored with one would break every later reader that parses JSON recursively
+# (Python's json stops near 1,000 levels: an export of a 10,000-level value was a traceback).
+MAX_JSON_DEPTH = 100
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: str) -> int:
+    """How deeply a JSON text nests arrays and objects (0 for a scalar), strings skipped."""
+    b = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    step = (b == 91).astype(np.int32) + (b == 123) - (b == 93) - (b == 125)
+    return int(np.cumsum(step).max()) if len(step) else 0
+
+
+def mark_deep(table: pa.Table, columns: dict[str, tuple[str, int]], limit: int | None = None) -> pa.Table:
+    """Classified rows whose JSON values in `columns` ({column: (field name, levels of wrapper)};
+    the metadata column is one object around the fields) nest deeper than `limit` become bad
+    rows (field, reason, raw kept); the others are untouched. Only values with more than
+    `limit` brackets are scanned."""
+    limit = limit or MAX_JSON_DEPTH
+    bad: dict[int, tuple[str, int]] = {}
+    good = pc.is_null(table.column("bad_reason"))
+    for col, (name, wrap) in columns.items():
+        if col not in table.column_names:
+            continue
+        values = table.column(col)
+        many = pc.and_(good, pc.greater(pc.fill_null(pc.count_substring_regex(values, r"[\[{]"), 0), limit + wrap))
+        for i in np.flatnonzero(np.asarray(many.to_numpy(zero_copy_only=False), dtype=bool)):
+            if int(i) not in bad and (d := json_depth(values[int(i)].as_py()) - wrap) > limit:
+                bad[int(i)] = (name, d)
+    if not bad:
+        return table
+    rows = np.zeros(table.num_rows, dtype=bool)
+    rows[list(bad)] = True
+    mask = pa.array(rows)
+    field_col = pa.array([bad[i][0] if i in bad else None for i in range(table.num_rows)], pa.string())
+    reason = pa.array([f"JSON nested {bad[i][1]:,} levels deep (the limit is {limit})" if i in bad else None
+                       for i in range(table.num_rows)], pa.string())
+    raw = pa.array([(table.column("text")[i].as_py() or "")[:RAW_KEEP_CHARS] if i in bad else None
+                    for i in range(table.num_rows)], pa.string())
+    out = table
+    for col, new in (("bad_field", field_col), ("bad_reason", reason), ("raw", raw)):
+        j = out.column_names.index(col)
+        out = out.set_column(j, col, pc.if_else(mask, new, out.column(j)))
+    return out
+
+
+def long_line_row(line_no: int, size: int, limit: int, head: bytes) -> tuple:
+    """The quarantine row of a line over the line limit: its length, and its start as raw."""
+    return (line_no, None, None, None, None, None, "(line)",
+            (f"line of {size:,} bytes is over the {limit:,}-byte line limit (not parsed; raise --max-line-bytes "
+            "to read it)"), head[:RAW_KEEP_CHARS * 4].decode("utf-8", "replace")[:RAW_KEEP_CHARS].rstrip("\r\n"))
+
+
+def _iter_blocks(path: Path, gz: bool, progress: Progress | None, status: dict, chunk_bytes: int = CHUNK_BYTES,
+                 max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | tuple]]:
     """(first_line_no, bytes) blocks of ~64 MB, each ending just after a newline.
 
-    A BOM is dropped, bare-CR line ends become LF. When a gzip stream ends early, the complete
-    lines before the damage are yielded and `status` gets the reason, the next line number and
-    the cut-off tail, for the caller to quarantine.
+    A BOM is dropped, bare-CR line ends become LF. A line that grows past `max_line` bytes is
+    not kept: the rest of it is read and dropped, and its quarantine row comes as
+    (line_no, (row,)) in place of a block, so no line costs more than `max_line` + a block of
+    memory. When a gzip stream ends early, the complete lines before the damage are yielded and
+    `status` gets the reason, the next line number and the cut-off tail, for the caller to
+    quarantine.
     """
     line_no = 1
     rest = carry = b""
+    skipping = None  # (bytes of the long line so far, its head) while a long line is dropped
     with open(path, "rb") as raw_fh:
         fh = open_bytes(raw_fh, gz)
         first = True
@@ -298,25 +362,44 @@ def _iter_blocks(path: Path, gz: bool, progress: Progress | None, status: dict, 
             if not block:
                 break
             block, carry = lf_lines(block, carry)
+            if skipping is not None:
+                end = block.find(b"\n")
+                if end < 0:
+                    skipping = (skipping[0] + len(block), skipping[1])
+                    continue
+                yield line_no, (long_line_row(line_no, skipping[0] + end, max_line, skipping[1]),)
+                line_no, skipping, block = line_no + 1, None, block[end + 1:]
             block = rest + block
             cut = block.rfind(b"\n")
             if cut < 0:
-                rest = block
+                if len(block) > max_line:
+                    skipping, rest = (len(block), block[:RAW_KEEP_CHARS * 4]), b""
+                else:
+                    rest = block
                 continue
             rest = block[cut + 1:]
             block = block[:cut + 1]
             yield line_no, block
             line_no += block.count(b"\n")
+            if len(rest) > max_line:
+                skipping, rest = (len(rest), rest[:RAW_KEEP_CHARS * 4]), b""
         status["error"] = stream_error(fh)
     status["next_line"] = line_no
+    if skipping is not None:  # the file ends inside a long line (no final newline)
+        if status["error"]:
+            status["tail"] = skipping[1]
+        else:
+            yield line_no, (long_line_row(line_no, skipping[0], max_line, skipping[1]),)
+        return
     if status["error"]:
         status["tail"] = rest
     elif rest:
         yield line_no, rest + b"\n"
 
 
-def _lines_table(first: int, block: bytes) -> tuple[pa.Table, list[tuple]]:
-    """Zero-copy Arrow strings, one per line (newline kept: JSON ignores it), and bad-UTF-8 rows.
+def _lines_table(first: int, block: bytes, max_line: int = MAX_LINE_BYTES) -> tuple[pa.Table, list[tuple]]:
+    """Zero-copy Arrow strings, one per line (newline kept: JSON ignores it), and the rows of
+    lines that are not read: bad UTF-8, or longer than `max_line` bytes.
 
     Arrow validates UTF-8 in C; only a block that fails is decoded line by line in Python.
     """
@@ -325,14 +408,21 @@ def _lines_table(first: int, block: bytes) -> tuple[pa.Table, list[tuple]]:
     offsets = np.concatenate(([0], ends)).astype(np.int64)
     nos = np.arange(first, first + len(ends), dtype=np.int64)
     arr = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(block))
-    try:
-        arr.validate(full=True)
-        return _batched(pa.table({"line_no": nos, "raw": arr})), []
-    except pa.ArrowInvalid:
-        pass
     keep = np.ones(len(ends), dtype=bool)
     bad: list[tuple] = []
+    sizes = np.diff(offsets) - 1  # without the newline
+    for i in np.flatnonzero(sizes > max_line):
+        keep[i] = False
+        bad.append(long_line_row(int(nos[i]), int(sizes[i]), max_line, block[offsets[i]:offsets[i] + RAW_KEEP_CHARS * 4]))
+    table = pa.table({"line_no": nos, "raw": arr})
+    try:
+        (table.filter(pa.array(keep)) if bad else table).column("raw").validate(full=True)
+        return _batched(table.filter(pa.array(keep)) if bad else table), bad
+    except pa.ArrowInvalid:
+        pass
     for i in range(len(ends)):
+        if not keep[i]:
+            continue
         line = block[offsets[i]:offsets[i + 1]]
         try:
             line.decode("utf-8")
@@ -448,8 +538,8 @@ def _bad_table(bad: list[tuple]) -> pa.Table:
                      for c, v in zip(COLUMNS, cols)})
 
 
-def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, chunk_bytes: int = CHUNK_BYTES
-                 ) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
+def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, chunk_bytes: int = CHUNK_BYTES,
+                 max_line: int | None = None) -> Iterator[tuple[dict[str, pa.Table], str, int]]:
     """(objects to register, chunk query, last line number) per ~64 MB block."""
     if is_json_array(path, gz):
         yield from _array_chunks(path, _jsonl_sql(f), progress)
@@ -457,9 +547,13 @@ def jsonl_chunks(path: Path, gz: bool, f: Fields, progress: Progress | None, chu
     status: dict = {}
     last = 0
     sql = None
-    for first, block in _iter_blocks(path, gz, progress, status, chunk_bytes):
+    max_line = max_line or MAX_LINE_BYTES
+    for first, block in _iter_blocks(path, gz, progress, status, chunk_bytes, max_line):
+        if isinstance(block, tuple):  # a line over the limit, dropped unread
+            yield {"chunk": _bad_table(list(block))}, "SELECT * FROM chunk", first
+            continue
         sql = sql or _jsonl_sql(f, rich=has_other_fields(block, f))
-        table, bad = _lines_table(first, block)
+        table, bad = _lines_table(first, block, max_line)
         last = first + block.count(b"\n") - 1
         yield {"chunk": table}, sql, last
         if bad:

@@ -105,15 +105,16 @@ def test_partial_ingest_reports_each_files_fate_and_exits_4(tmp_path, monkeypatc
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text('{"id": 1, "text": "first file"}\n')
     b.write_text('{"id": 2, "text": "second file"}\n')
-    real = ing.ingest_file
+    real = ing._ingest_unit
 
-    def disk_fails_on_b(con, path, *args, **kw):
-        if Path(path).name == "b.jsonl":
-            raise OSError(5, "Input/output error", str(path))
-        return real(con, path, *args, **kw)
+    def disk_fails_on_b(con, members, *args, **kw):
+        if any(Path(m[0]).name == "b.jsonl" for m in members):
+            raise OSError(5, "Input/output error", str(members[0][0]))
+        return real(con, members, *args, **kw)
 
-    monkeypatch.setattr(ing, "ingest_file", disk_fails_on_b)
+    monkeypatch.setattr(ing, "UNIT_FILES", 1)  # one file per unit, as two large files are
+    monkeypatch.setattr(ing, "_ingest_unit", disk_fails_on_b)
     r = CliRunner().invoke(app, ["--db", str(tmp_path / "t.duckdb"), "ingest", "-c", "c", str(a), str(b)])
     assert r.exit_code == 4
     assert "a.jsonl" in r.stdout and "partial ingest" in r.stderr and "b.jsonl" in r.stderr
-    assert "the 1 file(s) before it were ingested" in r.stderr
+    assert "the 1 file(s) before them were ingested" in r.stderr

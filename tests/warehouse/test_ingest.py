@@ -247,7 +247,7 @@ def test_texts_staged_in_committed_batches_publish_all_or_nothing(con, tmp_path,
                             for i in range(3000)))
     staged = {}
 
-    def dies_while_publishing(c, cfg, base):
+    def dies_while_publishing(c, cfg, base, stage):
         staged["rows"] = one(c, f"""SELECT sum(estimated_size) FROM duckdb_tables()
                                     WHERE starts_with(table_name, '{ing.STAGE_PREFIX}')""")[0]
         raise KeyboardInterrupt("killed during the final transaction")

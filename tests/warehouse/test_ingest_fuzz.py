@@ -21,8 +21,20 @@ GOOD_TEXT = TEXT.filter(lambda t: t.strip() != "")
 BAD_LINE = st.sampled_from([b"{not json", b"[1, 2]", b'"a string"', b"42", b'{"id": "x", "text": 5}',
                             b'{"id": "y", "text": ""}', b'{"id": "z"}', b'{"text": null}', b"\xff\xfe bad utf8",
                             b'{"text": "a" "b"}', b"}{"])
+# issue 28: JSON nested past the depth limit (whole line, text, metadata, id), lines over the
+# line limit (LINE_LIMIT below; a good row's JSON is shorter), and numbers beyond 64 bits.
+DEEP = st.integers(101, 20_000).flatmap(lambda n: st.sampled_from([
+    b"[" * n + b"]" * n, b'{"text": ' + b"[" * n + b"]" * n + b"}",
+    b'{"id": "q", "text": "deep meta", "m": ' + b'{"a":' * n + b"1" + b"}" * n + b"}",
+    b'{"id": ' + b"[" * n + b"]" * n + b', "text": "deep id"}']))
+LINE_LIMIT = 400
+LONG = st.integers(LINE_LIMIT, 5000).map(lambda n: b'{"id": "long", "text": "' + b"L" * n + b'"}')
+HUGE_NUMBER = st.sampled_from(["1e999999", "-1e999999", "123456789012345678901234567890", "18446744073709551615",
+                               "-9223372036854775809", "1e-999999", "0.1e400"])
 ROW = st.one_of(st.tuples(st.just("good"), GOOD_TEXT), st.tuples(st.just("bad"), BAD_LINE),
-                st.tuples(st.just("blank"), st.sampled_from([b"", b"   ", b"\t"])))
+                st.tuples(st.just("blank"), st.sampled_from([b"", b"   ", b"\t"])),
+                st.tuples(st.just("bad"), DEEP), st.tuples(st.just("long"), LONG),
+                st.tuples(st.just("number"), st.tuples(GOOD_TEXT, HUGE_NUMBER)))
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 STATS = {"files": 0, "rows": 0, "lost": 0}
 
@@ -42,7 +54,8 @@ def _ingest(tmp_path, name: str, data: bytes):
     con = connect(db)
     try:
         try:
-            r = ingest_file(con, p, IngestConfig("c", label_field=None, annotator_field=None))
+            r = ingest_file(con, p, IngestConfig("c", label_field=None, annotator_field=None,
+                                                 max_line_bytes=LINE_LIMIT))
         except InputError:
             assert one(con, "SELECT count(*) FROM documents")[0] == one(con, "SELECT count(*) FROM quarantine")[0] == 0
             raise
@@ -62,11 +75,14 @@ def _jsonl(tmp_path, rows, eol, bom, gz, final_eol):
         if kind == "good":
             lines.append(json.dumps({"id": f"r{i}", "text": value}).encode())
             good[f"r{i}"] = value
-        else:
+        elif kind == "number":  # a good row whose other field is a number no 64-bit type holds
+            lines.append(f'{{"id": "r{i}", "text": {json.dumps(value[0])}, "n": {value[1]}}}'.encode())
+            good[f"r{i}"] = value[0]
+        else:  # a bad line, or one over the line limit (quarantined unread)
             lines.append(value)
     data = (b"\xef\xbb\xbf" if bom else b"") + eol.join(lines) + (eol if final_eol and lines else b"")
     name = "f.jsonl.gz" if gz else "f.jsonl"
-    n_bad = sum(kind == "bad" for kind, _ in rows)
+    n_bad = sum(kind in ("bad", "long") for kind, _ in rows)
     try:
         r, docs, quarantined = _ingest(tmp_path, name, gzip.compress(data) if gz else data)
     except InputError as exc:
