@@ -149,3 +149,34 @@ def test_a_known_error_inside_a_flow_is_one_line_without_prefects_traceback(tmp_
     errors = [x for x in r.stderr.splitlines() if "error" in x.lower()]
     assert len(errors) == 1 and errors[0].startswith("error:") and "did not create" in errors[0], r.stderr
     assert (tmp_path / "sales.duckdb").read_bytes() == before
+
+
+def test_an_eval_onto_a_full_disk_is_one_line_and_the_rerun_equals_a_clean_run(tmp_path, small_fs, taomi_cli, sample,
+                                                                                 record_fault):
+    """`eval --train-corpus` writes contamination hits, the tracing index and the report: a disk
+    that fills under the database or the report folder ends in one line (exit 74), and the re-run
+    after freeing space gives what a clean run gives."""
+    mnt, resize = small_fs
+    resize(64)
+    db = mnt / "w.duckdb"
+    assert taomi_cli("--db", db, "ingest", "-c", "c", sample["corpus"], "--tokenizer", "none").code == 0
+    args = ["eval", sample["eval_set"], sample["predictions_current"], "--train-corpus", "c", "--quiet"]
+    filler = mnt / "filler"
+    free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+    filler.write_bytes(b"\0" * max(free - (64 << 10), 0))
+    r = taomi_cli("--db", db, *args, "--out", mnt / "rep")
+    one_line(r, 74, "the disk is full")
+    filler.unlink()
+    again = taomi_cli("--db", db, *args, "--out", mnt / "rep2", "--json")
+    assert again.code in (0, 3), again.output
+    clean_db = tmp_path / "clean.duckdb"
+    assert taomi_cli("--db", clean_db, "ingest", "-c", "c", sample["corpus"], "--tokenizer", "none").code == 0
+    clean = taomi_cli("--db", clean_db, *args, "--out", tmp_path / "rep", "--json")
+    assert clean.code == again.code
+    keep = ("overall", "contamination")
+    a, b = json.loads(again.out), json.loads(clean.out)
+    for report in (a, b):
+        report["contamination"].pop("scan_seconds")  # a timing, not a result
+    assert {k: a.get(k) for k in keep} == {k: b.get(k) for k in keep}
+    assert a["contamination"]["contaminated"] > 0
+    record_fault("full_disk_eval", cases=1, tracebacks=0)
