@@ -58,6 +58,22 @@ class CurriculumConfig:
 # scores each batch against those counts. Word hashing reuses the dedup shingler (same folding).
 
 BUCKETS = 1 << 22
+# Bounded at any document length (issue 28): a document longer than VIEW_HEAD + VIEW_TAIL
+# characters is scored on its first VIEW_HEAD and last VIEW_TAIL (rarity, perplexity,
+# compression and diversity are per-unit rates, well estimated from 250,000 characters), and its
+# unit `length` is scaled by full / viewed characters (`scale_length`). Token counts, when stored,
+# are exact whatever the view. Batches hold at most BATCH_CHARS characters of views: the scorers
+# keep ~15 arrays of 8 bytes per unit, so a batch is bounded at ~0.5 GB (a 20,000-document batch
+# of real 15 KB files peaked at 5.7 GB).
+VIEW_HEAD = 200_000
+VIEW_TAIL = 50_000
+BATCH_CHARS = 16_000_000
+
+
+def scale_length(length: np.ndarray, chars: np.ndarray, head: int = VIEW_HEAD, tail: int = VIEW_TAIL) -> np.ndarray:
+    """Unit counts of bounded views scaled to the whole documents (`chars`: their full length)."""
+    viewed = np.minimum(chars, head + tail)
+    return np.where(chars > head + tail, length * chars / np.maximum(viewed, 1), length)
 
 
 def _word_ids(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

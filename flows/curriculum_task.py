@@ -9,11 +9,15 @@ import numpy as np
 import pandas as pd
 
 from curation.curriculum import (
+    BATCH_CHARS,
+    VIEW_HEAD,
+    VIEW_TAIL,
     CurriculumConfig,
     NgramCounts,
     combine,
     order_documents,
     random_order,
+    scale_length,
     score_batch,
 )
 from curation.plots import plot_curriculum
@@ -68,14 +72,17 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
             return report
         lq = store.label_scores(con, corpus)
         cs = store.cluster_sizes(con, corpus, dedup_cfg) if dedup_cfg else None
+        chars = store.texts_sizes(con, ids, chars=True)
+    # batches of at most BATCH documents and BATCH_CHARS characters of bounded views
+    bounds = shard_bounds(np.minimum(chars, VIEW_HEAD + VIEW_TAIL + 3), BATCH, BATCH_CHARS)
 
     def batches(stage: str):  # each batch read in its own short session: scoring never keeps the file locked
-        for lo in range(0, len(ids), BATCH):
+        for lo, hi in bounds:
             with session(db) as c:
-                texts = store.texts_by_doc_id(c, ids[lo:lo + BATCH])["text"].tolist()
+                texts = store.texts_by_doc_id(c, ids[lo:hi], view=(VIEW_HEAD, VIEW_TAIL))["text"].tolist()
             yield texts
             if progress:
-                progress(stage, min(lo + BATCH, len(ids)), len(ids))
+                progress(stage, hi, len(ids))
 
     with logged_run(db, "curriculum", inputs, cfg.as_dict(), corpus, counts_in=len(ids)) as run:
         counts = NgramCounts()  # pass 1: corpus n-gram counts, batch by batch (bounded memory)
@@ -83,7 +90,11 @@ def build_curriculum(db, corpus: str, cfg: CurriculumConfig, plot_path: str | Pa
             counts.update(texts)
         parts = [score_batch(texts, counts) for texts in batches("score")]  # pass 2: score each batch
         scores = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        scores["length"] = scale_length(scores["length"], chars)
         notes = [] if dedup_cfg else ["dedup has not run: every document enters (run `taomi dedup` first)"]
+        if (long := int((chars > VIEW_HEAD + VIEW_TAIL).sum())):
+            notes.append(f"{long:,} document(s) over {VIEW_HEAD + VIEW_TAIL:,} characters scored on their first "
+                         f"{VIEW_HEAD:,} and last {VIEW_TAIL:,} (unit length scaled to the whole)")
         if tok is not None:
             scores["length"] = tok.astype(float)
             notes.append(f"length in {tok_key} tokens")
@@ -177,8 +188,10 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
     with logged_run(db, "export", key, config, corpus, counts_in=len(rows)) as run:
         with session(db) as con:
             bounds = shard_bounds(sizes[0], shard_size, shard_bytes or shard_tokens)
+            text = store.texts_sizes(con, rows["doc_id"].to_numpy())  # shards are written in batches of bytes
+            batches = [shard_bounds(text[lo:hi], hi - lo, export_store.ROW_GROUP_BYTES) for lo, hi in bounds]
             manifest = export_store.write_shards(con, rows, out, fmt, bounds, {**header, "content_key": key},
-                                                 progress)
+                                                 progress, batches)
         result = _export_result(out, "written", manifest)
         run.counts_out, run.details = len(rows), result
     return result

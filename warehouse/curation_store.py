@@ -36,17 +36,23 @@ def label_groups(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str |
         WHERE a.corpus = ? AND a.annotator IS NULL""", [config_hash or "", corpus]).fetchdf()
 
 
+def view_sql(col: str, view: tuple[int, int] | None) -> str:
+    """SQL for a bounded view of a text column: (head, tail) characters joined by "\n…\n" when
+    the text is longer than head + tail; the whole column when `view` is None."""
+    if view is None:
+        return col
+    head, tail = (int(v) for v in view)
+    return (f"CASE WHEN length({col}) <= {head + tail} THEN {col} "
+            f"ELSE left({col}, {head}) || chr(10) || '…' || chr(10) || right({col}, {tail}) END")
+
+
 def texts_by_ext_id(con: duckdb.DuckDBPyConnection, corpus: str, ext_ids: list[str],
                     view: tuple[int, int] | None = None) -> list[str]:
     """The texts of these documents, in this order. `view` = (head, tail): a text longer than
     head + tail characters comes back as its first head and last tail characters joined by
     "\n…\n" (curation.suspects.bounded_view), cut in DuckDB so a 100 MB document never reaches Python."""
     con.register("want", pd.DataFrame({"ext_id": ext_ids, "pos": np.arange(len(ext_ids))}))
-    col = "d.text"
-    if view is not None:
-        head, tail = (int(v) for v in view)
-        col = (f"CASE WHEN length(d.text) <= {head + tail} THEN d.text "
-               f"ELSE left(d.text, {head}) || chr(10) || '…' || chr(10) || right(d.text, {tail}) END")
+    col = view_sql("d.text", view)
     try:
         rows = con.execute(f"""SELECT {col} FROM want w JOIN documents d ON d.corpus = ? AND d.ext_id = w.ext_id
                               ORDER BY w.pos""", [corpus]).fetchall()
@@ -106,10 +112,12 @@ def cluster_sizes(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str 
                        [corpus, config_hash or "", corpus, config_hash or ""]).fetchdf()
 
 
-def texts_by_doc_id(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray) -> pd.DataFrame:
+def texts_by_doc_id(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray, view: tuple[int, int] | None = None
+                    ) -> pd.DataFrame:
+    """doc_id, ext_id, text (or its bounded `view`, cut in DuckDB) and meta, in `doc_ids` order."""
     with wanted_docs(con, doc_ids):
-        return con.execute("""SELECT d.doc_id, d.ext_id, d.text, d.meta FROM want_docs w JOIN documents d
-                              ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchdf()
+        return con.execute(f"""SELECT d.doc_id, d.ext_id, {view_sql('d.text', view)} AS text, d.meta
+                               FROM want_docs w JOIN documents d ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchdf()
 
 
 def texts_in_batches(db, doc_ids: np.ndarray, batch: int):
@@ -121,11 +129,13 @@ def texts_in_batches(db, doc_ids: np.ndarray, batch: int):
             yield part, texts_by_doc_id(con, part)["text"].tolist()
 
 
-def texts_sizes(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray) -> np.ndarray:
-    """UTF-8 bytes of each document's text, in the order of `doc_ids`."""
+def texts_sizes(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray, chars: bool = False) -> np.ndarray:
+    """UTF-8 bytes (or, with `chars`, characters: the stored count) of each document's text, in
+    the order of `doc_ids`."""
+    col = "d.n_chars" if chars else "strlen(d.text)"
     with wanted_docs(con, doc_ids):
-        return con.execute("""SELECT strlen(d.text) AS n FROM want_docs w JOIN documents d
-                              ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchnumpy()["n"].astype(np.int64)
+        return con.execute(f"""SELECT {col} AS n FROM want_docs w JOIN documents d
+                               ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchnumpy()["n"].astype(np.int64)
 
 
 def save_curriculum(con: duckdb.DuckDBPyConnection, corpus: str, order_kind: str, config_hash: str,

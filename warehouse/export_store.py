@@ -15,6 +15,8 @@ import uuid
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from warehouse.curation_store import texts_by_doc_id
 from warehouse.outputs import OutputDir, check_name, sha256
@@ -112,45 +114,64 @@ def _meta_frame(metas, columns: dict[str, str]) -> pd.DataFrame:
 
 
 ROW_GROUP_BYTES = 64 << 20  # Parquet row groups of ~64 MB of text: readers stream them, trainers seek by them
+_ARROW = {"Int64": pa.int64(), "float64": pa.float64(), "boolean": pa.bool_()}
+
+
+def _schema(columns: dict[str, str]) -> pa.Schema:
+    """One Parquet schema for every batch of every shard, whatever a batch happens to hold."""
+    fields = [pa.field("id", pa.string()), pa.field("text", pa.string()), pa.field("position", pa.int64()),
+              pa.field("difficulty", pa.float64()), pa.field("pacing_step", pa.int64())]
+    fields += [pa.field(k if k not in FIXED else f"meta_{k}", _ARROW.get(kind, pa.string()))
+               for k, kind in columns.items()]
+    return pa.schema(fields)
+
+
+def _frame(con: duckdb.DuckDBPyConnection, part: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    docs = texts_by_doc_id(con, part["doc_id"].to_numpy())
+    frame = pd.DataFrame({"id": docs["ext_id"].to_numpy(), "text": docs["text"].to_numpy(),
+                          "position": part["position"].to_numpy(), "difficulty": part["difficulty"].to_numpy(),
+                          "pacing_step": part["pacing_step"].to_numpy()})
+    if columns:
+        frame = pd.concat([frame, _meta_frame(docs["meta"].tolist(), columns)], axis=1)
+    return frame
 
 
 def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: OutputDir, fmt: str,
-                 bounds: list[tuple[int, int]], header: dict, progress=None) -> dict:
+                 bounds: list[tuple[int, int]], header: dict, progress=None,
+                 batches: list[list[tuple[int, int]]] | None = None) -> dict:
     """Write `rows` (doc_id, position, pacing_step, difficulty) as shards (the half-open row
     ranges `bounds`) plus a manifest; every metadata field of the documents is a column (see
-    `meta_columns`); Parquet row groups hold ~ROW_GROUP_BYTES of text."""
+    `meta_columns`). Each shard is written batch by batch (`batches`: per shard, row ranges
+    within it, of ~ROW_GROUP_BYTES of text each; one Parquet row group per batch), so a shard of
+    any size is never held whole (a 318 MB corpus in one shard peaked at 6.3 GB)."""
     old = current_manifest(out)
     columns = meta_columns(con, rows["doc_id"].to_numpy())
     tag = uuid.uuid4().hex[:8]
     stage = out.staging()
     shards = []
+    schema = _schema(columns) if fmt == "parquet" else None
     try:
         for i, (lo, hi) in enumerate(bounds):
             part = rows.iloc[lo:hi]
-            docs = texts_by_doc_id(con, part["doc_id"].to_numpy())
-            frame = pd.DataFrame({"id": docs["ext_id"].to_numpy(), "text": docs["text"].to_numpy(),
-                                  "position": part["position"].to_numpy(),
-                                  "difficulty": part["difficulty"].to_numpy(),
-                                  "pacing_step": part["pacing_step"].to_numpy()})
-            if columns:
-                frame = pd.concat([frame, _meta_frame(docs["meta"].tolist(), columns)], axis=1)
             name = f"train-{i:05d}-of-{len(bounds):05d}-{tag}.{fmt}"
             path = stage / name
-            if fmt == "parquet":
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                per_row = max(1, table.column("text").nbytes // max(1, len(frame)))
-                pq.write_table(table, path, row_group_size=max(1, ROW_GROUP_BYTES // per_row))
-            else:
-                frame.to_json(path, orient="records", lines=True, force_ascii=False)
-            shards.append({"file": name, "rows": len(frame), "bytes": path.stat().st_size, "sha256": sha256(path),
+            writer = pq.ParquetWriter(path, schema) if fmt == "parquet" else path.open("w", encoding="utf-8")
+            try:
+                for a, b in (batches[i] if batches else [(0, hi - lo)]):
+                    frame = _frame(con, part.iloc[a:b], columns)
+                    if fmt == "parquet":
+                        writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False),
+                                           row_group_size=len(frame))
+                    else:
+                        writer.write(frame.to_json(orient="records", lines=True, force_ascii=False))
+                    if progress:
+                        progress("write shards", lo + b, len(rows))
+            finally:
+                writer.close()
+            shards.append({"file": name, "rows": len(part), "bytes": path.stat().st_size, "sha256": sha256(path),
                            "difficulty": _range(part["difficulty"]),
                            "pacing_steps": [int(part["pacing_step"].min()), int(part["pacing_step"].max())],
                            "positions": [int(part["position"].min()), int(part["position"].max())]})
-            if progress:
-                progress("write shards", lo + len(part), len(rows))
         manifest = {**header, "writer": "taomi", "metadata_columns": {
             (k if k not in FIXED else f"meta_{k}"): v for k, v in columns.items()}, "shards": shards}
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
