@@ -76,17 +76,79 @@ def shingles(texts, cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarr
     return shingle_batch(texts if isinstance(texts, list) else [t or "" for t in texts.to_pylist()], cfg)
 
 
+# Bounded memory at any document length (issue 28): shingling holds ~20-70 bytes per character
+# (a 100 MB document: 2-7 GB). A document longer than PIECE_CHARS is signed in pieces of at most
+# PIECE_CHARS characters, cut at whitespace (or anywhere, where a 64K-character stretch has none)
+# and overlapping by PIECE_OVERLAP characters so that every shingle that crosses a cut lies whole
+# in one piece; its signature is the element-wise minimum of the pieces' (a MinHash of a union
+# is the minimum of the MinHashes), identical to the whole document's when the cuts fall between
+# units. Its shingle count is then the pieces' sum (shingles inside an overlap count twice).
+# The numpy path signs at most NUMPY_CHARS characters per step.
+PIECE_CHARS = 2_000_000
+PIECE_OVERLAP = 4_096
+NUMPY_CHARS = 4_000_000
+_SEARCH = 65_536
+
+
+def _boundary(text: str, i: int, floor: int) -> int:
+    """The last whitespace position at or before `i` (not before `floor`, nor more than 64K
+    characters back), else `i` itself."""
+    lo = max(floor, i - _SEARCH)
+    best = max(text.rfind(c, lo, i + 1) for c in " \n\t\r")
+    return best if best > floor else i
+
+
+def pieces(text: str, size: int | None = None, overlap: int | None = None) -> list[str]:
+    """A long text as overlapping pieces of at most `size` characters (see PIECE_CHARS)."""
+    size, overlap = size or PIECE_CHARS, overlap or PIECE_OVERLAP
+    if len(text) <= size:
+        return [text]
+    out, start = [], 0
+    while start + size < len(text):
+        cut = _boundary(text, start + size, start + overlap + 1)
+        out.append(text[start:cut])
+        start = _boundary(text, cut - overlap, start + 1)
+    out.append(text[start:])
+    return out
+
+
+def _piecewise(texts: list[str], cfg: DedupConfig, docs: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Signatures of texts some of which are longer than PIECE_CHARS: each long one from its pieces."""
+    n = len(texts)
+    n_sh = np.zeros(n, dtype=np.int64)
+    sigs = np.empty((n, cfg.num_perm), dtype=np.uint32)
+    short = [i for i, t in enumerate(texts) if len(t) <= PIECE_CHARS]
+    if short:
+        n_sh[short], sigs[short] = signatures_for([texts[i] for i in short], cfg, docs)
+    for i in (i for i, t in enumerate(texts) if len(t) > PIECE_CHARS):
+        parts = pieces(texts[i])
+        sigs[i] = np.iinfo(np.uint32).max
+        for lo in range(0, len(parts), 2):  # two pieces at a time: memory of ~2 x PIECE_CHARS
+            ns, sg = signatures_for(parts[lo:lo + 2], cfg, docs)
+            n_sh[i] += int(ns.sum())
+            np.minimum(sigs[i], sg.min(axis=0), out=sigs[i])
+    return n_sh, sigs
+
+
 def _signatures_numpy(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     n_sh, sigs = [], []
-    for lo in range(0, max(len(texts), 1), KERNEL_DOCS):
-        hashes, offsets = shingle_batch(texts[lo:lo + KERNEL_DOCS], cfg)
+    lo = 0
+    while lo < max(len(texts), 1):
+        hi, held = lo, 0
+        while hi < len(texts) and hi - lo < KERNEL_DOCS and (hi == lo or held + len(texts[hi]) <= NUMPY_CHARS):
+            held += len(texts[hi])
+            hi += 1
+        hashes, offsets = shingle_batch(texts[lo:max(hi, lo + 1)], cfg)
         n_sh.append(np.diff(offsets))
         sigs.append(sign(hashes, offsets, cfg.num_perm, cfg.seed))
+        lo = max(hi, lo + 1)
     return np.concatenate(n_sh), np.concatenate(sigs)
 
 
 def signatures_for(texts: list[str], cfg: DedupConfig, docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(n_shingles per text, signatures (n, num_perm) uint32) for a batch of texts."""
+    if any(len(t) > PIECE_CHARS for t in texts):
+        return _piecewise(texts, cfg, docs)
     if compiled(cfg, _job(texts, docs)):
         return kernel.sign_texts(texts, cfg)
     return _signatures_numpy(texts, cfg)
@@ -96,7 +158,12 @@ def signatures_arrow(column, cfg: DedupConfig, workers: int = 1, docs: int | Non
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Signatures of an Arrow string column. The compiled kernel releases the GIL, so `workers`
     threads sign contiguous slices in parallel on shared memory (no copies, no pickling); the
-    rows are identical whatever the number of workers."""
+    rows are identical whatever the number of workers. Documents longer than PIECE_CHARS are
+    signed in pieces (`_piecewise`)."""
+    import pyarrow.compute as pc
+
+    if len(column) and (pc.max(pc.utf8_length(column)).as_py() or 0) > PIECE_CHARS:
+        return _piecewise([t or "" for t in column.to_pylist()], cfg, docs)
     if not compiled(cfg, _job(column, docs)):
         return _signatures_numpy([t or "" for t in column.to_pylist()], cfg)
     parts = _on_slices(column, workers, lambda part: kernel.sign_arrow(part, cfg))

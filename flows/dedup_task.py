@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from curation.shards import shard_bounds
 from dedup.bands import band_keys, candidate_pairs_from_keys, pairs_from_buckets
 from dedup.bands import unique_id_pairs as unique_ids
 from dedup.config import DedupConfig, Resources
@@ -81,11 +82,11 @@ def signing(con, corpus: str, cfg: DedupConfig, progress: Progress | None = None
     `on_batch(ids, n_shingles, sigs)` sees every signed batch (the dedup run builds band keys from
     them instead of reading the signatures back)."""
     key = cfg.signature_key()
-    ids, signed = store.signing_state(con, corpus, key, lo, hi)
+    ids, signed, chars = store.signing_state(con, corpus, key, lo, hi, chars=True)
     missing = ids[~signed]
     total = len(missing)
     step = cfg.batch_docs if res.workers == 1 else min(cfg.batch_docs, max(1_000, -(-total // (2 * res.workers))))
-    reads = _reads(ids, missing, step)
+    reads = _reads(ids, missing, step, chars[~signed], SIGN_CHARS_CHAR if cfg.char_ngrams else SIGN_CHARS)
     reader, writer = con.cursor(), con.cursor()
 
     def read(r: int) -> tuple[np.ndarray, pa.Array]:
@@ -126,16 +127,30 @@ def signing(con, corpus: str, cfg: DedupConfig, progress: Progress | None = None
         writer.close()
 
 
-def _reads(ids: np.ndarray, missing: np.ndarray, step: int) -> list[tuple[int, int, bool]]:
-    """(first id, last id, plain) of each batch of about `step` unsigned documents (`missing`, of
-    the corpus's sorted `ids`). `plain`: the range holds at most as many signed documents as
-    unsigned ones, so it is read whole by a range scan and the signed ones dropped here; otherwise
-    (a sparse range) by the anti-join, which reads only what it needs but costs 3x per row."""
+# Characters of text per signing batch (issue 28): the batch's texts, Python strings where the
+# kernel cannot use Arrow's buffer, and the shingles of char n-grams (8 bytes a character, plus
+# sorting) scale with it; 20,000 real files (318 MB) in one batch peaked at 2.5 GB with
+# --char-ngrams. A longer document is one batch of its own, signed in pieces (dedup.pipeline).
+SIGN_CHARS = 32_000_000
+SIGN_CHARS_CHAR = 8_000_000
+
+
+def _reads(ids: np.ndarray, missing: np.ndarray, step: int, chars: np.ndarray | None = None,
+           max_chars: int | None = None) -> list[tuple[int, int, bool]]:
+    """(first id, last id, plain) of each batch of at most `step` unsigned documents (`missing`, of
+    the corpus's sorted `ids`) and at most `max_chars` characters (`chars`: per missing document;
+    a longer one alone). `plain`: the range holds at most as many signed documents as unsigned
+    ones, so it is read whole by a range scan and the signed ones dropped here; otherwise (a
+    sparse range) by the anti-join, which reads only what it needs but costs 3x per row."""
+    if chars is None or max_chars is None:
+        bounds = [(b, min(b + step, len(missing))) for b in range(0, len(missing), step)]
+    else:
+        bounds = shard_bounds(chars, step, max_chars)
     out = []
-    for b in range(0, len(missing), step):
-        first, last = int(missing[b]), int(missing[min(b + step, len(missing)) - 1])
+    for b, e in bounds:
+        first, last = int(missing[b]), int(missing[e - 1])
         span = int(np.searchsorted(ids, last, "right") - np.searchsorted(ids, first, "left"))
-        out.append((first, last, span <= 2 * min(step, len(missing) - b)))
+        out.append((first, last, span <= 2 * (e - b)))
     return out
 
 

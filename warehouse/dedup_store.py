@@ -56,14 +56,16 @@ def missing_signature_ids(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: 
 
 
 def signing_state(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int | None = None,
-                  hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(doc ids of `corpus`, optionally lo..hi, sorted; whether each has a signature under `sig_key`)."""
+                  hi: int | None = None, chars: bool = False) -> tuple[np.ndarray, ...]:
+    """(doc ids of `corpus`, optionally lo..hi, sorted; whether each has a signature under
+    `sig_key`; with `chars`, also each document's length in characters)."""
     where = "" if lo is None else f" AND d.doc_id BETWEEN {int(lo)} AND {int(hi)}"
-    t = con.execute(f"""SELECT d.doc_id, s.doc_id IS NOT NULL AS signed FROM documents d
+    t = con.execute(f"""SELECT d.doc_id, s.doc_id IS NOT NULL AS signed{', d.n_chars' if chars else ''} FROM documents d
                         LEFT JOIN (SELECT doc_id FROM dedup_signatures WHERE corpus = {_lit(corpus)}
                                    AND sig_key = {_lit(sig_key)}) s ON s.doc_id = d.doc_id
                         WHERE d.corpus = {_lit(corpus)}{where} ORDER BY d.doc_id""").fetchnumpy()
-    return np.asarray(t["doc_id"], dtype=np.int64), np.asarray(t["signed"], dtype=bool)
+    out = (np.asarray(t["doc_id"], dtype=np.int64), np.asarray(t["signed"], dtype=bool))
+    return out + (np.asarray(t["n_chars"], dtype=np.int64),) if chars else out
 
 
 def unsigned_texts(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int, hi: int
