@@ -98,18 +98,22 @@ def _boundary(text: str, i: int, floor: int) -> int:
     return best if best > floor else i
 
 
-def pieces(text: str, size: int | None = None, overlap: int | None = None) -> list[str]:
-    """A long text as overlapping pieces of at most `size` characters (see PIECE_CHARS)."""
+def piece_bounds(text: str, size: int | None = None, overlap: int | None = None) -> list[tuple[int, int]]:
+    """(start, end) of overlapping pieces of at most `size` characters (see PIECE_CHARS): each
+    ends at whitespace and the next starts at whitespace at least `overlap` characters before."""
     size, overlap = size or PIECE_CHARS, overlap or PIECE_OVERLAP
-    if len(text) <= size:
-        return [text]
     out, start = [], 0
     while start + size < len(text):
         cut = _boundary(text, start + size, start + overlap + 1)
-        out.append(text[start:cut])
+        out.append((start, cut))
         start = _boundary(text, cut - overlap, start + 1)
-    out.append(text[start:])
+    out.append((start, len(text)))
     return out
+
+
+def pieces(text: str, size: int | None = None, overlap: int | None = None) -> list[str]:
+    """A long text as overlapping pieces of at most `size` characters (see PIECE_CHARS)."""
+    return [text[a:b] for a, b in piece_bounds(text, size, overlap)]
 
 
 def _piecewise(texts: list[str], cfg: DedupConfig, docs: int | None) -> tuple[np.ndarray, np.ndarray]:

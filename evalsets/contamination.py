@@ -110,11 +110,49 @@ def item_ngrams(items: list[str], n: int = N_GRAM, low_information_rule: bool = 
 def scan_documents(keys: np.ndarray, doc_ids: np.ndarray, texts: list[str], n: int = N_GRAM
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Windows of training documents whose n-gram hash is one of `keys` (sorted, unique):
-    (doc_id, hash, word position in the document)."""
+    (doc_id, hash, word position in the document). A document longer than PIECE_CHARS is
+    scanned piece by piece (`_scan_long`): the shingles of a 100 MB text took ~2 GB."""
+    from dedup.pipeline import PIECE_CHARS
+
+    long = [i for i, t in enumerate(texts) if len(t) > PIECE_CHARS]
+    short = [i for i, t in enumerate(texts) if len(t) <= PIECE_CHARS] if long else None
+    doc_ids = np.asarray(doc_ids, dtype=np.int64)
+    parts = [_scan(keys, doc_ids if short is None else doc_ids[short],
+                   texts if short is None else [texts[i] for i in short], n)]
+    parts += [_scan_long(keys, int(doc_ids[i]), texts[i], n) for i in long]
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+
+
+def _scan(keys: np.ndarray, doc_ids: np.ndarray, texts: list[str], n: int) -> tuple[np.ndarray, ...]:
     h, off = shingle_batch([join_words(t) for t in texts], DedupConfig(ngram=n))
     hit = np.flatnonzero(np.isin(h, keys)) if len(keys) else np.zeros(0, dtype=np.int64)
     doc = np.searchsorted(off, hit, side="right") - 1
-    return np.asarray(doc_ids, dtype=np.int64)[doc], h[hit], (hit - off[doc]).astype(np.int32)
+    return doc_ids[doc], h[hit], (hit - off[doc]).astype(np.int32)
+
+
+def _scan_long(keys: np.ndarray, doc_id: int, text: str, n: int) -> tuple[np.ndarray, ...]:
+    """`_scan` of one long text, piece by piece (dedup.pipeline.piece_bounds: cut at whitespace,
+    overlapping). A piece's windows that lie wholly in its overlap with the previous piece were
+    found there and are skipped; positions count the units of the pieces before it, less the
+    overlap's, so they are the whole document's word positions."""
+    from dedup.pipeline import piece_bounds
+
+    cfg = DedupConfig(ngram=n)
+    ds, hs, ps = [], [], []
+    offset, prev = 0, None  # (start, end, units) of the previous piece
+    for a, b in piece_bounds(text):
+        h, _ = shingle_batch([join_words(text[a:b])], cfg)
+        skip = 0
+        if prev is not None:
+            shared = len(_folded_words(join_words(text[a:prev[1]]), cfg))
+            offset += prev[2] - shared
+            skip = max(0, shared - n + 1)
+        hit = np.flatnonzero(np.isin(h[skip:], keys)) + skip if len(keys) else np.zeros(0, dtype=np.int64)
+        ds.append(np.full(len(hit), doc_id, dtype=np.int64))
+        hs.append(h[hit])
+        ps.append((hit + offset).astype(np.int32))
+        prev = (a, b, len(h) + n - 1 if len(h) else len(_folded_words(join_words(text[a:b]), cfg)))
+    return np.concatenate(ds), np.concatenate(hs), np.concatenate(ps)
 
 
 def join_hits(index: ItemNgrams, doc_id: np.ndarray, h: np.ndarray, doc_pos: np.ndarray) -> pd.DataFrame:

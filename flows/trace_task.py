@@ -9,6 +9,7 @@ import numpy as np
 from evalsets.tracing import (
     N_FEATURES,
     SUPPORT_THRESHOLD,
+    VIEW,
     document_frequencies,
     idf_of,
     postings,
@@ -30,14 +31,14 @@ def ensure_index(db, corpus: str, progress=None) -> tuple[str, np.ndarray, bool]
             return version, have[2], False
         store.start_index(con, corpus)
     df, n_docs = np.zeros(N_FEATURES), 0
-    for _, texts in eval_store.training_batches(db, corpus):
+    for _, texts in eval_store.training_batches(db, corpus, view=VIEW):
         df += document_frequencies(texts)
         n_docs += len(texts)
         if progress:
             progress("trace index: document frequencies", n_docs, total)
     idf = idf_of(df, n_docs)
     done = 0
-    for doc_ids, texts in eval_store.training_batches(db, corpus):
+    for doc_ids, texts in eval_store.training_batches(db, corpus, view=VIEW):
         f, d, w = postings(doc_ids, weighted(texts, idf))
         with session(db) as con:
             store.add_postings(con, corpus, version, f, d, w)

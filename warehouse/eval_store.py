@@ -8,6 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from warehouse.curation_store import view_sql
 from warehouse.db import one, session, transaction
 
 
@@ -74,22 +75,27 @@ def batch_bounds(sizes: np.ndarray, max_docs: int, max_bytes: int) -> list[tuple
     return out
 
 
-def training_batches(db, corpus: str, batch: int = 20_000, max_bytes: int = BATCH_BYTES):
+def training_batches(db, corpus: str, batch: int = 20_000, max_bytes: int = BATCH_BYTES,
+                     view: tuple[int, int] | None = None):
     """(doc_ids, texts) of a training corpus in batches (by count and by bytes), each read in its
     own short session, so the work done between batches (a scan, a scoring) never holds the
-    database lock."""
+    database lock. `view` = (head, tail): each text as its bounded view, cut in the database."""
     with session(db) as con:
         ids, sizes = training_doc_ids(con, corpus)
+    if view is not None:
+        sizes = np.minimum(sizes, 4 * sum(view))  # bytes of a view: at most 4 per character
     for lo, hi in batch_bounds(sizes, batch, max_bytes):
         part = ids[lo:hi]
         with session(db) as con:
-            got = training_texts(con, corpus, int(part[0]), int(part[-1]))
+            got = training_texts(con, corpus, int(part[0]), int(part[-1]), view)
         yield got  # closed before the caller works on the batch
 
 
-def training_texts(con: duckdb.DuckDBPyConnection, corpus: str, lo: int, hi: int) -> tuple[np.ndarray, list[str]]:
-    """(doc_ids, texts) of the corpus's documents with lo <= doc_id <= hi."""
-    df = con.execute("SELECT doc_id, text FROM documents WHERE corpus = ? AND doc_id BETWEEN ? AND ? ORDER BY doc_id",
+def training_texts(con: duckdb.DuckDBPyConnection, corpus: str, lo: int, hi: int,
+                   view: tuple[int, int] | None = None) -> tuple[np.ndarray, list[str]]:
+    """(doc_ids, texts or their bounded views) of the corpus's documents with lo <= doc_id <= hi."""
+    df = con.execute(f"""SELECT doc_id, {view_sql('text', view)} AS text FROM documents
+                         WHERE corpus = ? AND doc_id BETWEEN ? AND ? ORDER BY doc_id""",
                      [corpus, int(lo), int(hi)]).fetchdf()
     return df["doc_id"].to_numpy(np.int64), df["text"].tolist()
 

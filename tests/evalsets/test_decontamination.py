@@ -122,14 +122,14 @@ def test_a_second_eval_reads_the_stored_scan_and_tracing_index(world, tmp_path):
     fresh = ngram_overlap([i["input"] + " " + i["target"] for i in items], eval_store.training_batches(db, "pkgs"))
     assert {i["id"] for i, f in zip(items, fresh) if f["status"] == "contaminated"} == found
     # failure tracing from the index equals the two-pass scan it replaced
-    from evalsets.tracing import nearest_documents
+    from evalsets.tracing import VIEW, nearest_documents
     from flows.trace_task import trace_failures
 
     failed = [r["id"] for r in second["failures"]]
     texts = [next(i["input"] for i in items if i["id"] == f) for f in failed[:15]]
     via_index, meta = trace_failures(db, "pkgs", texts)
     assert meta["index_built_now"] is False
-    scanned = nearest_documents(texts, lambda: eval_store.training_batches(db, "pkgs"))
+    scanned = nearest_documents(texts, lambda: eval_store.training_batches(db, "pkgs", view=VIEW))
     for a, b in zip(via_index, scanned):
         assert a["support"] == b["support"]
         assert [n["doc_id"] for n in a["nearest"]] == [n["doc_id"] for n in b["nearest"] if n["similarity"] > 0]
