@@ -111,9 +111,46 @@ def corpus(tmp_path_factory):
     return data
 
 
+@pytest.fixture(scope="module")
+def real_corpus(tmp_path_factory):
+    """Real text in real shape (issue 28): files shipped in this venv's site-packages (sources,
+    docs, licences; 40 bytes to 200 KB) with datatrove's `metadata` object, one 3 MB document (over
+    dedup's and the scan's piece size and the curriculum's view), a few broken lines, labels by
+    package, and an eval set of paragraphs cut from some of the files."""
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    files = sorted(f for f in site.rglob("*") if f.suffix in {".py", ".md", ".txt", ".rst"} and f.is_file()
+                   and 40 < f.stat().st_size < 200_000)
+    rnd = random.Random(5)
+    rnd.shuffle(files)
+    data = tmp_path_factory.mktemp("killreal")
+    texts = [(str(f.relative_to(site)), f.read_text(encoding="utf-8", errors="replace")) for f in files[:700]]
+    big = "\n".join(t for _, t in texts)[:3_000_000]
+    lines = [json.dumps({"id": rel, "text": t, "metadata": {"source": rel.split("/")[0]}}) for rel, t in texts]
+    lines.insert(300, json.dumps({"id": "big", "text": big, "metadata": {"source": "joined"}}))
+    lines[100:100] = ['{"id": "broken", "text": "cut off', "[1, 2]"]
+    (data / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    (data / "labels.jsonl").write_text("".join(json.dumps({"id": rel, "text": t, "label": rel.split("/")[0],
+                                                          "annotator": "a1"}) + "\n" for rel, t in texts[:400]))
+    items = [{"id": f"q{i}", "input": t[len(t) // 3:len(t) // 3 + 600], "target": rel.split("/")[0]}
+             for i, (rel, t) in enumerate(texts[::10]) if len(t) > 2000]
+    (data / "eval_set.jsonl").write_text("".join(json.dumps(it) + "\n" for it in items))
+    return data
+
+
 @pytest.mark.parametrize("stage", ORDER + LATER)
 def test_sigkill_at_random_points_then_rerun_equals_a_clean_run(tmp_path, corpus, stage):
-    rnd = random.Random(f"kill-{stage}")
+    _kill_and_rerun(tmp_path, corpus, stage)
+
+
+@pytest.mark.parametrize("stage", ORDER + LATER)
+def test_sigkill_on_real_shaped_text_then_rerun_equals_a_clean_run(tmp_path, real_corpus, stage):
+    _kill_and_rerun(tmp_path, real_corpus, stage, "real")
+
+
+def _kill_and_rerun(tmp_path: Path, corpus: Path, stage: str, kind: str = "generated") -> None:
+    rnd = random.Random(f"kill-{stage}" + ("" if kind == "generated" else f"-{kind}"))
     base_db, base_out = str(tmp_path / "base.duckdb"), tmp_path / "base-out"
     for s in (ORDER[:ORDER.index(stage)] if stage in ORDER else ["ingest"]):
         run_stage(s, base_db, corpus, base_out)
@@ -141,7 +178,7 @@ def test_sigkill_at_random_points_then_rerun_equals_a_clean_run(tmp_path, corpus
         if out.exists():
             assert not [p for p in out.iterdir() if p.name.startswith(".taomi-partial")]
     assert killed_mid >= 1, f"{stage}: no kill landed while the stage was running"
-    _record(stage, KILLS_PER_STAGE, killed_mid)
+    _record(stage if kind == "generated" else f"{stage} ({kind} text)", KILLS_PER_STAGE, killed_mid)
 
 
 def _record(stage: str, kills: int, mid: int) -> None:
