@@ -349,7 +349,8 @@ def _near(con, corpus: str, docs: dict[str, np.ndarray], rank: np.ndarray, cfg: 
     cand, bands, rows, n_empty, out_of_core = _band_candidates(con, corpus, cfg, ex_drop, res, gathered)
     seconds["band"] = time.perf_counter() - t
     rank_of = dict(zip(docs["doc_id"].tolist(), rank.tolist())) if len(cand) else {}
-    near = finish(cand, rank_of, lambda d: store.texts_arrow(con, corpus, d), cfg, bands, rows, seconds, res.workers)
+    near = finish(cand, rank_of, lambda d: store.texts_arrow(con, corpus, d), cfg, bands, rows, seconds, res.workers,
+                  lambda d: store.doc_chars(con, corpus, d))
     return near, n_empty, out_of_core
 
 

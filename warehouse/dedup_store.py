@@ -97,6 +97,18 @@ def texts(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> l
     return texts_arrow(con, corpus, doc_ids).to_pylist() if len(doc_ids) else []
 
 
+def doc_chars(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> np.ndarray:
+    """Each document's length in characters (the stored count), in the given order."""
+    con.register("wanted_ids", pa.table({"doc_id": arrow(np.asarray(doc_ids, dtype=np.int64)),
+                                         "pos": arrow(np.arange(len(doc_ids)))}))
+    try:
+        t = con.execute(f"""SELECT d.n_chars FROM wanted_ids w JOIN documents d
+                            ON d.doc_id = w.doc_id AND d.corpus = {_lit(corpus)} ORDER BY w.pos""").fetchnumpy()
+    finally:
+        con.unregister("wanted_ids")
+    return np.asarray(t["n_chars"], dtype=np.int64)
+
+
 def texts_arrow(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> pa.Array:
     """Texts of the given documents as one Arrow string column, in the given order."""
     con.register("wanted_ids", pa.table({"doc_id": arrow(np.asarray(doc_ids, dtype=np.int64)),

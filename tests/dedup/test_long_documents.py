@@ -61,3 +61,25 @@ def test_signing_batches_are_bounded_in_characters():
     assert spans[0] == (1, 15) and (51, 51) in spans
     assert sum(b - a + 1 for a, b in spans) == 100
     assert all(chars[a - 1:b].sum() <= 15_000 or a == b for a, b in spans)
+
+
+@pytest.mark.parametrize("char_ngrams", [False, True])
+def test_verification_in_groups_equals_one_pass(monkeypatch, char_ngrams):
+    rng = random.Random(9)
+    words = ["".join(rng.choice("abcdefgh") for _ in range(rng.randint(2, 7))) for _ in range(400)]
+    base = [" ".join(rng.choice(words) for _ in range(rng.randint(30, 300))) for _ in range(40)]
+    docs = base + [b.replace(b.split()[3], "changed", 1) for b in base]  # near copies
+    ids = np.arange(100, 100 + len(docs), dtype=np.int64)
+    text_of = dict(zip(ids.tolist(), docs))
+    cand = np.unique(np.array([(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if rng.random() < 0.15]
+                              + [(ids[i], ids[i + 40]) for i in range(40)], dtype=np.int64), axis=0)  # unique pairs
+    cand = cand[rng.sample(range(len(cand)), len(cand))]  # an order that is not sorted
+    fetch = lambda d: [text_of[int(x)] for x in d]  # noqa: E731
+    cfg = DedupConfig(char_ngrams=char_ngrams, threshold=0.5)
+    one_e, one_s = pl.verify(cand, fetch, cfg)
+    monkeypatch.setattr(pl, "VERIFY_SHINGLES", 600 if char_ngrams else 150)
+    sizes = lambda d: np.array([len(text_of[int(x)]) for x in d])  # noqa: E731
+    est = sizes(np.unique(cand)) // (1 if char_ngrams else 4) + 1
+    assert est.sum() > 5 * pl.VERIFY_SHINGLES  # many groups
+    got_e, got_s = pl.verify(cand, fetch, cfg, chars=sizes)
+    assert len(one_e) >= 40 and (got_e == one_e).all() and (got_s == one_s).all()
