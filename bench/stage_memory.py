@@ -38,7 +38,14 @@ STAGES = ("ingest", "dedup", "dedup-char", "labels", "curriculum", "export-jsonl
 
 
 def pool(seed: int) -> list[dict]:
+    """Every file, labelled by its package or folder when that has 150 files or more, else
+    'other' (a label check needs classes with examples: thousands of one-file classes left it
+    nothing to do)."""
+    import collections
+
     rows = package_files(min_files=1) + system_files()
+    sizes = collections.Counter(r["label"] for r in rows)
+    rows = [{**r, "label": r["label"] if sizes[r["label"]] >= 150 else "other"} for r in rows]
     random.Random(seed).shuffle(rows)
     return rows
 
