@@ -74,11 +74,11 @@ def test_verification_in_groups_equals_one_pass(monkeypatch, char_ngrams):
     cand = np.unique(np.array([(a, b) for i, a in enumerate(ids) for b in ids[i + 1:] if rng.random() < 0.15]
                               + [(ids[i], ids[i + 40]) for i in range(40)], dtype=np.int64), axis=0)  # unique pairs
     cand = cand[rng.sample(range(len(cand)), len(cand))]  # an order that is not sorted
-    fetch = lambda d: [text_of[int(x)] for x in d]  # noqa: E731
+    fetch = lambda d: [text_of[int(x)] for x in d]
     cfg = DedupConfig(char_ngrams=char_ngrams, threshold=0.5)
     one_e, one_s = pl.verify(cand, fetch, cfg)
     monkeypatch.setattr(pl, "VERIFY_SHINGLES", 600 if char_ngrams else 150)
-    sizes = lambda d: np.array([len(text_of[int(x)]) for x in d])  # noqa: E731
+    sizes = lambda d: np.array([len(text_of[int(x)]) for x in d])
     est = sizes(np.unique(cand)) // (1 if char_ngrams else 4) + 1
     assert est.sum() > 5 * pl.VERIFY_SHINGLES  # many groups
     got_e, got_s = pl.verify(cand, fetch, cfg, chars=sizes)
