@@ -60,7 +60,7 @@ elif stage.startswith("eval"):
         dt.scan_documents = slow_first(dt.scan_documents)
     else:
         tt.document_frequencies = slow_first(tt.document_frequencies)
-    et.store.training_batches.__defaults__ = (50, 16 << 20)  # several batches in this small corpus
+    et.store.training_batches.__defaults__ = (50, 16 << 20, None)  # several batches in this small corpus
     r = et.evaluate(db, sys.argv[4], sys.argv[5], train_corpus="c", n_boot=50)
     assert r["contamination"]["checked"] > 0 and r["failures"]
 else:
