@@ -105,10 +105,10 @@ def test_an_injected_enospc_is_one_line_too(tmp_path, taomi_cli, monkeypatch):
     db = tmp_path / "w.duckdb"
     assert taomi_cli("--db", db, "ingest", "-c", "c", src).code == 0
 
-    def full(table, path, *a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    def full(writer, table, *a, **k):  # shards are written batch by batch through a ParquetWriter
+        raise OSError(errno.ENOSPC, "No space left on device", "shard.parquet")
 
-    monkeypatch.setattr(pq, "write_table", full)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
     one_line(taomi_cli("--db", db, "export", "c", tmp_path / "out", "--order", "random"), 74, "the disk is full")
 
 
