@@ -101,3 +101,25 @@ def test_the_large_corpus_path_stays_usable_on_real_text(monkeypatch, bench_modu
     assert not any(matrices for _, matrices in calls)  # texts travel: the large path ran
     print(f"exact P/R/F1 {full}; large path {capped}")
     assert capped[0] >= 0.45 and capped[2] >= full[2] - 0.12
+
+
+def test_few_folds_from_a_tiny_class_do_not_send_a_large_corpus_down_the_exact_path(monkeypatch):
+    """A class of 2 items makes 2 folds; the exact path's threshold used to follow the folds
+    (TRAIN_CAP x 2 instead of x 5/4), so 10,610 real documents in 45 classes took it and each
+    fold worker held ~1.5 GB (3.96 GB in all). The path now follows the configured folds."""
+    import numpy as np
+
+    import curation.suspects as S
+
+    monkeypatch.setattr(S, "TRAIN_CAP", 40)
+    seen = []
+    real = S._fold
+    monkeypatch.setattr(S, "_fold", lambda train, *a: seen.append(isinstance(train, tuple)) or real(train, *a))
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    texts = [" ".join(rng.choice(words[:150] if i % 2 else words[150:], 30)) for i in range(58)]
+    texts += ["alpha beta gamma delta", "alpha beta gamma epsilon"]
+    y = np.array([i % 2 for i in range(58)] + [2, 2])
+    probs = S.out_of_fold_probabilities(texts, y, 3, S.SuspectConfig(workers=1))
+    assert seen == [False, False]  # 2 folds (the class of 2), both on the bounded large path
+    assert probs.shape == (60, 3)
