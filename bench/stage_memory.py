@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from labels_scale_bench import _read, package_files, system_files
+from labels_scale_bench import _read, package_files, system_files, tree_peak_rss
 
 TAOMI = str(ROOT / ".venv" / "bin" / "taomi")
 BUDGET_MB = 1024  # the default --memory-limit on this machine (a quarter of RAM, at most 1 GB)
@@ -127,27 +127,12 @@ def eval_files(work: Path, corpus: Path, left: list[dict], seed: int) -> tuple[P
     return eset, preds
 
 
-def tree_peak_rss(proc: subprocess.Popen, every: float = 0.1) -> int:
-    import psutil
-
-    peak = 0
-    root = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            total = root.memory_info().rss + sum(c.memory_info().rss for c in root.children(recursive=True))
-        except psutil.Error:
-            total = 0
-        peak = max(peak, total)
-        time.sleep(every)
-    return peak
-
-
 def run(work: Path, name: str, *args: str) -> dict:
     out, err = work / f"{name}.out", work / f"{name}.err"
     t = time.perf_counter()
     with out.open("w") as so, err.open("w") as se:  # files, not pipes: a big report must not block it
         proc = subprocess.Popen([TAOMI, *args], stdout=so, stderr=se, cwd=work)
-        peak = tree_peak_rss(proc)
+        peak = tree_peak_rss(proc, every=0.1)
     secs = time.perf_counter() - t
     tail = err.read_text()[-400:]
     return {"stage": name, "rc": proc.returncode, "seconds": round(secs, 1), "peak_rss_mb": round(peak / 2 ** 20),

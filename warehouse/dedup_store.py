@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -97,27 +98,30 @@ def texts(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> l
     return texts_arrow(con, corpus, doc_ids).to_pylist() if len(doc_ids) else []
 
 
-def doc_chars(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> np.ndarray:
-    """Each document's length in characters (the stored count), in the given order."""
+@contextmanager
+def _wanted(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray):
+    """The doc ids registered as `wanted_ids` (doc_id, pos) for the length of a query."""
     con.register("wanted_ids", pa.table({"doc_id": arrow(np.asarray(doc_ids, dtype=np.int64)),
                                          "pos": arrow(np.arange(len(doc_ids)))}))
     try:
-        t = con.execute(f"""SELECT d.n_chars FROM wanted_ids w JOIN documents d
-                            ON d.doc_id = w.doc_id AND d.corpus = {_lit(corpus)} ORDER BY w.pos""").fetchnumpy()
+        yield
     finally:
         con.unregister("wanted_ids")
+
+
+def doc_chars(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> np.ndarray:
+    """Each document's length in characters (the stored count), in the given order."""
+    with _wanted(con, doc_ids):
+        t = con.execute(f"""SELECT d.n_chars FROM wanted_ids w JOIN documents d
+                            ON d.doc_id = w.doc_id AND d.corpus = {_lit(corpus)} ORDER BY w.pos""").fetchnumpy()
     return np.asarray(t["n_chars"], dtype=np.int64)
 
 
 def texts_arrow(con: duckdb.DuckDBPyConnection, corpus: str, doc_ids: np.ndarray) -> pa.Array:
     """Texts of the given documents as one Arrow string column, in the given order."""
-    con.register("wanted_ids", pa.table({"doc_id": arrow(np.asarray(doc_ids, dtype=np.int64)),
-                                         "pos": arrow(np.arange(len(doc_ids)))}))
-    try:
+    with _wanted(con, doc_ids):
         t = con.sql(f"""SELECT d.text FROM wanted_ids w JOIN documents d
                         ON d.doc_id = w.doc_id AND d.corpus = {_lit(corpus)} ORDER BY w.pos""").to_arrow_table()
-    finally:
-        con.unregister("wanted_ids")
     if t.num_rows != len(doc_ids):
         raise KeyError(f"{len(doc_ids) - t.num_rows} requested documents are not in corpus '{corpus}'")
     return single(t.column(0))
