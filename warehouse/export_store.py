@@ -14,12 +14,13 @@ import json
 import uuid
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse.curation_store import texts_by_doc_id
 from warehouse.outputs import OutputDir, check_name, sha256
+from warehouse.sql import wanted_docs
 
 MANIFEST = "manifest.json"
 
@@ -126,23 +127,57 @@ def _schema(columns: dict[str, str]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _json_lines(frame: pd.DataFrame):
+LONG_CHARS = 4 << 20  # JSON lines: a text over 4M characters is read from DuckDB and escaped piece by piece
+PIECE_CHARS = 4 << 20  # (a 100 MB text built into one line took 2 GB); Parquet needs the value whole
+
+
+def _text_pieces(con: duckdb.DuckDBPyConnection, doc_id: int):
+    """The text of one document, PIECE_CHARS characters at a time, cut in DuckDB."""
+    start = 1
+    while True:
+        piece = con.execute("SELECT substr(text, ?, ?) FROM documents WHERE doc_id = ?",
+                            [start, PIECE_CHARS, int(doc_id)]).fetchall()[0][0]
+        yield piece
+        if len(piece) < PIECE_CHARS:
+            return
+        start += PIECE_CHARS
+
+
+def _json_lines(con: duckdb.DuckDBPyConnection, table: pa.Table, doc_ids: np.ndarray):
     """One JSON object per row, written as it is made (pandas' to_json built the whole batch's
-    text first: +377 MB for a 70 MB batch); missing values are null, floats exact."""
-    cols = [frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns]
-    names = list(frame.columns)
-    for row in zip(*cols):
-        yield json.dumps(dict(zip(names, row)), ensure_ascii=False, allow_nan=False) + "\n"
+    text first: +377 MB for a 70 MB batch); missing values are null, floats exact. A text that
+    `_frame` left out (over LONG_CHARS) is escaped piece by piece between its row's head and
+    tail: the same bytes as json.dumps of the whole row."""
+    names = table.column_names
+    cols = [table[c].to_pylist() for c in names]
+    for i, row in enumerate(zip(*cols)):
+        d = dict(zip(names, row))
+        if d["text"] is not None:
+            yield json.dumps(d, ensure_ascii=False, allow_nan=False) + "\n"
+            continue
+        rest = {k: v for k, v in d.items() if k not in ("id", "text")}  # id and text lead every row
+        yield json.dumps({"id": d["id"]}, ensure_ascii=False)[:-1] + ', "text": "'
+        for piece in _text_pieces(con, doc_ids[i]):
+            yield json.dumps(piece, ensure_ascii=False)[1:-1]
+        yield '"' + (", " + json.dumps(rest, ensure_ascii=False, allow_nan=False)[1:] if rest else "}") + "\n"
 
 
-def _frame(con: duckdb.DuckDBPyConnection, part: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    docs = texts_by_doc_id(con, part["doc_id"].to_numpy())
-    frame = pd.DataFrame({"id": docs["ext_id"].to_numpy(), "text": docs["text"].to_numpy(),
-                          "position": part["position"].to_numpy(), "difficulty": part["difficulty"].to_numpy(),
+def _frame(con: duckdb.DuckDBPyConnection, part: pd.DataFrame, columns: dict[str, str], schema: pa.Schema,
+           long_chars: int | None = None) -> pa.Table:
+    """The batch as an Arrow table of `schema`; texts go from DuckDB to Arrow without becoming
+    Python strings. With `long_chars`, a text longer than that is left null (see _json_lines)."""
+    text = "d.text" if long_chars is None else f"CASE WHEN d.n_chars > {int(long_chars)} THEN NULL ELSE d.text END"
+    with wanted_docs(con, part["doc_id"].to_numpy()):
+        docs = con.sql(f"""SELECT d.ext_id, {text} AS text, d.meta FROM want_docs w
+                               JOIN documents d ON d.doc_id = w.doc_id ORDER BY w.pos""").to_arrow_table()
+    frame = pd.DataFrame({"position": part["position"].to_numpy(), "difficulty": part["difficulty"].to_numpy(),
                           "pacing_step": part["pacing_step"].to_numpy()})
     if columns:
-        frame = pd.concat([frame, _meta_frame(docs["meta"].tolist(), columns)], axis=1)
-    return frame
+        frame = pd.concat([frame, _meta_frame(docs["meta"].to_pylist(), columns)], axis=1)
+    rest = pa.Table.from_pandas(frame, schema=pa.schema([f for f in schema if f.name not in ("id", "text")]),
+                                preserve_index=False)
+    return (rest.add_column(0, schema.field("text"), docs["text"].cast(pa.string()))
+                .add_column(0, schema.field("id"), docs["ext_id"].cast(pa.string())))
 
 
 def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: OutputDir, fmt: str,
@@ -158,21 +193,26 @@ def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: Output
     tag = uuid.uuid4().hex[:8]
     stage = out.staging()
     shards = []
-    schema = _schema(columns) if fmt == "parquet" else None
+    schema = _schema(columns)
+    # no dictionary and no min/max statistics for the text column: both copy every value (a
+    # 130 MB text cost +670 MB to write) and neither helps a column of distinct documents
+    others = [n for n in schema.names if n != "text"]
     try:
         for i, (lo, hi) in enumerate(bounds):
             part = rows.iloc[lo:hi]
             name = f"train-{i:05d}-of-{len(bounds):05d}-{tag}.{fmt}"
             path = stage / name
-            writer = pq.ParquetWriter(path, schema) if fmt == "parquet" else path.open("w", encoding="utf-8")
+            writer = (pq.ParquetWriter(path, schema, use_dictionary=others, write_statistics=others)
+                      if fmt == "parquet" else path.open("w", encoding="utf-8"))
             try:
                 for a, b in (batches[i] if batches else [(0, hi - lo)]):
-                    frame = _frame(con, part.iloc[a:b], columns)
+                    batch = part.iloc[a:b]
                     if fmt == "parquet":
-                        writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False),
-                                           row_group_size=len(frame))
+                        table = _frame(con, batch, columns, schema)
+                        writer.write_table(table, row_group_size=len(table))
                     else:
-                        writer.writelines(_json_lines(frame))
+                        table = _frame(con, batch, columns, schema, long_chars=LONG_CHARS)
+                        writer.writelines(_json_lines(con, table, batch["doc_id"].to_numpy()))
                     if progress:
                         progress("write shards", lo + b, len(rows))
             finally:
