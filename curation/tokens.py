@@ -61,14 +61,14 @@ def _count_builtin(name: str, texts: list[str]) -> np.ndarray:
     return out
 
 
-def _pieces(text: str) -> list[str]:
-    out, start = [], 0
+def _pieces(text: str):
+    """The pieces one at a time (a list of them was a second copy of a 100 MB text)."""
+    start = 0
     while start < len(text):
         cut = text.rfind("\n", start, start + PIECE_CHARS)
         end = cut + 1 if cut > start else min(start + PIECE_CHARS, len(text))
-        out.append(text[start:end])
+        yield text[start:end]
         start = end
-    return out
 
 
 def _count_file(path: str, texts: list[str]) -> np.ndarray:

@@ -46,6 +46,7 @@ from warehouse.readers import (
     json_line_row,
     jsonl_chunks,
     lit,
+    long_json_line_table,
     mark_deep,
     parquet_chunks,
 )
@@ -254,8 +255,11 @@ def _load_unit(con, members: list[tuple[Path, str, bool, str]], cfg: IngestConfi
     def in_python(table: pa.Table):  # a JSON line too long for DuckDB's parser: parsed by Python
         if set(table.column_names) != {"line_no", "raw"}:
             return None
-        row = json_line_row(int(table.column(0)[0].as_py()), table.column(1)[0].as_py(), f)
-        return {"chunk": _bad_table([row])}, bad_sql
+        line = int(table.column(0)[0].as_py())
+        parsed = long_json_line_table(line, table.column(1).cast(pa.binary())[0].as_buffer(), f)
+        if parsed is None:  # not a plain object with a string text: parsed whole, to say what it is
+            parsed = _bad_table([json_line_row(line, table.column(1)[0].as_py(), f)])
+        return {"chunk": parsed}, bad_sql
 
     def too_big(line: int, error: str):  # one row DuckDB cannot hold: quarantined, the file goes on
         reason = (f"the row needs more memory than DuckDB may use ({error}); raise --memory-limit "

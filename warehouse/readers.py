@@ -531,6 +531,99 @@ def json_line_row(line_no: int, raw: str, f: Fields) -> tuple:
             json.dumps(meta, ensure_ascii=False, separators=(",", ":")) if meta and good else None)
 
 
+_J_STR = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one JSON string (unrolled: a tight loop over plain bytes)
+_J_WS = re.compile(rb"[ \t\r\n]*")
+_J_NEST = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_J_SCALAR = re.compile(rb"[^,}\]\s]*")
+
+
+def top_level_span(raw, key: str) -> tuple[int, int] | None:
+    """Byte span of the value of `key` in a JSON object line (the last one, as json.loads keeps),
+    found without decoding the line; None when the line is not a plain object or has no such key
+    (the caller then parses it whole)."""
+    raw, ws = memoryview(raw), _J_WS.match
+    pos = ws(raw, 0).end()
+    if raw[pos:pos + 1] != b"{":
+        return None
+    pos, found = ws(raw, pos + 1).end(), None
+    if raw[pos:pos + 1] == b"}":
+        return None
+    while True:
+        m = _J_STR.match(raw, pos)
+        if m is None:
+            return None
+        name = m.group()
+        pos = ws(raw, m.end()).end()
+        if raw[pos:pos + 1] != b":":
+            return None
+        start = pos = ws(raw, pos + 1).end()
+        lead = raw[pos:pos + 1]
+        if lead == b'"':
+            m = _J_STR.match(raw, pos)
+            if m is None:
+                return None
+            pos = m.end()
+        elif lead in (b"{", b"["):
+            depth = 0
+            for t in _J_NEST.finditer(raw, pos):
+                depth += {b"{": 1, b"[": 1, b"}": -1, b"]": -1}.get(t.group(), 0)
+                if depth == 0:
+                    pos = t.end()
+                    break
+            else:
+                return None
+        else:
+            pos = _J_SCALAR.match(raw, pos).end()
+        try:
+            if json.loads(bytes(name)) == key:
+                found = (start, pos)
+        except ValueError:
+            return None
+        pos = ws(raw, pos).end()
+        sep = raw[pos:pos + 1]
+        if sep == b"}":
+            return found if ws(raw, pos + 1).end() == len(raw) else None
+        if sep != b",":
+            return None
+        pos = ws(raw, pos + 1).end()
+
+
+def long_json_line_table(line_no: int, raw, f: Fields) -> pa.Table | None:
+    """A JSON line too long for DuckDB's parser, read with its text kept in UTF-8: the text's
+    string is decoded by pyarrow's JSON reader (+2x the text, where json.loads held the line and
+    the text as Python strings: +6x on a 100 MB line), the rest of the line by `json_line_row`.
+    `raw` is the line's bytes (any buffer). None when the text is not a JSON string at the top
+    level of an object: the caller then parses the line whole."""
+    import pyarrow.json as pj
+
+    span = top_level_span(raw, f.text)
+    if span is None or raw[span[0]:span[0] + 1] != b'"':
+        return None
+    a, b = span
+    try:  # the line itself, its other fields parsed and ignored (a copy of the line cost +100 MB)
+        text = pj.read_json(pa.BufferReader(raw), read_options=pj.ReadOptions(block_size=len(raw) + 16,
+                                                                              use_threads=False),
+                            parse_options=pj.ParseOptions(explicit_schema=pa.schema([(f.text, pa.string())]),
+                                                          unexpected_field_behavior="ignore")
+                            ).column(f.text).combine_chunks()
+    except (pa.ArrowInvalid, ValueError):
+        return None
+    if len(text) != 1:
+        return None
+    rest = (bytes(memoryview(raw)[:a]) + b'"x"' + bytes(memoryview(raw)[b:])).decode("utf-8", "replace")
+    row = json_line_row(line_no, rest, f)
+    if row[6] is not None or row[2] != "VARCHAR":  # the rest is not a good object after all
+        return None
+    blank = pc.utf8_length(text)[0].as_py() == 0 or pc.utf8_is_space(text)[0].as_py()
+    table = _bad_table([row])
+    if blank:
+        keep = bytes(memoryview(raw)[:RAW_KEEP_CHARS * 4]).decode("utf-8", "ignore")[:RAW_KEEP_CHARS].rstrip("\r\n")
+        return table.set_column(COLUMNS.index("raw"), "raw", pa.array([keep], pa.string())).set_column(
+            COLUMNS.index("meta"), "meta", pa.array([None], pa.string())).set_column(
+            COLUMNS.index("text"), "text", text)
+    return table.set_column(COLUMNS.index("text"), "text", text)
+
+
 def _bad_table(bad: list[tuple]) -> pa.Table:
     """Rows already classified (tuples in COLUMNS order; a missing trailing `meta` is NULL)."""
     cols = list(zip(*[r + (None,) * (len(COLUMNS) - len(r)) for r in bad]))

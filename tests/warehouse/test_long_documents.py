@@ -42,6 +42,44 @@ def test_python_classification_of_a_json_line_equals_duckdbs():
                                                                                    "metadata": "not an object"}
 
 
+TRICKY = ['{"metadata": {"text": "inner", "k": "}{]["}, "text": "outer \\"q\\" \\\\ \\n", "id": 1}',
+          '  {"text": "first", "text": "second wins"}  ', '{"te\\u0078t": "escaped key \\ud83d\\ude00 \\u6570"}',
+          '{"text": "   ", "metadata": {"source": "s"}}', '{"text": "\\u0020\\t"}',
+          '{"a": [1, {"b": "]"}, "x\\"y"], "text": "after nested", "n": -1.5e3, "t": true, "z": null}',
+          '{"text": "trailing", "id": 7} junk', '{"text": "ok"', '{"text": "no close" , }', '{}']
+
+
+def test_a_long_line_read_with_its_text_in_arrow_equals_the_python_classification():
+    """The long-line path (issue 28: a 100 MB line parsed by json.loads held the line and its text
+    as Python strings, +625 MB) finds the text's span without decoding and reads the text with
+    pyarrow's JSON reader: the row equals json_line_row's on every line it takes, and it leaves
+    every line that is not a plain object with a string text to json_line_row."""
+    from warehouse.readers import Fields, _bad_table, json_line_row, long_json_line_table, top_level_span
+
+    f = Fields("text", "id", "label", "annotator")
+    taken = 0
+    for i, raw in enumerate(LINES + TRICKY, start=1):
+        got = long_json_line_table(i, raw.encode(), f)
+        want = _bad_table([json_line_row(i, raw, f)])
+        if got is None:
+            obj, dups = None, []
+
+            def hook(pairs, dups=dups):
+                dups.append(len({k for k, _ in pairs}) < len(pairs))  # pyarrow refuses repeated keys
+                return dict(pairs)
+            try:
+                obj = json.loads(raw, object_pairs_hook=hook)
+            except (ValueError, RecursionError):
+                pass
+            assert any(dups) or not (isinstance(obj, dict) and isinstance(obj.get("text"), str) and obj["text"].strip()), raw
+            continue
+        taken += 1
+        assert got.to_pylist() == want.to_pylist(), raw
+    assert taken >= 9
+    assert top_level_span(b'{"a": "text", "text": "v"}', "text") == (22, 25)
+    assert top_level_span(b'{"text": 1 2}', "text") is None
+
+
 def rows(db: Path) -> list[tuple]:
     from warehouse.db import connect
 
