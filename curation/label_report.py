@@ -43,8 +43,10 @@ def conflicts(groups: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group_id", "kind", "ext_ids", "labels"])
 
 
-def label_report(ann: pd.DataFrame, text_of: dict[str, str], n_boot: int, seed: int, corpus: str):
-    """Agreement, consensus and suspects from the annotations (no database)."""
+def label_report(ann: pd.DataFrame, text_of, n_boot: int, seed: int, corpus: str):
+    """Agreement, consensus and suspects from the annotations (no database). `text_of`: ext_id ->
+    text, or a function giving the texts of a list of ext_ids (in that order, any sequence the
+    classifier reads: curation.suspects.TextFile)."""
     ann["label"] = ann["label"].astype(str)  # a label column of mixed types compares as text
     report: dict = {"corpus": corpus, "notes": []}
     ratings, items, annotators, classes = rating_matrix(ann)
@@ -82,7 +84,8 @@ def label_report(ann: pd.DataFrame, text_of: dict[str, str], n_boot: int, seed: 
     suspects = pd.DataFrame(columns=["ext_id", "given", "suggested", "score", "rank"])
     lab = sorted(given["label"].unique().tolist())
     if len(given) >= 20 and len(lab) >= 2 and given["label"].value_counts().min() >= 2:
-        texts = [text_of[i] for i in given["ext_id"]]
+        ids = given["ext_id"].tolist()
+        texts = text_of(ids) if callable(text_of) else [text_of[i] for i in ids]
         y = given["label"].map({c: i for i, c in enumerate(lab)}).to_numpy()
         try:
             s = suspect_labels(texts, y, len(lab), SuspectConfig(seed=seed))

@@ -58,6 +58,51 @@ class SuspectConfig:
             raise ValueError(f"filter_by {self.filter_by!r} is not one of cleanlab's rules")
 
 
+class TextFile:
+    """The texts to check, in an Arrow IPC file on disk, read by index: the process that checks
+    100k documents holds only the texts a step uses (a list of every view was 1.2 GB at 100k),
+    and a fold worker receives the file's path, maps it and decodes only its own fold's texts.
+    Written by the caller (flows.labels_task, from DuckDB), one string column, views already cut."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+        self._column = None
+
+    def _array(self):
+        if self._column is None:
+            import pyarrow as pa
+
+            with pa.memory_map(self.path) as source:  # zero-copy: pages are read when touched
+                self._column = pa.ipc.open_file(source).read_all().column(0)
+        return self._column
+
+    def __len__(self) -> int:
+        return len(self._array())
+
+    def take(self, idx) -> list[str]:
+        return self._array().take(np.asarray(idx, dtype=np.int64)).to_pylist()
+
+    def __getstate__(self) -> dict:  # a worker gets the path, never the texts
+        return {"path": self.path, "_column": None}
+
+
+class _Rows:
+    """Some rows of a TextFile, read when (and as far as) they are used."""
+
+    def __init__(self, source: TextFile, idx: np.ndarray) -> None:
+        self.source, self.idx = source, idx
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, part: slice) -> list[str]:
+        return self.source.take(self.idx[part])
+
+
+def _take(texts, idx) -> list[str]:
+    return texts.take(idx) if isinstance(texts, TextFile) else [texts[i] for i in idx]
+
+
 def bounded_view(text: str, head: int = VIEW_HEAD, tail: int = VIEW_TAIL) -> str:
     """The part of a document the classifiers read: all of it up to head + tail characters, else
     its first `head` and last `tail` characters."""
@@ -161,7 +206,7 @@ def _fold(train, y_train: np.ndarray, test, k: int, feats: HashedTfidf, use_svm:
     for a corpus small enough to featurise once, (word, word + character) matrix pairs. Only this
     fold's share travels to the worker."""
     large = not isinstance(train, tuple)
-    words, both = feats.transform(train) if large else train
+    words, both = (feats.transform(train[:] if isinstance(train, _Rows) else train) if large else train)
     # The models see only the columns the training documents use (the hashed width is 2^21; the
     # solvers' dense per-column work made a 2,040-document check 4x slower on all of them); on
     # the large path only those at least LARGE_MIN_DF training documents share: the models'
@@ -193,7 +238,7 @@ def _fold(train, y_train: np.ndarray, test, k: int, feats: HashedTfidf, use_svm:
 def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: SuspectConfig = SuspectConfig()
                               ) -> np.ndarray:
     """(n, k) probabilities, each row from models that never saw that item. `texts` are read
-    through `bounded_view` (callers may pass the views already)."""
+    through `bounded_view` (callers may pass the views already), or are a TextFile of views."""
     from joblib import Parallel, delayed
     from sklearn.model_selection import StratifiedKFold
 
@@ -201,7 +246,9 @@ def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: Susp
     folds = int(min(cfg.folds, counts.min()))
     if folds < 2:
         raise ValueError("every class needs at least 2 items for out-of-fold probabilities")
-    texts = [bounded_view(t) for t in texts]
+    on_disk = isinstance(texts, TextFile)  # views already, read by index
+    if not on_disk:
+        texts = [bounded_view(t) for t in texts]
     rng = np.random.default_rng(cfg.seed)
     everyone = np.arange(len(texts))
     # every fold trains on all of its complement. Not with fewer folds than cfg.folds (a class of 2
@@ -210,10 +257,12 @@ def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: Susp
     small = len(texts) <= TRAIN_CAP * cfg.folds / (cfg.folds - 1)
     feats = HashedTfidf()
     if small:  # featurise once: the IDF from every document, every fold slices the matrices
+        if on_disk:
+            texts = texts.take(everyone)
         raw = feats._counts(texts)
         feats.fit(texts, raw)
     else:
-        feats.fit([texts[i] for i in _stratified_cap(everyone, y, IDF_SAMPLE, rng)])
+        feats.fit(_take(texts, _stratified_cap(everyone, y, IDF_SAMPLE, rng)))
     cv = StratifiedKFold(folds, shuffle=True, random_state=cfg.seed)
     splits = [(_stratified_cap(tr, y, TRAIN_CAP, rng), te) for tr, te in cv.split(everyone, y)]
     jobs = cfg.workers or min(folds, os.cpu_count() or 1)
@@ -223,7 +272,9 @@ def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: Susp
         words, both = feats.transform(texts, raw)
         del raw
         jobs_args = [((words[tr], both[tr]), y[tr], (words[te], both[te])) for tr, te in splits]
-    else:  # large: each fold featurises its capped training sample and its held-out fold in batches
+    elif on_disk:  # large: each fold reads and featurises its capped training sample, then its
+        jobs_args = [(_Rows(texts, tr), y[tr], _Rows(texts, te)) for tr, te in splits]  # held-out fold in batches
+    else:
         jobs_args = [([texts[i] for i in tr], y[tr], [texts[i] for i in te]) for tr, te in splits]
     parts = Parallel(n_jobs=jobs)(delayed(_fold)(tr, ytr, te, k, feats, use_svm) for tr, ytr, te in jobs_args)
     probs = np.zeros((len(texts), k))

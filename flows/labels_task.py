@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from curation.label_report import conflicts, label_report
-from curation.suspects import VIEW_HEAD, VIEW_TAIL
+from curation.suspects import VIEW_HEAD, VIEW_TAIL, TextFile
 from warehouse import curation_store as store
 from warehouse.corpora import content_version, document_count
 from warehouse.db import session
@@ -35,12 +36,19 @@ def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str |
         if eff and eff["inputs_hash"] == inputs and (eff.get("details") or {}).get("report"):
             skip_run(con, "labels", inputs, config, corpus, eff["run_id"], counts_in=len(ann))
             return {**eff["details"]["report"], "skipped": True, "reuses": eff["run_id"]}
-        ids = ann["ext_id"].drop_duplicates().tolist()
-        # each text as the bounded view the classifiers read (curation.suspects), cut in the database
-        text_of = dict(zip(ids, store.texts_by_ext_id(con, corpus, ids, view=(VIEW_HEAD, VIEW_TAIL))))
         groups = store.label_groups(con, corpus, dedup_cfg)
-    with logged_run(db, "labels", inputs, config, corpus, counts_in=len(ann)) as run:
-        report, agreement, consensus, suspects, given = label_report(ann, text_of, n_boot, seed, corpus)
+    with logged_run(db, "labels", inputs, config, corpus, counts_in=len(ann)) as run, \
+            tempfile.TemporaryDirectory(prefix="taomi-labels-") as tmp:
+
+        def texts_of(ext_ids: list[str]) -> TextFile:
+            # each text as the bounded view the classifiers read (curation.suspects), cut in the
+            # database and written to a file the check reads by index (not held in this process)
+            path = Path(tmp) / "views.arrow"
+            with session(db) as c:
+                store.write_texts_file(c, corpus, ext_ids, path, view=(VIEW_HEAD, VIEW_TAIL))
+            return TextFile(path)
+
+        report, agreement, consensus, suspects, given = label_report(ann, texts_of, n_boot, seed, corpus)
         conf = conflicts(groups)
         if dedup_cfg is None:
             report["notes"].append("dedup has not run: conflicts cover exact duplicates only (run `taomi dedup`)")

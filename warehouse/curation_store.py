@@ -61,6 +61,29 @@ def texts_by_ext_id(con: duckdb.DuckDBPyConnection, corpus: str, ext_ids: list[s
     return [r[0] for r in rows]
 
 
+def write_texts_file(con: duckdb.DuckDBPyConnection, corpus: str, ext_ids: list[str], path,
+                     view: tuple[int, int] | None = None, batch: int = 2_000) -> int:
+    """`texts_by_ext_id` written to an Arrow IPC file (one string column, this order) batch by
+    batch instead of returned: the label check reads it by index (curation.suspects.TextFile), so
+    100k views never sit in one process as Python strings. Returns the rows written."""
+    import pyarrow as pa
+
+    con.register("want", pd.DataFrame({"ext_id": ext_ids, "pos": np.arange(len(ext_ids))}))
+    col = view_sql("d.text", view)
+    n = 0
+    try:
+        reader = con.sql(f"""SELECT {col}::VARCHAR AS text FROM want w JOIN documents d
+                             ON d.corpus = ? AND d.ext_id = w.ext_id ORDER BY w.pos""",
+                         params=[corpus]).to_arrow_reader(batch)
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, pa.schema([("text", pa.string())])) as out:
+            for b in reader:
+                out.write_batch(b.cast(pa.schema([("text", pa.string())])))
+                n += b.num_rows
+    finally:
+        con.unregister("want")
+    return n
+
+
 def save_labels(con: duckdb.DuckDBPyConnection, corpus: str, agreement: dict | None, consensus: pd.DataFrame,
                 suspects: pd.DataFrame, conflicts: pd.DataFrame) -> None:
     """Replace this corpus's label findings atomically."""

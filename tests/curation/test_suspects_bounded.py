@@ -123,3 +123,34 @@ def test_few_folds_from_a_tiny_class_do_not_send_a_large_corpus_down_the_exact_p
     probs = S.out_of_fold_probabilities(texts, y, 3, S.SuspectConfig(workers=1))
     assert seen == [False, False]  # 2 folds (the class of 2), both on the bounded large path
     assert probs.shape == (60, 3)
+
+
+@pytest.mark.parametrize("cap", [100_000, 150])  # the exact path, and the large one (texts travel)
+def test_views_read_from_a_file_give_the_same_probabilities_as_a_list(tmp_path, monkeypatch, bench_module, cap):
+    """100k views held as Python strings were 1.2 GB of the label check's 3.07 GB (issue 28): the
+    task now writes them to an Arrow file that the check and its fold workers read by index. Same
+    probabilities as from a list, through real worker processes; a fold's job pickles to the
+    file's path and its indices, never the texts."""
+    import pickle
+
+    import pyarrow as pa
+
+    rt = bench_module("realtext")
+    rows = rt.docstring_corpus(per_class=40, seed=2)
+    classes = sorted({r["label"] for r in rows})
+    y = np.array([classes.index(r["label"]) for r in rows])
+    views = [bounded_view(r["text"]) for r in rows]
+    path = tmp_path / "views.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, pa.schema([("text", pa.string())])) as out:
+        for lo in range(0, len(views), 64):  # several record batches, as DuckDB's reader writes them
+            out.write_batch(pa.record_batch([pa.array(views[lo:lo + 64])], names=["text"]))
+    monkeypatch.setattr(S, "TRAIN_CAP", cap)
+    cfg = SuspectConfig(workers=2)
+    from_list = S.out_of_fold_probabilities(views, y, len(classes), cfg)
+    tf = S.TextFile(path)
+    from_file = S.out_of_fold_probabilities(tf, y, len(classes), cfg)
+    # the solvers differ run to run by ~1e-6 (threaded BLAS), a text out of place by far more
+    np.testing.assert_allclose(from_file, from_list, rtol=0, atol=1e-4)
+    assert tf.take([5, 0]) == [views[5], views[0]] and len(tf) == len(views)
+    job = pickle.dumps(S._Rows(tf, np.arange(len(views))))
+    assert len(job) < 4_000 + 8 * len(views) < sum(map(len, views))
