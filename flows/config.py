@@ -42,6 +42,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import fields as dc_fields
 from pathlib import Path
@@ -205,7 +206,9 @@ def _resolve(base: Path, p: str | None) -> str | None:
     if p is None:
         return None
     q = Path(p)
-    return str(q if q.is_absolute() else (base / q))
+    # absolute: a Dask worker runs in its own folder (a relative database path made each worker
+    # create an empty warehouse of its own and sign nothing)
+    return os.path.abspath(q if q.is_absolute() else (base / q))
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -7,6 +7,8 @@ verify -> cluster -> decisions. A re-run with the same corpus contents and confi
 from __future__ import annotations
 
 import gc
+import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -429,12 +431,20 @@ def query_near_duplicates(db: str | Path | None, corpus: str, text: str, cfg: De
              "estimated": round(m.estimated, 4)} for m in matches]
 
 
-def signature_shards(db, corpus: str, cfg: DedupConfig, shard_docs: int = 100_000) -> list[tuple[int, int]]:
-    """doc-id ranges of about `shard_docs` documents that still lack signatures under this config."""
+def signature_shards(db, corpus: str, cfg: DedupConfig, shard_docs: int = 100_000) -> list[tuple[int, int, int]]:
+    """(first doc id, last doc id, documents) of ranges of about `shard_docs` documents that still
+    lack signatures under this config."""
     with session(db) as con:
         missing = store.missing_signature_ids(con, corpus, cfg.signature_key())
-    return [(int(missing[lo]), int(missing[min(lo + shard_docs, len(missing)) - 1]))
-            for lo in range(0, len(missing), shard_docs)]
+    return [(int(missing[lo]), int(missing[min(lo + shard_docs, len(missing)) - 1]),
+             min(shard_docs, len(missing) - lo)) for lo in range(0, len(missing), shard_docs)]
+
+
+def unsigned_count(db, corpus: str, cfg: DedupConfig) -> int:
+    """Documents of the corpus still without a signature under this config (after the shards ran:
+    what the workers did not do, seen from the client's own database)."""
+    with session(db) as con:
+        return len(store.missing_signature_ids(con, corpus, cfg.signature_key()))
 
 
 def sign_shard(db, corpus: str, cfg: DedupConfig, lo: int, hi: int, workers: int = 1) -> int:
@@ -442,9 +452,12 @@ def sign_shard(db, corpus: str, cfg: DedupConfig, lo: int, hi: int, workers: int
     e.g. a Dask task in another process). The database is opened only to read a batch of texts
     and to write its signatures, so shards on other workers take the single-writer lock in between."""
     key = cfg.signature_key()
-    with session(db) as con:
-        ids = store.missing_signature_ids(con, corpus, key)
-    ids = ids[(ids >= lo) & (ids <= hi)]
+    where = os.path.abspath(db)
+    if not Path(where).is_file():  # never create a warehouse here: this worker cannot see the client's
+        raise FileNotFoundError(f"{socket.gethostname()}: no Taomi database at {where} (working folder "
+                                f"{os.getcwd()}); every worker must see the warehouse at the same absolute path")
+    with session(db) as con:  # the shard's own range: one scan per shard, not the corpus per batch
+        ids = store.missing_signature_ids(con, corpus, key, lo, hi)
     for b in range(0, len(ids), cfg.batch_docs):
         part = ids[b:b + cfg.batch_docs]
         with session(db) as con:
@@ -452,7 +465,7 @@ def sign_shard(db, corpus: str, cfg: DedupConfig, lo: int, hi: int, workers: int
         n_sh, sigs = signatures_arrow(texts, cfg, workers)
         with session(db) as con:
             # another run may have signed these meanwhile: write only what is still missing
-            keep = np.isin(part, store.missing_signature_ids(con, corpus, key))
+            keep = np.isin(part, store.missing_signature_ids(con, corpus, key, int(part[0]), int(part[-1])))
             if keep.any():
                 store.write_signatures(con, corpus, key, part[keep], n_sh[keep], sigs[keep])
     return len(ids)

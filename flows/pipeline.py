@@ -81,6 +81,24 @@ def shards_t(db: str, corpus: str, dedup: dict, shard_docs: int) -> list[tuple[i
     return signature_shards(db, corpus, DedupConfig(**dedup), shard_docs)
 
 
+@task(name="signing-check")
+def signing_check_t(db: str, corpus: str, dedup: dict, given: list[int], done: list[int]) -> dict:
+    """What the signature shards did, seen from the client's database: a task runner whose workers
+    signed less than they were given (or signed into another file) is said, not hidden behind the
+    dedup step signing the rest itself."""
+    from dedup.config import DedupConfig
+    from flows.dedup_task import unsigned_count
+
+    left = unsigned_count(db, corpus, DedupConfig(**dedup))
+    out = {"shards": len(given), "given": int(sum(given)), "signed_by_tasks": int(sum(done)), "unsigned_after": left}
+    if left:
+        out["warning"] = (f"the signature tasks were given {out['given']:,} documents and reported "
+                          f"{out['signed_by_tasks']:,}, but {left:,} are still unsigned in {db}: the dedup step "
+                          "signs them here; check that every worker sees this database file")
+        get_run_logger().warning(out["warning"])
+    return out
+
+
 @task(name="dedup", **RETRY)
 def dedup_t(db: str, corpus: str, dedup: dict, resources: dict | None = None) -> dict:
     from dedup.config import DedupConfig, Resources
@@ -286,11 +304,12 @@ def curate_flow(config: str | dict) -> dict:
         signed = sign_shard_t.map(unmapped(db), unmapped(name), unmapped(dd), [s[0] for s in shards],
                                   [s[1] for s in shards])
         signed.wait()  # signature shards run in parallel on the task runner
+        signing = signing_check_t(db, name, dd, [s[2] for s in shards], [f.result() for f in signed])
         dup = dedup_t(db, name, dd, resources)
         lab = labels_t(db, name, c.get("truth"))
         cur = curriculum_t(db, name, cfg["curriculum"], c.get("plot"))
-        res = {"ingest": ing, "signed": sum(f.result() for f in signed), "dedup": dup, "labels": lab,
-               "curriculum": cur}
+        res = {"ingest": ing, "signed": signing["signed_by_tasks"], "signing": signing, "dedup": dup,
+               "labels": lab, "curriculum": cur}
         res["decontaminate"] = decontaminate_t(db, name)  # before export: flagged documents stay out
         if cfg["export"]:
             res["export"] = export_t(db, name, cfg["export"])

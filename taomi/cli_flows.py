@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -38,6 +39,11 @@ def run_cmd(flow: str = typer.Argument("all", help="curate | scaling | calibrate
         print_json(result)
     else:
         print(dumps(result, indent=2))  # the whole result (a cut one was invalid JSON)
+    curate = result.get("curate", result) if flow in ("curate", "all") and isinstance(result, dict) else {}
+    for name, res in curate.items():  # what the workers left undone is said, not only stored
+        warning = res.get("signing", {}).get("warning") if isinstance(res, dict) else None
+        if warning:
+            print(f"warning: corpus {name}: {warning}", file=sys.stderr)
 
 
 @app.command()

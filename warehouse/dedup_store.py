@@ -50,9 +50,10 @@ def _unsigned(corpus: str, sig_key: str, lo: int | None = None, hi: int | None =
                    AND s.sig_key = {_lit(sig_key)})"""
 
 
-def missing_signature_ids(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str) -> np.ndarray:
-    """Sorted doc ids of `corpus` without a signature under `sig_key`."""
-    ids, signed = signing_state(con, corpus, sig_key)
+def missing_signature_ids(con: duckdb.DuckDBPyConnection, corpus: str, sig_key: str, lo: int | None = None,
+                          hi: int | None = None) -> np.ndarray:
+    """Sorted doc ids of `corpus` (optionally lo..hi) without a signature under `sig_key`."""
+    ids, signed = signing_state(con, corpus, sig_key, lo, hi)
     return ids[~signed]
 
 

@@ -115,6 +115,7 @@ def test_dask_local_cluster_matches_threads(harness, tmp_path, small):
     cfg = write_config(tmp_path, s, shard_docs=150)
     r = run_flow("curate", str(cfg), runner="dask", workers=2)
     assert r["c"]["signed"] == 600
+    assert r["c"]["signing"]["unsigned_after"] == 0 and "warning" not in r["c"]["signing"]
     t = tmp_path / "threads"
     t.mkdir()
     r2 = run_flow("curate", str(write_config(t, s, shard_docs=150)), runner="threads")
@@ -308,3 +309,42 @@ def test_abandoned_runs_are_marked_and_failures_keep_their_reason(tmp_path):
     assert rows["r1"]["status"] == "abandoned" and f"pid {dead}" in rows["r1"]["message"]
     failed = next(r for r in rows.values() if r["stage"] == "labels")
     assert failed["status"] == "failed" and failed["message"] == "ZeroDivisionError: division by zero"
+
+
+def test_config_paths_are_absolute_whatever_the_working_folder(tmp_path, monkeypatch, small):
+    """A relative database path reached Dask workers as `p.duckdb`: each worker, in its own
+    folder, created an empty warehouse there and signed nothing (issue 27)."""
+    from flows.config import load_config
+
+    _, s = small
+    write_config(tmp_path, s)
+    monkeypatch.chdir(tmp_path.parent)
+    cfg = load_config(Path(tmp_path.name) / "pipeline.toml")
+    assert Path(cfg["db"]).is_absolute() and cfg["db"] == str(tmp_path / "p.duckdb")
+    assert Path(cfg["export"]["outdir"]).is_absolute()
+
+
+def test_a_worker_that_cannot_see_the_database_fails_loudly_and_creates_nothing(tmp_path, monkeypatch):
+    from dedup.config import DedupConfig
+    from flows.dedup_task import sign_shard
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no Taomi database at .*elsewhere\.duckdb .*same absolute path"):
+        sign_shard("elsewhere.duckdb", "c", DedupConfig(), 0, 10)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_signature_tasks_that_did_less_than_given_are_reported(harness, tmp_path, small, monkeypatch):
+    """A worker that signs into another file (or not at all) used to be hidden: the dedup step
+    signed everything in the client and the run said nothing. The flow now checks its own
+    database after the shards and says what is left; the result is still right."""
+    import flows.dedup_task as D
+    from flows.pipeline import run_flow
+
+    _, s = small
+    monkeypatch.setattr(D, "sign_shard", lambda *a, **k: 150)  # reports work, writes nothing here
+    r = run_flow("curate", str(write_config(tmp_path, s, shard_docs=150)), runner="threads")
+    sig = r["c"]["signing"]
+    assert sig["shards"] == 4 and sig["given"] == 600 and sig["signed_by_tasks"] == 600
+    assert sig["unsigned_after"] == 600 and "still unsigned" in sig["warning"]
+    assert r["c"]["dedup"]["docs_in"] == 600 and r["c"]["dedup"]["docs_out"] < 600
