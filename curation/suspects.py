@@ -38,16 +38,23 @@ CHAR_VIEW = 1_500  # the character n-grams cover the view's first CHAR_VIEW char
 HASH_BITS = 20  # 2^20 hashed columns per view
 IDF_SAMPLE = 20_000  # documents the IDF weights are estimated on
 TRAIN_CAP = 6_000  # documents each fold's models train on, at most
-PREDICT_BATCH = 5_000  # held-out documents featurised at once
+PREDICT_BATCH = 2_000  # held-out documents featurised at once
 FIT_BATCH = 2_000  # documents counted (hashed) at once
 LARGE_MIN_DF = 3  # on the large path a column must occur in this many training documents
+# Measured peak of one fold in a worker of its own (large path: 6,000 training documents, 161
+# classes, 100k real files). With a memory budget (the default --memory-limit: a quarter of RAM,
+# at most 1 GB) the folds run side by side only while they fit, else one after another in this
+# process: 100k documents took 2.4 GB with two workers, 1.09 GB one fold at a time.
+LARGE_FOLD_MB = 900
+SMALL_FOLD_MB = 600  # the exact path's fold worker (2,000 real files, 24 classes: 585-601 MB)
 
 
 @dataclass(frozen=True)
 class SuspectConfig:
     folds: int = 5
     seed: int = 0
-    workers: int = 0  # processes for the folds; 0 = one per core, at most `folds`
+    workers: int = 0  # processes for the folds; 0 = one per core, at most `folds`, within memory_mb
+    memory_mb: int = 0  # the budget (0: none): on the large path a fold needs ~LARGE_FOLD_MB
     filter_by: str = "both"  # cleanlab's pruning rule
 
     def __post_init__(self) -> None:
@@ -61,29 +68,50 @@ class SuspectConfig:
 class TextFile:
     """The texts to check, in an Arrow IPC file on disk, read by index: the process that checks
     100k documents holds only the texts a step uses (a list of every view was 1.2 GB at 100k),
-    and a fold worker receives the file's path, maps it and decodes only its own fold's texts.
-    Written by the caller (flows.labels_task, from DuckDB), one string column, views already cut."""
+    and a fold worker receives the file's path and decodes only its own fold's texts. The file's
+    record batches are read one at a time with plain reads, not mapped: mapped pages stay in a
+    process's RSS once touched, and a worker touched most of the file over its folds (+400 MB
+    at 100k). Written by the caller (flows.labels_task, from DuckDB), one string column."""
 
-    def __init__(self, path) -> None:
+    def __init__(self, path, rows: np.ndarray | None = None) -> None:
         self.path = str(path)
-        self._column = None
+        self.rows = rows  # text i is the file's row rows[i] (None: row i)
+        self._starts = None  # first file row of each record batch
 
-    def _array(self):
-        if self._column is None:
+    def _batch_starts(self) -> np.ndarray:
+        if self._starts is None:
             import pyarrow as pa
 
-            with pa.memory_map(self.path) as source:  # zero-copy: pages are read when touched
-                self._column = pa.ipc.open_file(source).read_all().column(0)
-        return self._column
+            with pa.OSFile(self.path) as f:
+                reader = pa.ipc.open_file(f)
+                sizes = [reader.get_batch(i).num_rows for i in range(reader.num_record_batches)]
+            self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        return self._starts
 
     def __len__(self) -> int:
-        return len(self._array())
+        return len(self.rows) if self.rows is not None else int(self._batch_starts()[-1])
 
     def take(self, idx) -> list[str]:
-        return self._array().take(np.asarray(idx, dtype=np.int64)).to_pylist()
+        import pyarrow as pa
 
-    def __getstate__(self) -> dict:  # a worker gets the path, never the texts
-        return {"path": self.path, "_column": None}
+        idx = np.asarray(idx, dtype=np.int64)
+        rows = self.rows[idx] if self.rows is not None else idx
+        starts = self._batch_starts()
+        if len(rows) and (rows.min() < 0 or rows.max() >= starts[-1]):
+            raise IndexError(f"{self.path}: rows out of range")
+        which = np.searchsorted(starts, rows, side="right") - 1
+        out: list = [None] * len(rows)
+        with pa.OSFile(self.path) as f:
+            reader = pa.ipc.open_file(f)
+            for b in np.unique(which):
+                at = np.flatnonzero(which == b)
+                texts = reader.get_batch(int(b)).column(0).take(rows[at] - starts[b]).to_pylist()
+                for i, t in zip(at.tolist(), texts):
+                    out[i] = t
+        return out
+
+    def __getstate__(self) -> dict:  # a worker gets the path (and the row map), never the texts
+        return {"path": self.path, "rows": self.rows, "_starts": self._starts}
 
 
 class _Rows:
@@ -266,6 +294,8 @@ def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: Susp
     cv = StratifiedKFold(folds, shuffle=True, random_state=cfg.seed)
     splits = [(_stratified_cap(tr, y, TRAIN_CAP, rng), te) for tr, te in cv.split(everyone, y)]
     jobs = cfg.workers or min(folds, os.cpu_count() or 1)
+    if not cfg.workers and cfg.memory_mb:  # side by side only while the folds (and this process) fit the budget
+        jobs = max(1, min(jobs, cfg.memory_mb // (SMALL_FOLD_MB if small else LARGE_FOLD_MB) - 1))
     # The SVM's calibration splits each training fold in 3: it needs a few items per class.
     use_svm = counts.min() >= 10
     if small:

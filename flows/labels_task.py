@@ -8,6 +8,7 @@ from pathlib import Path
 
 from curation.label_report import conflicts, label_report
 from curation.suspects import VIEW_HEAD, VIEW_TAIL, TextFile
+from dedup.config import parse_size_mb, total_memory_mb
 from warehouse import curation_store as store
 from warehouse.corpora import content_version, document_count
 from warehouse.db import session
@@ -19,7 +20,7 @@ class NoLabels(LookupError):
 
 
 def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str | Path | None = None,
-                 top: int = 20) -> dict:
+                 top: int = 20, workers: int = 0, memory_limit: str | int | None = None) -> dict:
     """Label findings for a corpus. Read (a short connection), compute with the file closed,
     write back (another short one). Same documents, annotations, dedup config and options as the
     run whose findings are stored: no work, a `skipped` run row, that run's report."""
@@ -45,10 +46,12 @@ def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str |
             # database and written to a file the check reads by index (not held in this process)
             path = Path(tmp) / "views.arrow"
             with session(db) as c:
-                store.write_texts_file(c, corpus, ext_ids, path, view=(VIEW_HEAD, VIEW_TAIL))
-            return TextFile(path)
+                rows = store.write_texts_file(c, corpus, ext_ids, path, view=(VIEW_HEAD, VIEW_TAIL))
+            return TextFile(path, rows)
 
-        report, agreement, consensus, suspects, given = label_report(ann, texts_of, n_boot, seed, corpus)
+        budget = parse_size_mb(memory_limit, total_memory_mb())  # how many folds run side by side
+        report, agreement, consensus, suspects, given = label_report(ann, texts_of, n_boot, seed, corpus,
+                                                                     workers, budget)
         conf = conflicts(groups)
         if dedup_cfg is None:
             report["notes"].append("dedup has not run: conflicts cover exact duplicates only (run `taomi dedup`)")

@@ -16,14 +16,26 @@ app = typer.Typer()  # joined to the main app by taomi.cli
 @app.command()
 def labels(corpus: str, truth: Path | None = typer.Option(None, "--truth", help="Planted truth (demo data) to score suspects."),
            bootstrap: int = typer.Option(500, "--bootstrap", min=0, help="Resamples for the alpha CI."),
-           top: int = typer.Option(20, "--top", min=1), as_json: bool = typer.Option(False, "--json")) -> None:
+           top: int = typer.Option(20, "--top", min=1), as_json: bool = typer.Option(False, "--json"),
+           workers: int = typer.Option(0, "--workers", min=0, help="Fold processes (0: per core, within the memory limit)."),
+           memory_limit: str | None = typer.Option(None, "--memory-limit",
+                                                   help="Budget, e.g. 4GB (default: a quarter of RAM, at most 1 GB); "
+                                                        "large corpora run their folds side by side only within it.")
+           ) -> None:
     """Label consistency: conflicts among duplicates, agreement, consensus, suspect labels."""
+    from dedup.config import parse_size_mb, total_memory_mb
     from flows.labels_task import check_labels
+
+    try:
+        parse_size_mb(memory_limit, total_memory_mb())
+    except ValueError as exc:
+        fail(f"--memory-limit: {exc}")
 
     with console.status("checking labels (agreement, consensus, out-of-fold classifier)", spinner="dots") \
             if not as_json else nullcontext():
         try:
-            r = check_labels(state.db, corpus, n_boot=bootstrap, truth=truth, top=top)
+            r = check_labels(state.db, corpus, n_boot=bootstrap, truth=truth, top=top, workers=workers,
+                             memory_limit=memory_limit)
         except LookupError as exc:
             fail(str(exc))
     if as_json:

@@ -27,7 +27,7 @@ def test_bounded_view_keeps_short_texts_and_cuts_long_ones():
 def test_the_database_cuts_the_same_view_as_python(tmp_path, text):
     import json
 
-    from warehouse.curation_store import texts_by_ext_id
+    from warehouse.curation_store import texts_by_ext_id, write_texts_file
     from warehouse.db import session
     from warehouse.ingest import IngestConfig, ingest_paths  # the real path a user's document takes
 
@@ -37,7 +37,33 @@ def test_the_database_cuts_the_same_view_as_python(tmp_path, text):
     with session(db) as con:
         ingest_paths(con, [src], IngestConfig(corpus="c"))
         got = texts_by_ext_id(con, "c", ["short", "long"], view=(VIEW_HEAD, VIEW_TAIL))
+        rows = write_texts_file(con, "c", ["short", "long"], tmp_path / "v.arrow", view=(VIEW_HEAD, VIEW_TAIL))
     assert got == ["hi", bounded_view(text)]
+    assert S.TextFile(tmp_path / "v.arrow", rows).take([0, 1]) == got  # the label check's file: the same views
+
+
+def test_the_views_file_keeps_the_callers_order_across_batches(tmp_path):
+    """write_texts_file reads doc-id ranges (no ORDER BY over every view) and maps the caller's
+    order onto the file's rows: any order, any batch size, ids missing from the corpus refused."""
+    import json
+
+    from warehouse.curation_store import texts_by_ext_id, write_texts_file
+    from warehouse.db import session
+    from warehouse.ingest import IngestConfig, ingest_paths
+
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": f"text of {i} " * (i % 7 + 1)}) + "\n"
+                           for i in range(103)))
+    order = [f"d{i}" for i in np.random.default_rng(0).permutation(103)]
+    with session(str(tmp_path / "t.duckdb")) as con:
+        ingest_paths(con, [src], IngestConfig(corpus="c"))
+        want = texts_by_ext_id(con, "c", order)
+        for batch in (1, 10, 1000):
+            rows = write_texts_file(con, "c", order, tmp_path / f"{batch}.arrow", batch=batch)
+            tf = S.TextFile(tmp_path / f"{batch}.arrow", rows)
+            assert len(tf) == 103 and tf.take(np.arange(103)) == want and tf.take([7, 3]) == [want[7], want[3]]
+        with pytest.raises(KeyError, match="1 of the ids"):
+            write_texts_file(con, "c", order + ["nope"], tmp_path / "x.arrow")
 
 
 def test_hashed_features_have_a_fixed_width_whatever_the_corpus():
@@ -154,3 +180,32 @@ def test_views_read_from_a_file_give_the_same_probabilities_as_a_list(tmp_path, 
     assert tf.take([5, 0]) == [views[5], views[0]] and len(tf) == len(views)
     job = pickle.dumps(S._Rows(tf, np.arange(len(views))))
     assert len(job) < 4_000 + 8 * len(views) < sum(map(len, views))
+
+
+def test_folds_run_side_by_side_only_within_the_memory_budget(monkeypatch):
+    """Two fold workers of ~0.6-0.9 GB each plus the main process took a 100k check to 2.4 GB
+    (and 2,000 documents to 1.7 GB) under a 1 GB budget: the folds now run one at a time in this
+    process unless the budget holds them; --workers still decides when given."""
+    import joblib
+
+    seen = []
+    real = joblib.Parallel
+
+    class Spy(real):
+        def __init__(self, n_jobs=None, **kw):
+            seen.append(n_jobs)
+            super().__init__(n_jobs=n_jobs, **kw)
+
+    monkeypatch.setattr(joblib, "Parallel", Spy)
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 4)
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(200)]
+    texts = [" ".join(rng.choice(words[:100] if i % 2 else words[100:], 20)) for i in range(60)]
+    y = np.array([i % 2 for i in range(60)])
+    for memory, workers, path_cap, want in ((1024, 0, 100_000, 1), (8192, 0, 100_000, 4), (2048, 0, 100_000, 2),
+                                             (1024, 3, 100_000, 3), (0, 0, 100_000, 4), (1800, 0, 20, 1),
+                                             (4096, 0, 20, 3)):
+        monkeypatch.setattr(S, "TRAIN_CAP", path_cap)  # 20: the large path (~0.9 GB a fold)
+        seen.clear()
+        S.out_of_fold_probabilities(texts, y, 2, S.SuspectConfig(workers=workers, memory_mb=memory))
+        assert seen[0] == want, (memory, workers, path_cap, seen)  # the folds' own Parallel comes first
