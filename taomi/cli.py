@@ -215,6 +215,9 @@ def stats(corpus: str,
                                                           "or language / script (`taomi languages`): documents, "
                                                           "characters, tokens, kept and removed per value."),
           limit: int = typer.Option(50, "--limit", min=1, help="With --by: the most frequent values shown."),
+          plot: Path | None = typer.Option(None, "--plot", help="PNG of document lengths in tokens, one curve per "
+                                                              "source (or per --by value)."),
+          force: bool = typer.Option(False, "--force", help="With --plot: overwrite a file Taomi did not write."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Statistics of one corpus: documents, lengths, exact duplicates, labels, quarantine, metadata fields."""
     from warehouse.corpora import corpus_exists, corpus_stats, meta_fields, stats_by
@@ -239,6 +242,14 @@ def stats(corpus: str,
         else:
             out = {**corpus_stats(con, corpus), "metadata_fields": fields,
                    "tokens": token_totals(con, corpus, tokenizer, dedup_cfg) if tokenizer else None}
+        if plot is not None:
+            from flows.stats_plot import length_plot
+
+            drawn = length_plot(con, corpus, plot, by if by in fields else None, force)
+            if by is None:
+                out["plot"] = drawn
+            else:
+                print(f"plot: {drawn['plot']} (lengths in {drawn['unit']})", file=sys.stderr)
     if by is not None:
         emit(rows, as_json, title=f"corpus '{corpus}' by {by}", console=console)
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pandas as pd
 
 from warehouse.db import one
 
@@ -84,6 +85,25 @@ def stats_by(con: duckdb.DuckDBPyConnection, corpus: str, field: str, dedup_conf
         WHERE d.corpus = ? GROUP BY ALL ORDER BY documents DESC, value LIMIT ?""",
                              ([] if detected else ["$." + json.dumps(field)])
                              + [dedup_config or "", tokenizer or "", corpus, limit]))
+
+
+def length_histogram(con: duckdb.DuckDBPyConnection, corpus: str, field: str | None, tokenizer: str | None,
+                     top: int = 8) -> pd.DataFrame:
+    """Documents per (value of `field`, length bin), counted in DuckDB: the bins are quarter
+    octaves (bin b holds lengths in [2^(b/4), 2^((b+1)/4))) of the document's tokens under
+    `tokenizer`, or of its characters without one. The `top` most frequent values keep their
+    name, the rest are '(other)'; no field: one value, '(all)'. Columns: value, bin, documents."""
+    length = "t.n_tokens" if tokenizer else "d.n_chars"
+    value = "coalesce(d.meta ->> ?, '(none)')" if field else "'(all)'"
+    params = (["$." + json.dumps(field)] if field else []) + [tokenizer or "", corpus]
+    return con.execute(f"""
+        WITH v AS (SELECT {value} AS value, {length} AS n FROM documents d
+                   LEFT JOIN doc_tokens t ON t.doc_id = d.doc_id AND t.tokenizer = ?
+                   WHERE d.corpus = ? AND {length} IS NOT NULL),
+             ranked AS (SELECT value, row_number() OVER (ORDER BY count(*) DESC, value) AS r FROM v GROUP BY value)
+        SELECT CASE WHEN r <= {int(top)} THEN v.value ELSE '(other)' END AS value,
+               floor(4 * log2(greatest(n, 1)))::INTEGER AS bin, count(*) AS documents
+        FROM v JOIN ranked USING (value) GROUP BY ALL ORDER BY min(r), bin""", params).fetchdf()
 
 
 def meta_fields(con: duckdb.DuckDBPyConnection, corpus: str, sample: int = 10_000) -> list[str]:
