@@ -21,6 +21,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import RESOURCE_KEYS, load_config, normalize
+from flows.progress import note, reported
 from warehouse.runlog import stable_hash
 
 
@@ -39,6 +40,7 @@ def _artifact(key: str, title: str, lines: list[str], table: list[dict] | None =
     """The stage's summary as a Prefect artifact, and as INFO log lines of its run (the UI's
     logs tab; the terminal shows warnings only)."""
     get_run_logger().info("%s: %s", title, "; ".join(lines))
+    note("; ".join(str(x) for x in lines[:2]))
     key = "".join(c if c.isalnum() else "-" for c in key.lower()).strip("-")[:100]
     create_markdown_artifact(markdown=f"# {title}\n\n" + "\n".join(f"- {x}" for x in lines), key=key,
                              description=title)
@@ -49,6 +51,7 @@ def _artifact(key: str, title: str, lines: list[str], table: list[dict] | None =
 # ---- tasks ----------------------------------------------------------------------------------
 
 @task(name="ingest", **RETRY)
+@reported("ingest")
 def ingest_t(db: str, corpus: str, paths: list[str], fields: dict, tokenizer: str = "cl100k_base") -> dict:
     from warehouse.db import session
     from warehouse.ingest import IngestConfig, ingest_paths
@@ -74,6 +77,7 @@ def sign_shard_t(db: str, corpus: str, dedup: dict, lo: int, hi: int) -> int:
 
 
 @task(name="signature-shards", **RETRY)
+@reported("plan signature shards")
 def shards_t(db: str, corpus: str, dedup: dict, shard_docs: int) -> list[tuple[int, int]]:
     from dedup.config import DedupConfig
     from flows.dedup_task import signature_shards
@@ -82,6 +86,7 @@ def shards_t(db: str, corpus: str, dedup: dict, shard_docs: int) -> list[tuple[i
 
 
 @task(name="signing-check")
+@reported("check signing")
 def signing_check_t(db: str, corpus: str, dedup: dict, given: list[int], done: list[int]) -> dict:
     """What the signature shards did, seen from the client's database: a task runner whose workers
     signed less than they were given (or signed into another file) is said, not hidden behind the
@@ -96,10 +101,12 @@ def signing_check_t(db: str, corpus: str, dedup: dict, given: list[int], done: l
                           f"{out['signed_by_tasks']:,}, but {left:,} are still unsigned in {db}: the dedup step "
                           "signs them here; check that every worker sees this database file")
         get_run_logger().warning(out["warning"])
+    note(f"{out['signed_by_tasks']:,} of {out['given']:,} signed by the shard tasks, {left:,} left")
     return out
 
 
 @task(name="dedup", **RETRY)
+@reported("dedup")
 def dedup_t(db: str, corpus: str, dedup: dict, resources: dict | None = None) -> dict:
     from dedup.config import DedupConfig, Resources
     from flows.dedup_task import dedup_corpus
@@ -116,6 +123,7 @@ def dedup_t(db: str, corpus: str, dedup: dict, resources: dict | None = None) ->
 
 
 @task(name="labels", **RETRY)
+@reported("labels")
 def labels_t(db: str, corpus: str, truth: str | None = None) -> dict:
     from flows.labels_task import NoLabels, check_labels
 
@@ -123,6 +131,7 @@ def labels_t(db: str, corpus: str, truth: str | None = None) -> dict:
         r = check_labels(db, corpus, n_boot=200, truth=truth)
     except NoLabels as exc:
         get_run_logger().info(str(exc))
+        note(f"skipped: {exc}")
         return {"skipped": str(exc)}
     a = r["agreement"] or {}
     _artifact(f"labels-{corpus}", f"labels of {corpus}",
@@ -133,6 +142,7 @@ def labels_t(db: str, corpus: str, truth: str | None = None) -> dict:
 
 
 @task(name="curriculum", **RETRY)
+@reported("curriculum")
 def curriculum_t(db: str, corpus: str, curriculum: dict, plot: str | None = None) -> dict:
     from curation.curriculum import CurriculumConfig
     from flows.curriculum_task import build_curriculum
@@ -148,6 +158,7 @@ def curriculum_t(db: str, corpus: str, curriculum: dict, plot: str | None = None
 
 
 @task(name="register eval set", **RETRY)
+@reported("register eval set")
 def register_eval_t(db: str, name: str, path: str, fmt: str = "auto") -> dict:
     from flows.decontam_task import register
 
@@ -157,10 +168,12 @@ def register_eval_t(db: str, name: str, path: str, fmt: str = "auto") -> dict:
 
 
 @task(name="decontaminate", **RETRY)
+@reported("decontaminate")
 def decontaminate_t(db: str, corpus: str) -> dict:
     from flows.decontam_task import decontaminate, registered_sets
 
     if not registered_sets(db):
+        note("skipped: no registered eval sets")
         return {"skipped": "no registered eval sets ([[eval]] entries or `taomi evalset add`)"}
     r = decontaminate(db, corpus)
     _artifact(f"decontaminate-{corpus}", f"decontamination of {corpus}",
@@ -171,6 +184,7 @@ def decontaminate_t(db: str, corpus: str) -> dict:
 
 
 @task(name="export", **RETRY)
+@reported("export")
 def export_t(db: str, corpus: str, export: dict) -> dict:
     from flows.curriculum_task import export_shards
 
@@ -182,6 +196,7 @@ def export_t(db: str, corpus: str, export: dict) -> dict:
 
 
 @task(name="fit", **RETRY)
+@reported("fit", lambda db, observations, bootstrap, name, *a, **k: name)
 def fit_t(db: str, observations: str, bootstrap: int, name: str, plots: str | None = None,
           drop_outliers: int = 0) -> dict:
     from flows.scaling_task import fit_file
@@ -193,6 +208,7 @@ def fit_t(db: str, observations: str, bootstrap: int, name: str, plots: str | No
 
 
 @task(name="plan", **RETRY)
+@reported("plan", lambda db, fit_name, budget, *a, **k: ", ".join(f"{k}={v}" for k, v in budget.items()))
 def plan_t(db: str, fit_name: str, budget: dict, corpus: str = "") -> dict:
     """A budget planned with the fit, and with the curated corpus's unique tokens when it has
     stored token counts (else planned without a data limit, and the result says why)."""
@@ -230,6 +246,7 @@ def plan_t(db: str, fit_name: str, budget: dict, corpus: str = "") -> dict:
 
 
 @task(name="calibrate", **RETRY)
+@reported("calibrate", lambda *a, **k: "")
 def calibrate_t(db: str, calibrate: dict, corpus: str | None) -> dict:
     from flows.calibrate_task import run_calibration
     from scaling.calibrate import require_torch
@@ -248,6 +265,7 @@ def calibrate_t(db: str, calibrate: dict, corpus: str | None) -> dict:
 
 
 @task(name="evaluate", **RETRY)
+@reported("evaluate", lambda db, ev, *a, **k: str(ev.get("name") or ev.get("eval_set", "")))
 def evaluate_t(db: str, ev: dict) -> dict:
     from flows.eval_task import evaluate
 

@@ -19,6 +19,7 @@ def run_cmd(flow: str = typer.Argument("all", help="curate | scaling | calibrate
             task_runner: str = typer.Option("threads", "--task-runner", help="threads | processes | dask"),
             dask_address: str | None = typer.Option(None, "--dask-address", help="Existing Dask scheduler."),
             workers: int = typer.Option(2, "--workers", min=1),
+            quiet: bool = typer.Option(False, "--quiet", help="No stage lines on stderr."),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Run a pipeline flow once (Prefect; ephemeral API unless PREFECT_API_URL points at a server)."""
     quiet_prefect()
@@ -28,13 +29,19 @@ def run_cmd(flow: str = typer.Argument("all", help="curate | scaling | calibrate
         load_config(config)  # the whole config is checked before Prefect starts or anything is written
     except ConfigError as exc:
         fail(str(exc))
+    from flows import progress as stage_report
     from flows.pipeline import run_flow
+    from taomi.output import RunStages, SafeConsole, stage_progress
 
     try:
-        with prefect_console():  # a failed task's Prefect traceback is shown only for a bug
+        with prefect_console(), stage_progress(SafeConsole(stderr=True), quiet=quiet or as_json) as bars:
+            # a failed task's Prefect traceback is shown only for a bug; each stage is one line on stderr
+            stage_report.install(None if quiet or as_json else RunStages(bars))
             result = run_flow(flow, str(config), task_runner, dask_address, workers)
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
+    finally:
+        stage_report.install(None)
     if as_json:
         print_json(result)
     else:

@@ -137,6 +137,31 @@ def make_progress(console: Console, quiet: bool = False, units: str = "bytes") -
                     transient=False)
 
 
+class RunStages:
+    """`taomi run`'s stage lines (flows.progress reporter): a spinner per running task, then
+    ✓/✗, the stage, its one-line summary and its time. Descriptions are plain text (corpus names
+    and summaries are user data)."""
+
+    def __init__(self, progress: Progress):
+        self.progress, self.tasks = progress, {}
+
+    def begin(self, key: str, label: str) -> None:
+        self.tasks[key] = self.progress.add_task(label, total=None)
+
+    def end(self, key: str, label: str, ok: bool, note: str, seconds: float) -> None:
+        task = self.tasks.pop(key) if key in self.tasks else self.progress.add_task(label, total=None)  # ids start at 0
+        text = f"{'✓' if ok else '✗'} {label}" + (f": {note}" if note else "") + ("" if ok else " (failed)")
+        self.progress.update(task, description=text, total=1, completed=1)
+
+
+def stage_progress(console: Console, quiet: bool = False) -> Progress:
+    """One line per pipeline stage: spinner, description, time."""
+    from rich.progress import SpinnerColumn
+
+    return Progress(SpinnerColumn(finished_text=" "), DescriptionColumn(), TimeElapsedColumn(), console=console,
+                    disable=quiet, transient=False)
+
+
 class StageBars:
     """`progress(stage, done, total)` callbacks shown as one bar per stage (documents)."""
 

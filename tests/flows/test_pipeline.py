@@ -3,6 +3,7 @@ Dask LocalCluster, SIGKILL mid near-dedup then resume, and a cron schedule."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -348,3 +349,57 @@ def test_signature_tasks_that_did_less_than_given_are_reported(harness, tmp_path
     assert sig["shards"] == 4 and sig["given"] == 600 and sig["signed_by_tasks"] == 600
     assert sig["unsigned_after"] == 600 and "still unsigned" in sig["warning"]
     assert r["c"]["dedup"]["docs_in"] == 600 and r["c"]["dedup"]["docs_out"] < 600
+
+
+def test_taomi_run_reports_each_stage_as_it_starts_and_ends(harness, tmp_path, small, taomi_cli):
+    """`taomi run` was silent for minutes (515 s on a real corpus) until its final JSON: each
+    stage is now a line on stderr (spinner while it runs; ✓, its summary and time when done),
+    silenced by --quiet and --json; a failed stage is marked ✗. The reporter sees every stage of
+    the curate flow in order."""
+    import flows.progress as P
+    from flows.pipeline import run_flow
+
+    _, s = small
+    events = []
+
+    class Record:
+        def begin(self, key, label):
+            events.append(("begin", label))
+
+        def end(self, key, label, ok, note, seconds):
+            events.append(("end", label, ok, note))
+
+    P.install(Record())
+    try:
+        run_flow("curate", str(write_config(tmp_path, s, shard_docs=300)), runner="threads")
+    finally:
+        P.install(None)
+    ends = [e for e in events if e[0] == "end"]
+    assert [e[1] for e in ends] == ["register eval set " + Path(s["eval_set"]).stem, "ingest c",
+                                    "plan signature shards c", "check signing c", "dedup c", "labels c",
+                                    "curriculum c", "decontaminate c", "export c"]
+    assert all(e[2] for e in ends) and sum(e[0] == "begin" for e in events) == len(ends)
+    notes = {e[1]: e[3] for e in ends}
+    assert "600 documents in" in notes["dedup c"] and "600 of 600 signed" in notes["check signing c"]
+
+    other = tmp_path / "cli"
+    other.mkdir()
+    cfg = write_config(other, s, shard_docs=300)
+    r = taomi_cli("run", "curate", "--config", cfg)
+    assert r.code == 0 and "✓ dedup c: 600 documents in" in r.err and "✓ export c" in r.err
+    assert json.loads(r.out)["c"]["dedup"]["docs_in"] == 600  # stdout stays the result alone
+    r = taomi_cli("run", "curate", "--config", cfg, "--quiet")
+    assert r.code == 0 and "✓" not in r.err
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    import flows.curriculum_task as C
+
+    (tmp_path / "x").mkdir()
+    C.build_curriculum, real = broken, C.build_curriculum
+    try:
+        r = taomi_cli("run", "curate", "--config", write_config(tmp_path / "x", s))
+    finally:
+        C.build_curriculum = real
+    assert r.code != 0 and "✗ curriculum c" in r.err and "Traceback" not in r.err
