@@ -533,7 +533,7 @@ def json_line_row(line_no: int, raw: str, f: Fields) -> tuple:
 
 _J_STR = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # one JSON string (unrolled: a tight loop over plain bytes)
 _J_WS = re.compile(rb"[ \t\r\n]*")
-_J_NEST = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_J_NEST = re.compile(_J_STR.pattern + rb"|[\[\]{}]")  # a string (skipped whole) or a bracket
 _J_SCALAR = re.compile(rb"[^,}\]\s]*")
 
 
