@@ -301,6 +301,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ["""CREATE TABLE IF NOT EXISTS doc_language (doc_id BIGINT PRIMARY KEY, script VARCHAR NOT NULL,
                 language VARCHAR NOT NULL, detector VARCHAR NOT NULL)"""],
     ),
+    (
+        18,
+        "distributed dedup: Parquet shards of a corpus and their signature files (the manifest)",
+        [
+            """CREATE TABLE IF NOT EXISTS dedup_shards (corpus VARCHAR NOT NULL, shard_no INTEGER NOT NULL,
+                path VARCHAR NOT NULL, first_id BIGINT NOT NULL, last_id BIGINT NOT NULL, n_docs BIGINT NOT NULL,
+                fingerprint VARCHAR NOT NULL, group_first_ids BIGINT[] NOT NULL, PRIMARY KEY (corpus, shard_no))""",
+            """CREATE TABLE IF NOT EXISTS dedup_shard_signatures (corpus VARCHAR NOT NULL, sig_key VARCHAR NOT NULL,
+                fingerprint VARCHAR NOT NULL, path VARCHAR NOT NULL, n_docs BIGINT NOT NULL,
+                PRIMARY KEY (corpus, sig_key, fingerprint))""",
+        ],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
