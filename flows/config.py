@@ -12,6 +12,9 @@
     shard_docs = 100000                     # signature shards mapped over the task runner
     workers = 2                             # signing threads per task (default: every core)
     memory_limit = "1GB"                    # dedup's memory budget (default: RAM/4, at most 1GB)
+    work_dir = "/shared/taomi-work"         # Dask runner: Parquet shards and exchange files, seen by
+                                            # every worker at this path (default: the db path + .work)
+    partitions = 0                          # Dask runner: band-key shuffle partitions (0: automatic)
 
     [curriculum]                            # optional; CurriculumConfig fields
     pacing = "sqrt"
@@ -141,7 +144,8 @@ class EvalSection(_Section):
     n_boot: int = Field(2000, ge=0)
 
 
-RESOURCE_KEYS = ("shard_docs", "workers", "memory_limit")  # [dedup] keys that are not DedupConfig fields
+# [dedup] keys that are not DedupConfig fields
+RESOURCE_KEYS = ("shard_docs", "workers", "memory_limit", "work_dir", "partitions")
 
 
 class PipelineConfig(_Section):
@@ -162,6 +166,11 @@ class PipelineConfig(_Section):
         _dataclass_keys(DedupConfig, {k: x for k, x in v.items() if k not in RESOURCE_KEYS})
         if "shard_docs" in v and (not isinstance(v["shard_docs"], int) or v["shard_docs"] < 1):
             raise ValueError("shard_docs must be a positive integer")
+        if "partitions" in v and (not isinstance(v["partitions"], int) or isinstance(v["partitions"], bool)
+                                  or v["partitions"] < 0):
+            raise ValueError("partitions must be a non-negative integer (0: one per 4M band-key rows)")
+        if "work_dir" in v and not isinstance(v["work_dir"], str):
+            raise ValueError("work_dir must be a folder path (a string)")
         if "workers" in v and (not isinstance(v["workers"], int) or isinstance(v["workers"], bool)):
             raise ValueError("workers must be an integer (0: every core)")
         if "memory_limit" in v and not isinstance(v["memory_limit"], (str, int)):
@@ -272,6 +281,8 @@ def normalize(raw: dict, base: Path, where: str = "config") -> dict[str, Any]:
                       "truth": must_exist(f"corpus[{i}].truth", c.truth), "plot": _resolve(base, c.plot)}
                      for i, c in enumerate(cfg.corpus)]
     out["dedup"] = dict(cfg.dedup)
+    if "work_dir" in out["dedup"]:
+        out["dedup"]["work_dir"] = _resolve(base, out["dedup"]["work_dir"])
     out["curriculum"] = dict(cfg.curriculum)
     out["export"] = {**cfg.export.model_dump(), "outdir": _resolve(base, cfg.export.outdir)} if cfg.export else {}
     if cfg.scaling:

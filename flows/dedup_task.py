@@ -43,7 +43,7 @@ def config_hash(cfg: DedupConfig) -> str:
     return stable_hash({k: v for k, v in cfg.as_dict().items() if k != "batch_docs"} | {"shingle": SHINGLE_VERSION})
 
 
-def _rank(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig) -> np.ndarray:
+def rank_documents(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig) -> np.ndarray:
     if cfg.policy == "first":
         return docs["doc_id"].astype(np.float64)
     if cfg.policy == "longest":
@@ -360,7 +360,7 @@ def _dedup(con, corpus: str, docs: dict[str, np.ndarray], cfg: DedupConfig, chas
            res: Resources) -> dict:
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    rank = _rank(con, corpus, docs, cfg)
+    rank = rank_documents(con, corpus, docs, cfg)
     ex_drop, ex_keep = exact_duplicates(docs["doc_id"], docs["hash"], rank)
     seconds["exact"] = time.perf_counter() - t
 

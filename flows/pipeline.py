@@ -107,13 +107,23 @@ def signing_check_t(db: str, corpus: str, dedup: dict, given: list[int], done: l
 
 @task(name="dedup", **RETRY)
 @reported("dedup")
-def dedup_t(db: str, corpus: str, dedup: dict, resources: dict | None = None) -> dict:
+def dedup_t(db: str, corpus: str, dedup: dict, resources: dict | None = None, dask_address: str | None = None) -> dict:
+    """Dedup in this process, or with `dask_address` on that Dask cluster's workers (which read
+    and write Parquet in the work folder and never open the DuckDB file: flows.dask_dedup)."""
     from dedup.config import DedupConfig, Resources
     from flows.dedup_task import dedup_corpus
 
     resources = resources or {}
-    r = dedup_corpus(db, corpus, DedupConfig(**dedup),
-                     res=Resources.default(resources.get("workers", 0), resources.get("memory_limit")))
+    res = Resources.default(resources.get("workers", 0), resources.get("memory_limit"))
+    if dask_address:
+        from flows.dask_dedup import SHARD_DOCS, dask_client, dedup_distributed
+
+        with dask_client(dask_address) as client:
+            r = dedup_distributed(db, corpus, DedupConfig(**dedup), client, resources.get("work_dir"),
+                                  partitions=resources.get("partitions", 0),
+                                  shard_docs=resources.get("shard_docs", SHARD_DOCS), res=res)
+    else:
+        r = dedup_corpus(db, corpus, DedupConfig(**dedup), res=res)
     _artifact(f"dedup-{corpus}", f"dedup of {corpus}",
               [f"{r['docs_in']} documents in, {r['docs_out']} kept", (f"{r['exact_dropped']} exact, "
                f"{r['near_dropped']} near duplicates removed ({r['bands']}x{r['rows']} bands)"),
@@ -298,6 +308,16 @@ def evaluate_t(db: str, ev: dict) -> dict:
 
 # ---- flows ----------------------------------------------------------------------------------
 
+def _dask_scheduler() -> str | None:
+    """The scheduler address of the running flow's Dask task runner, or None for any other runner."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None or type(ctx.task_runner).__name__ != "DaskTaskRunner":
+        return None
+    return ctx.task_runner.client.scheduler.address  # the runner's client, made (cluster and all) on first use
+
+
 def _cfg(config: str | dict) -> dict:
     return normalize(config, Path(".")) if isinstance(config, dict) else load_config(config)
 
@@ -308,8 +328,9 @@ def curate_flow(config: str | dict) -> dict:
     db = cfg["db"]
     out: dict[str, Any] = {}
     dd = {k: v for k, v in cfg["dedup"].items() if k not in RESOURCE_KEYS}
-    resources = {k: v for k, v in cfg["dedup"].items() if k in ("workers", "memory_limit")}
+    resources = {k: v for k, v in cfg["dedup"].items() if k in RESOURCE_KEYS}
     shard_docs = int(cfg["dedup"].get("shard_docs", 100_000))
+    dask_address = _dask_scheduler()
     for ev in cfg["eval"]:  # the pipeline's eval sets are registered: its corpora are decontaminated against them
         register_eval_t(db, ev.get("name") or Path(ev["eval_set"]).stem, ev["eval_set"], ev.get("format", "auto"))
     for c in cfg["corpus"]:
@@ -318,12 +339,16 @@ def curate_flow(config: str | dict) -> dict:
         if c.get("max_line_bytes"):
             fields["max_line_bytes"] = c["max_line_bytes"]
         ing = ingest_t(db, name, c["paths"], fields, c.get("tokenizer") or "cl100k_base")  # runs the task now
-        shards = shards_t(db, name, dd, shard_docs)
-        signed = sign_shard_t.map(unmapped(db), unmapped(name), unmapped(dd), [s[0] for s in shards],
-                                  [s[1] for s in shards])
-        signed.wait()  # signature shards run in parallel on the task runner
-        signing = signing_check_t(db, name, dd, [s[2] for s in shards], [f.result() for f in signed])
-        dup = dedup_t(db, name, dd, resources)
+        if dask_address:  # the Dask runner: every per-document dedup stage on its workers, off the DuckDB file
+            dup = dedup_t(db, name, dd, resources, dask_address)
+            signing = {"engine": "dask", "shards": dup.get("shards"), "signed_by_tasks": dup["signatures_computed"]}
+        else:
+            shards = shards_t(db, name, dd, shard_docs)
+            signed = sign_shard_t.map(unmapped(db), unmapped(name), unmapped(dd), [s[0] for s in shards],
+                                      [s[1] for s in shards])
+            signed.wait()  # signature shards run in parallel on the task runner
+            signing = signing_check_t(db, name, dd, [s[2] for s in shards], [f.result() for f in signed])
+            dup = dedup_t(db, name, dd, resources)
         lab = labels_t(db, name, c.get("truth"))
         cur = curriculum_t(db, name, cfg["curriculum"], c.get("plot"))
         res = {"ingest": ing, "signed": signing["signed_by_tasks"], "signing": signing, "dedup": dup,

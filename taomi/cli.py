@@ -351,6 +351,20 @@ def dedup(corpus: str,
                                                   help="Memory budget, e.g. 512MB, 2GB, 25% (default: a quarter "
                                                        "of RAM, at most 1GB); band keys past half of it are "
                                                        "grouped on disk by DuckDB."),
+          dask_address: str | None = typer.Option(None, "--dask-address",
+                                                  help="Run on this Dask scheduler (tcp://host:8786): workers read "
+                                                       "and write Parquet in --work-dir, never the DuckDB file."),
+          cluster: str | None = typer.Option(None, "--cluster", help="local: start a Dask cluster of --workers "
+                                             "processes here (same results as without it)."),
+          work_dir: Path | None = typer.Option(None, "--work-dir", help="Folder every Dask worker sees at the same "
+                                               "path, for shards and exchange files (default: DB path + .work)."),
+          partitions: int = typer.Option(0, "--partitions", min=0, help="Shuffle partitions of band keys (0: one "
+                                         "per 4M band-key rows)."),
+          shard_docs: int = typer.Option(100_000, "--shard-docs", min=1, help="Documents per Parquet shard (one "
+                                         "signing and one verification task each)."),
+          memory_per_worker: str | None = typer.Option(None, "--memory-per-worker", help="--cluster local: memory "
+                                                       "limit of each worker, e.g. 1.5GB (Dask restarts a worker "
+                                                       "past it)."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Remove exact and near duplicates (MinHash + LSH, every candidate verified by exact Jaccard)."""
     from flows.dedup_task import dedup_corpus
@@ -359,10 +373,18 @@ def dedup(corpus: str,
     res = _resources(workers, memory_limit)
     if pairs_out is not None and pairs_out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         fail(f"{pairs_out}: --pairs-out must end in .csv or .parquet")
+    if cluster not in (None, "local"):
+        fail(f"--cluster {cluster!r}: the only cluster Taomi starts is 'local'; for another, give --dask-address")
+    if cluster and dask_address:
+        fail("give --cluster local or --dask-address, not both")
     with make_progress(console, quiet=as_json, units="count") as progress:
         try:
-            report = dedup_corpus(state.db, corpus, cfg, StageBars(progress), pairs_out, force, res)
-        except LookupError as exc:
+            if cluster or dask_address:
+                report = _dedup_on_dask(corpus, cfg, StageBars(progress), pairs_out, force, res, dask_address,
+                                        workers or 2, work_dir, partitions, shard_docs, memory_per_worker)
+            else:
+                report = dedup_corpus(state.db, corpus, cfg, StageBars(progress), pairs_out, force, res)
+        except (LookupError, FileExistsError) as exc:
             fail(str(exc))
     if as_json:
         print_json(report)
@@ -378,8 +400,28 @@ def dedup(corpus: str,
                   f"reused {report['signatures_reused']:,}")
     emit(report["largest_clusters"], False, title="largest clusters", console=console)
     console.print("time per stage: " + ", ".join(f"{k} {v:.2f} s" for k, v in report["seconds"].items()))
+    if report.get("engine") == "dask":
+        peaks = ", ".join(f"{v:,.0f}" for v in report["worker_peak_mb"].values())
+        console.print(f"dask: {report['workers']} workers, {report['shards']} shards ({report['shards_exported']} "
+                      f"written, {report['shards_signed']} signed now), {report['partitions']} partitions, "
+                      f"{report['shuffle_bytes'] / 2**20:,.1f} MB shuffled; peak MB per worker: {peaks}"
+                      + (f"; {report['worker_restarts']} worker(s) lost and replaced" if report["worker_restarts"] else ""))
     if report.get("pairs_out"):
         console.print(f"wrote {report['pairs_written']:,} pairs to {report['pairs_out']}")
+
+
+def _dedup_on_dask(corpus, cfg, progress, pairs_out, force, res, address, workers, work_dir, partitions, shard_docs,
+                   memory_per_worker) -> dict:
+    from flows.dask_dedup import dask_client, dedup_distributed
+
+    try:
+        with dask_client(address, workers, memory_per_worker) as client:
+            return dedup_distributed(state.db, corpus, cfg, client, work_dir, progress, partitions, shard_docs,
+                                     pairs_out=pairs_out, force=force, res=res)
+    except OSError as exc:
+        if address and "connect" in str(exc).lower():
+            fail(f"--dask-address {address}: no Dask scheduler answers there ({exc})")
+        raise
 
 
 @app.command("dedup-query")

@@ -7,7 +7,7 @@ Results of a run replace the previous results of the same corpus and config in o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -183,8 +183,9 @@ def _lit(v: str) -> str:
 
 
 def save_results(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, pairs: dict[str, np.ndarray],
-                 decisions: dict[str, np.ndarray]) -> None:
-    """Replace this corpus+config's pairs and decisions, atomically."""
+                 decisions: dict[str, np.ndarray], then: Callable[[], None] | None = None) -> None:
+    """Replace this corpus+config's pairs and decisions, atomically (with `then`, e.g. the run-log
+    row's update, in the same transaction)."""
     con.register("new_pairs", pa.table({k: arrow(v) for k, v in pairs.items()}))
     con.register("new_decisions", pa.table({k: arrow(v) for k, v in decisions.items()}))
     try:
@@ -199,6 +200,8 @@ def save_results(con: duckdb.DuckDBPyConnection, corpus: str, config_hash: str, 
                            CASE WHEN isnan(similarity) THEN NULL ELSE similarity END,
                            CASE WHEN cluster_id < 0 THEN NULL ELSE cluster_id END FROM new_decisions""",
                         [corpus, config_hash]).fetchall()
+            if then is not None:
+                then()
     finally:
         con.unregister("new_pairs")
         con.unregister("new_decisions")
