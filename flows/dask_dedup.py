@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -40,7 +41,8 @@ import numpy as np
 import pyarrow as pa
 
 from dedup.bands import unique_id_pairs
-from dedup.cluster import decide
+from dedup.cluster import Decisions, decide
+from dedup.components import arcs_by_partition, labels, large_star, small_star
 from dedup.config import DedupConfig, Resources
 from dedup.decisions import largest_clusters, merge_decisions
 from dedup.exact import exact_duplicates
@@ -58,6 +60,11 @@ from warehouse.sql import arrow
 SHARD_DOCS = 100_000   # documents per text shard (and per signing / verification task)
 GROUP_DOCS = 10_000    # documents per Parquet row group: what a verification read pulls in at once
 PARTITION_ROWS = 4_000_000  # band-key rows per shuffle partition (~60 bytes each while grouped)
+# Verified edges up to which components and keep/drop run on the client (scipy and `decide`, ~0.5 GB
+# of Python objects per million edges); beyond, large-star/small-star and `decide` per cluster
+# partition run on the workers.
+LOCAL_EDGES = 2_000_000
+MAX_ROUNDS = 100
 
 
 # ---- cluster ---------------------------------------------------------------------------------
@@ -175,6 +182,79 @@ def verify_task(s: int, cand_dir: str, shards: list[Shard], cfg: DedupConfig, ou
     return len(cand), len(edges)
 
 
+def arcs_task(edge_path: str, k: int, parts: int, level_dir: str, edge_dir: str) -> int:
+    """One shard's verified edges -> arcs both ways by partition of their source node (level 0 of
+    large-star/small-star), and the edges with their similarity by partition of their first node."""
+    _fault("components")
+    a, b, sim = shards_io.int_columns(edge_path, ["a", "b", "similarity"])
+    for p, (u, v) in enumerate(arcs_by_partition(a, b, parts)):
+        if len(u):
+            shards_io.write_table(pa.table({"u": arrow(u), "v": arrow(v)}), Path(level_dir) / f"p{p:05d}-s{k:05d}.parquet")
+    at = a % parts
+    for p in np.unique(at).tolist():
+        sel = at == p
+        shards_io.write_table(pa.table({"a": arrow(a[sel]), "b": arrow(b[sel]), "similarity": arrow(sim[sel])}),
+                              Path(edge_dir) / f"p{p:05d}-s{k:05d}.parquet")
+    return len(a)
+
+
+def _arcs(level_dir: str, p: int) -> tuple[np.ndarray, np.ndarray]:
+    cols = [shards_io.int_columns(str(f), ["u", "v"]) for f in sorted(Path(level_dir).glob(f"p{p:05d}-s*.parquet"))]
+    if not cols:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate([c[0] for c in cols]), np.concatenate([c[1] for c in cols])
+
+
+def star_task(step: str, p: int, parts: int, level_dir: str, out_dir: str) -> bool:
+    """One large-star or small-star step of partition `p`: its arcs -> the new edges' arcs, by
+    partition of their source node; whether anything changed."""
+    _fault("components")
+    u, v = _arcs(level_dir, p)
+    a, b, changed = (large_star if step == "large" else small_star)(u, v)
+    for q, (nu, nv) in enumerate(arcs_by_partition(a, b, parts)):
+        if len(nu):
+            shards_io.write_table(pa.table({"u": arrow(nu), "v": arrow(nv)}), Path(out_dir) / f"p{q:05d}-s{p:05d}.parquet")
+    return changed
+
+
+def label_task(p: int, parts: int, level_dir: str, edge_dir: str, out_dir: str) -> int:
+    """Partition `p`'s converged stars -> each node's cluster id; its edges (first node in `p`)
+    -> one file per partition of their cluster id."""
+    _fault("components")
+    nodes, lab = labels(*_arcs(level_dir, p))
+    cols = [shards_io.int_columns(str(f), ["a", "b", "similarity"])
+            for f in sorted(Path(edge_dir).glob(f"p{p:05d}-s*.parquet"))]
+    if not cols:
+        return 0
+    a, b, sim = (np.concatenate([c[i] for c in cols]) for i in range(3))
+    cluster = lab[np.searchsorted(nodes, a)]
+    q = cluster % parts
+    for k in np.unique(q).tolist():
+        sel = q == k
+        shards_io.write_table(pa.table({"cluster": arrow(cluster[sel]), "a": arrow(a[sel]), "b": arrow(b[sel]),
+                                        "similarity": arrow(sim[sel])}), Path(out_dir) / f"q{k:05d}-p{p:05d}.parquet")
+    return len(nodes)
+
+
+def decide_task(q: int, cluster_dir: str, rank_path: str | None, out: str) -> int:
+    """keep/drop for the whole clusters of partition `q` by `dedup.cluster.decide` (rank: the
+    client's file, or the doc id for the policy 'first')."""
+    _fault("decide")
+    cols = [shards_io.int_columns(str(f), ["a", "b", "similarity"])
+            for f in sorted(Path(cluster_dir).glob(f"q{q:05d}-p*.parquet"))]
+    a, b, sim = ((np.concatenate([c[i] for c in cols]) for i in range(3)) if cols
+                 else (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)))
+    order = np.lexsort((b, a))
+    edges, sims = np.stack((a[order], b[order]), axis=1).astype(np.int64), sim[order].astype(np.float64)
+    nodes = np.unique(edges.ravel())
+    rank = shards_io.values_for(rank_path, nodes, "rank") if rank_path else nodes.astype(np.float64)
+    dec = decide(edges, sims, dict(zip(nodes.tolist(), rank.tolist())))
+    shards_io.write_table(pa.table({"doc_id": arrow(dec.doc_id), "cluster_id": arrow(dec.cluster_id),
+                                    "keep": pa.array(dec.keep), "matched_doc": arrow(dec.matched_doc),
+                                    "similarity": arrow(dec.similarity)}), out)
+    return len(dec.doc_id)
+
+
 def worker_peak_mb() -> float:
     """Peak resident memory of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -206,10 +286,14 @@ def partitions_for(n_docs: int, bands: int, partitions: int = 0) -> int:
 def dedup_distributed(db: str | Path | None, corpus: str, cfg: DedupConfig, client, work_dir: str | Path | None = None,
                       progress: Progress | None = None, partitions: int = 0, shard_docs: int = SHARD_DOCS,
                       group_docs: int = GROUP_DOCS, pairs_out: Path | None = None, force: bool = False,
-                      res: Resources | None = None, keep_files: bool = False) -> dict:
+                      res: Resources | None = None, keep_files: bool = False, components: str = "auto") -> dict:
     """`dedup_corpus` on a Dask cluster (`client`): the same decisions, pairs and cluster ids,
     the same run-log inputs (a run with the same documents and config, on either path, is a
-    no-op), with every per-document stage on the workers and the DuckDB file open only here."""
+    no-op), with every per-document stage on the workers and the DuckDB file open only here.
+    `components`: auto (on the client up to LOCAL_EDGES verified edges, else on the workers),
+    local or dask."""
+    if components not in ("auto", "local", "dask"):
+        raise ValueError(f"components must be auto, local or dask, got {components!r}")
     if pairs_out:
         check_file(pairs_out, force=force, what="pairs file")
     res = res or Resources.default()
@@ -231,7 +315,7 @@ def dedup_distributed(db: str | Path | None, corpus: str, cfg: DedupConfig, clie
         run = start_run(con, "dedup", inputs, cfg.as_dict(), corpus=corpus, counts_in=n_docs)
     try:
         report = _run(db, corpus, cfg, client, folder, docs, chash, run, progress, partitions, shard_docs,
-                      group_docs, res, sig_key, keep_files)
+                      group_docs, res, sig_key, keep_files, components)
     except BaseException as exc:
         with session(db) as con:
             finish_run(con, run, status="failed", message=str(exc)[:500])
@@ -244,7 +328,8 @@ def dedup_distributed(db: str | Path | None, corpus: str, cfg: DedupConfig, clie
 
 
 def _run(db, corpus: str, cfg: DedupConfig, client, folder: Path, docs: dict, chash: str, run, progress: Progress | None,
-         partitions: int, shard_docs: int, group_docs: int, res: Resources, sig_key: str, keep_files: bool) -> dict:
+         partitions: int, shard_docs: int, group_docs: int, res: Resources, sig_key: str, keep_files: bool,
+         components: str) -> dict:
     seconds: dict[str, float] = {}
     n_docs = len(docs["doc_id"])
     workers_before = set(client.scheduler_info()["workers"])
@@ -300,10 +385,17 @@ def _run(db, corpus: str, cfg: DedupConfig, client, folder: Path, docs: dict, ch
         shuffle_bytes = _folder_bytes(Path(band_dir)) + _folder_bytes(Path(cand_dir))
 
         t = time.perf_counter()
-        edges, sims = _read_edges(edge_dir, len(shards))
-        nodes = np.unique(edges.ravel())
-        at = np.searchsorted(docs["doc_id"], nodes)
-        dec = decide(edges, sims, dict(zip(nodes.tolist(), rank[at].tolist())))
+        n_edges = sum(c[1] for c in checked)
+        where = components if components != "auto" else ("local" if n_edges <= LOCAL_EDGES else "dask")
+        if where == "local":
+            edges, sims = _read_edges(edge_dir, len(shards))
+            nodes = np.unique(edges.ravel())
+            at = np.searchsorted(docs["doc_id"], nodes)
+            dec = decide(edges, sims, dict(zip(nodes.tolist(), rank[at].tolist())))
+            rounds = 0
+        else:
+            dec, rounds = _components_on_dask(client, work, edge_dir, len(shards), parts, cfg, docs, rank, progress)
+            edges, sims = _read_edges(edge_dir, len(shards))
         seconds["cluster"] = time.perf_counter() - t
     finally:
         if not keep_files:
@@ -326,6 +418,7 @@ def _run(db, corpus: str, cfg: DedupConfig, client, folder: Path, docs: dict, ch
         "clusters": len(np.unique(dec.cluster_id)),
         "engine": "dask", "shards": len(shards), "shards_exported": exported, "shards_signed": len(done),
         "partitions": parts, "band_rows": sum(b[0] for b in banded), "shuffle_bytes": shuffle_bytes,
+        "components": where, "component_rounds": rounds,
         "worker_peak_mb": {w: round(v, 1) for w, v in peaks.items()},
         "worker_restarts": len(workers_before - workers_after),
         "work_dir": str(folder),
@@ -337,6 +430,55 @@ def _run(db, corpus: str, cfg: DedupConfig, client, folder: Path, docs: dict, ch
         store.save_results(con, corpus, chash, pairs, decisions,
                            then=lambda: finish_run(con, run, counts_out=report["docs_out"], details=report))
     return report
+
+
+def _components_on_dask(client, work: Path, edge_dir: str, n_shards: int, parts: int, cfg: DedupConfig, docs: dict,
+                        rank: np.ndarray, progress: Progress | None) -> tuple[Decisions, int]:
+    """Components by large-star/small-star and keep/drop per cluster, on the workers: (the
+    decisions, rounds)."""
+    level = work / "cc" / "L0000"
+    by_node = str(work / "cc" / "edges")
+    futs = [client.submit(arcs_task, str(Path(edge_dir) / f"e{k:05d}.parquet"), k, parts, str(level), by_node,
+                          pure=False) for k in range(n_shards)]
+    _gather(client, futs, "components", progress)
+    rounds, n_level = 0, 0
+    while True:
+        rounds += 1
+        changed = False
+        for step in ("large", "small"):
+            n_level += 1
+            out = work / "cc" / f"L{n_level:04d}"
+            futs = [client.submit(star_task, step, p, parts, str(level), str(out), pure=False) for p in range(parts)]
+            changed |= any(_gather(client, futs, "components", None))
+            shutil.rmtree(level, ignore_errors=True)  # the next level is complete: the previous one is spent
+            level = out
+        if progress:
+            progress("components", rounds, rounds + int(changed))
+        if not changed:
+            break
+        if rounds >= MAX_ROUNDS:
+            raise RuntimeError(f"large-star/small-star did not converge in {MAX_ROUNDS} rounds")
+    by_cluster = str(work / "cc" / "clusters")
+    futs = [client.submit(label_task, p, parts, str(level), by_node, by_cluster, pure=False) for p in range(parts)]
+    _gather(client, futs, "components", None)
+    rank_path = None
+    if cfg.policy != "first":
+        rank_path = str(work / "rank.parquet")
+        shards_io.write_table(pa.table({"doc_id": arrow(docs["doc_id"]), "rank": arrow(rank.astype(np.float64))}),
+                              rank_path, row_group_rows=65_536)
+    out = work / "decisions"
+    futs = [client.submit(decide_task, q, by_cluster, rank_path, str(out / f"d{q:05d}.parquet"), pure=False)
+            for q in range(parts)]
+    _gather(client, futs, "decide", progress)
+    cols = [shards_io.read_table(str(out / f"d{q:05d}.parquet")) for q in range(parts)]
+    t = pa.concat_tables(cols)
+    order = np.argsort(np.asarray(t.column("doc_id")), kind="stable")
+
+    def col(name: str, dtype) -> np.ndarray:
+        return np.asarray(t.column(name).to_numpy(), dtype=dtype)[order]
+
+    return Decisions(col("doc_id", np.int64), col("cluster_id", np.int64), col("keep", bool),
+                     col("matched_doc", np.int64), col("similarity", np.float64)), rounds
 
 
 def _read_edges(edge_dir: str, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -211,6 +211,24 @@ def signature_batches(path: str, batch_rows: int) -> Iterator[tuple[np.ndarray, 
                flat.reshape(len(sig), width))
 
 
+def values_for(path: str, ids: np.ndarray, column: str) -> np.ndarray:
+    """`column` of the rows of a file sorted by doc_id whose doc ids are `ids` (sorted, all
+    present), reading only the row groups whose doc-id range holds one of them."""
+    f = pq.ParquetFile(path)
+    meta = f.metadata
+    at = meta.schema.names.index("doc_id")
+    out = np.empty(len(ids), dtype=np.float64)
+    for g in range(meta.num_row_groups):
+        st = meta.row_group(g).column(at).statistics
+        lo, hi = np.searchsorted(ids, st.min, "left"), np.searchsorted(ids, st.max, "right")
+        if lo == hi:
+            continue
+        t = f.read_row_group(g, columns=["doc_id", column])
+        got = numpy(t.column(0))
+        out[lo:hi] = numpy(t.column(1))[np.searchsorted(got, ids[lo:hi])]
+    return out
+
+
 def int_columns(path: str, names: list[str]) -> list[np.ndarray]:
     t = pq.read_table(path, columns=names)
     return [numpy(t.column(c)) for c in names]

@@ -82,15 +82,31 @@ def chinese_docs(n: int = 300, seed: int = 5) -> list[dict]:
     return out
 
 
+def chain_docs(n: int = 80, seed: int = 9) -> list[dict]:
+    """A chain of near copies, each a few words off the one before (the ends share little), in
+    shuffled order: one long cluster whose doc ids zig-zag, for the components step."""
+    rng = random.Random(seed)
+    words = [f"w{rng.randrange(5000)}" for _ in range(300)]
+    out = []
+    for i in range(n):
+        for _ in range(4):
+            words[rng.randrange(len(words))] = f"x{rng.randrange(10**6)}"
+        out.append({"id": f"chain-{i}", "text": " ".join(words)})
+    rng.shuffle(out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("dask-corpus")
     s = generate(out, DemoConfig(docs=2500, seed=11, words_mean=120))
     zh = out / "zh.jsonl"
     zh.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chinese_docs()), encoding="utf-8")
+    chain = out / "chain.jsonl"
+    chain.write_text("".join(json.dumps(r) + "\n" for r in chain_docs()))
     template = out / "template.duckdb"
     with session(template) as con:
-        ingest_paths(con, [s["corpus"], str(zh)], IngestConfig("c"))
+        ingest_paths(con, [s["corpus"], str(zh), str(chain)], IngestConfig("c"))
     return {"template": template, "summary": s, "zh": zh, "dir": out}
 
 
@@ -113,15 +129,22 @@ COUNTS = ("docs_in", "docs_out", "exact_dropped", "near_dropped", "candidate_pai
           "empty_docs", "bands", "rows")
 
 
-@pytest.mark.parametrize("cfg", [DedupConfig(), DedupConfig(char_ngrams=True, policy="longest"),
-                                 DedupConfig(threshold=0.7, policy="quality", num_perm=64)],
-                         ids=["words", "char-longest", "t0.7-quality"])
-def test_distributed_equals_single_machine(client, corpus, tmp_path, cfg):
+@pytest.mark.parametrize(("cfg", "components"), [
+    (DedupConfig(), "local"), (DedupConfig(), "dask"), (DedupConfig(char_ngrams=True, policy="longest"), "dask"),
+    (DedupConfig(threshold=0.7, policy="quality", num_perm=64), "dask")],
+    ids=["words-local", "words", "char-longest", "t0.7-quality"])
+def test_distributed_equals_single_machine(client, corpus, tmp_path, cfg, components):
+    """Decisions, pairs and cluster ids equal; components on the client, or by large-star/small-star
+    and `decide` per cluster partition on the workers."""
     single, dist = _copy(corpus, tmp_path, "single"), _copy(corpus, tmp_path, "dask")
     r1 = dedup_corpus(single, "c", cfg)
-    r2 = dedup_distributed(dist, "c", cfg, client, tmp_path / "work", **SMALL)
+    r2 = dedup_distributed(dist, "c", cfg, client, tmp_path / "work", components=components, **SMALL)
     assert {k: r2[k] for k in COUNTS} == {k: r1[k] for k in COUNTS}
     assert r2["shards"] == 4 and r2["partitions"] == 3 and r2["worker_restarts"] == 0
+    assert r2["components"] == components and (r2["component_rounds"] >= 2) == (components == "dask")
+    # the chain is one cluster (several of its documents kept: each drop needs a kept neighbour)
+    largest = r2["largest_clusters"][0]
+    assert largest["representative"].startswith("chain-") and largest["size"] >= 40
     assert r1["verified_pairs"] > 40 and r1["near_dropped"] > 20
     a, b = _results(single), _results(dist)
     assert a["dedup_decisions"] == b["dedup_decisions"] and a["dedup_pairs"] == b["dedup_pairs"]
@@ -155,7 +178,7 @@ def test_rerun_is_a_noop_and_new_documents_redo_only_the_last_shard(client, corp
     cfg = DedupConfig()
     db, work = _copy(corpus, tmp_path, "inc"), tmp_path / "work"
     first = dedup_distributed(db, "c", cfg, client, work, **SMALL)
-    assert first["shards_exported"] == 4 and first["shards_signed"] == 4 and first["signatures_computed"] == 2800
+    assert first["shards_exported"] == 4 and first["shards_signed"] == 4 and first["signatures_computed"] == 2880
     again = dedup_distributed(db, "c", cfg, client, work, **SMALL)
     assert again["unchanged"] is True
     # the single-machine path sees the same inputs and config: a no-op there too
@@ -166,9 +189,9 @@ def test_rerun_is_a_noop_and_new_documents_redo_only_the_last_shard(client, corp
     with session(db) as con:
         ingest_paths(con, [str(extra)], IngestConfig("c"))
     more = dedup_distributed(db, "c", cfg, client, work, **SMALL)
-    # 3100 documents: shards 0-2 unchanged (reused), shard 3 grew from 550 to 750, shard 4 is new
+    # 3180 documents: shards 0-2 unchanged (reused), shard 3 grew from 630 to 750, shard 4 is new
     assert more["shards"] == 5 and more["shards_exported"] == 2 and more["shards_signed"] == 2
-    assert more["signatures_computed"] == 3100 - 3 * 750
+    assert more["signatures_computed"] == 3180 - 3 * 750
     ref = _copy(corpus, tmp_path, "ref")
     with session(ref) as con:
         ingest_paths(con, [str(extra)], IngestConfig("c"))
@@ -179,14 +202,14 @@ def test_rerun_is_a_noop_and_new_documents_redo_only_the_last_shard(client, corp
     assert len(list((work / "texts").rglob("*.parquet"))) == 5
 
 
-@pytest.mark.parametrize("stage", ["sign", "band", "pairs", "verify"])
+@pytest.mark.parametrize("stage", ["sign", "band", "pairs", "verify", "components", "decide"])
 def test_a_worker_killed_in_any_stage_changes_nothing(client, corpus, tmp_path, faults, stage):
-    cfg = DedupConfig()
+    cfg = DedupConfig(policy="longest")
     ref = _copy(corpus, tmp_path, "ref")
     dedup_corpus(ref, "c", cfg)
     db = _copy(corpus, tmp_path, "killed")
     (faults / stage).touch()
-    r = dedup_distributed(db, "c", cfg, client, tmp_path / "work", **SMALL)
+    r = dedup_distributed(db, "c", cfg, client, tmp_path / "work", components="dask", **SMALL)
     assert (faults / f"{stage}.fired").exists() and not (faults / stage).exists()  # a worker was killed
     assert r["worker_restarts"] == 1
     (faults / f"{stage}.fired").unlink()
