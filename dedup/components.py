@@ -57,11 +57,10 @@ def large_star(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, bo
     u, v = _unique_arcs(u, v)
     if len(u) == 0:
         return EMPTY, EMPTY, False
-    nodes, m, at = _min_per_node(u, v)
+    _, m, at = _min_per_node(u, v)
     up = v > u
     a, b = v[up], m[at][up]
-    changed = bool((m[at][up] != u[up]).any())
-    return a, b, changed
+    return a, b, bool((b != u[up]).any())
 
 
 def small_star(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
