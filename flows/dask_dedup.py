@@ -113,7 +113,7 @@ def sign_task(shard: Shard, out: str, cfg: DedupConfig) -> tuple[str, str, int]:
     for ids, texts in shards_io.text_groups(shard):
         n_sh, sigs = signatures_arrow(texts, cfg, 1, docs=shard.n_docs)
         parts.append(shards_io.signature_table(ids, n_sh, sigs))
-    shards_io.write_table(pa.concat_tables(parts), out, row_group_rows=_sig_rows(cfg))
+    shards_io.write_table(pa.concat_tables(parts), out, row_group_rows=_sig_rows(cfg), hashes=True)
     return shard.fingerprint, out, shard.n_docs
 
 
@@ -142,7 +142,7 @@ def band_task(sig_path: str, shard_no: int, bands: int, rows: int, excluded_path
         sel = order[cuts[p]:cuts[p + 1]]
         if len(sel):
             shards_io.write_table(pa.table({"band": arrow(band[sel]), "key": arrow(key[sel]), "doc_id": arrow(doc[sel])}),
-                                  Path(out_dir) / f"p{p:05d}-s{shard_no:05d}.parquet")
+                                  Path(out_dir) / f"p{p:05d}-s{shard_no:05d}.parquet", hashes=True)
     return len(doc), empty
 
 

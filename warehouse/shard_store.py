@@ -169,12 +169,17 @@ def remove_run_folder(path: Path) -> None:
 
 # ---- what workers call: plain files only -------------------------------------------------------
 
-def write_table(table: pa.Table, path: str | os.PathLike, row_group_rows: int | None = None) -> None:
-    """Write `table` as Parquet to a temporary name, then rename it into place."""
+def write_table(table: pa.Table, path: str | os.PathLike, row_group_rows: int | None = None,
+                hashes: bool = False) -> None:
+    """Write `table` as Parquet to a temporary name, then rename it into place. Never with
+    dictionary encoding (hashes and ids barely repeat; trying cost half the read time), and
+    `hashes` (signatures, band keys: random bits) uncompressed: with zstd a 51 MB signature file
+    read in 0.53 s, without in 0.15 s, for 4% more bytes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp, row_group_size=row_group_rows, compression="zstd")
+    pq.write_table(table, tmp, row_group_size=row_group_rows, compression="none" if hashes else "zstd",
+                   use_dictionary=False)
     os.replace(tmp, path)
 
 

@@ -1,0 +1,105 @@
+"""Distributed dedup on a local Dask cluster beside the single-process path, at 1M and 3M documents.
+
+    .venv/bin/python bench/dask_dedup_bench.py                                  # 1M and 3M, ~120 words
+    .venv/bin/python bench/dask_dedup_bench.py --sizes 100000 --single-at 100000  # a quick look
+
+For each size: one generated corpus (bench/dedup_scale.py's, cached), ingested by `taomi ingest`
+into a fresh DuckDB file, then copied; `taomi dedup c` runs on one copy (the single-process path,
+at the sizes in --single-at) and `taomi dedup c --cluster local --workers 2 --memory-per-worker
+1.5GB` on the other, each as a child process (wall time and the client's peak RSS from wait4).
+The workers' own peak RSS, restarts, shuffle volume and time per stage come from the run's
+report. Where both paths ran, their decisions and pairs are compared row by row (a digest of
+the sorted tables) and the time ratio printed: the target is dask <= 3x single at 1M documents,
+and no worker restart at 3M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.dedup_scale import TAOMI, corpus, run_rusage
+
+
+def digest(db: Path) -> tuple[str, int, int]:
+    """(digest of the sorted decision and pair rows, decisions, pairs)."""
+    from warehouse.db import connect
+
+    con = connect(db, read_only=True)
+    h = hashlib.sha256()
+    counts = []
+    for t in ("dedup_decisions", "dedup_pairs"):
+        rel = con.sql(f"SELECT * EXCLUDE (corpus) FROM {t} ORDER BY ALL")
+        n = 0
+        with rel.to_arrow_reader(batch_size=200_000) as reader:
+            for batch in reader:
+                h.update(repr(batch.to_pylist()).encode())
+                n += batch.num_rows
+        counts.append(n)
+    con.close()
+    return h.hexdigest()[:16], counts[0], counts[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000])
+    ap.add_argument("--single-at", type=int, nargs="*", default=[1_000_000, 3_000_000])
+    ap.add_argument("--words", type=int, default=120)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--memory-per-worker", default="1.5GB")
+    ap.add_argument("--workdir", default="bench/out/dask")
+    args = ap.parse_args()
+    work = ROOT / args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    largest = max(args.sizes)
+    for n in sorted(args.sizes):
+        src = corpus(work, n, largest, args.words)
+        base = work / f"base-{n}.duckdb"
+        if not base.exists():
+            tmp = base.with_suffix(".tmp.duckdb")
+            tmp.unlink(missing_ok=True)
+            t_ing, _, _ = run_rusage([TAOMI, "--db", str(tmp), "ingest", str(src), "--corpus", "c", "--json",
+                                      "--tokenizer", "none"], None)
+            tmp.replace(base)
+            print(json.dumps({"docs": n, "ingest_s": round(t_ing, 1)}), flush=True)
+        row: dict = {"docs": n, "words": args.words}
+        runs = {"dask": [TAOMI, "--db", "DB", "dedup", "c", "--json", "--cluster", "local", "--workers",
+                         str(args.workers), "--memory-per-worker", args.memory_per_worker, "--work-dir", "WORK"]}
+        if n in args.single_at:
+            runs = {"single": [TAOMI, "--db", "DB", "dedup", "c", "--json"], **runs}
+        for name, cmd in runs.items():
+            db = work / f"{name}-{n}.duckdb"
+            shutil.copy(base, db)
+            wd = work / f"work-{name}-{n}"
+            shutil.rmtree(wd, ignore_errors=True)
+            cmd = [str(db) if c == "DB" else str(wd) if c == "WORK" else c for c in cmd]
+            wall, rss, out = run_rusage(cmd, None)
+            rep = json.loads(out)
+            row[name] = {"wall_s": round(wall, 1), "client_peak_mb": round(rss), "docs_out": rep["docs_out"],
+                         "near_dropped": rep["near_dropped"], "verified_pairs": rep["verified_pairs"],
+                         "stage_s": rep["seconds"]}
+            if name == "dask":
+                row[name].update({k: rep[k] for k in ("worker_peak_mb", "worker_restarts", "partitions", "shards",
+                                                      "components", "component_rounds", "shuffle_bytes")})
+                row[name]["shuffle_bytes_per_doc"] = round(rep["shuffle_bytes"] / n, 1)
+                row[name]["work_dir_bytes_per_doc"] = round(sum(f.stat().st_size for f in wd.rglob("*") if f.is_file())
+                                                            / n, 1)
+            row[name]["digest"], row[name]["decisions"], row[name]["pairs"] = digest(db)
+            print(json.dumps({"docs": n, name: row[name]}), flush=True)
+            db.unlink()
+            shutil.rmtree(wd, ignore_errors=True)
+        if "single" in row:
+            row["equal"] = row["single"]["digest"] == row["dask"]["digest"]
+            row["dask_over_single"] = round(row["dask"]["wall_s"] / row["single"]["wall_s"], 2)
+        print(json.dumps({"summary": row}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
