@@ -19,16 +19,32 @@ import argparse
 import hashlib
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.dedup_scale import TAOMI, corpus, run_rusage
+from bench.dedup_scale import TAOMI, run_rusage
 
 
-def digest(db: Path) -> tuple[str, int, int]:
+def in_child(call: str) -> object:
+    """The JSON result of `call` (an expression over this module) in a fresh Python process: this
+    process stays small, and a child started after it would inherit its peak RSS in wait4's
+    figure (Linux carries the high-water mark across posix_spawn's exec)."""
+    code = f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from bench.dask_dedup_bench import *; print(json.dumps({call}))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def corpus_path(work: str, n: int, largest: int, words: int) -> str:
+    from bench.dedup_scale import corpus
+
+    return str(corpus(Path(work), n, largest, words))
+
+
+def digest(db: str) -> tuple[str, int, int]:
     """(digest of the sorted decision and pair rows, decisions, pairs)."""
     from warehouse.db import connect
 
@@ -60,7 +76,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     largest = max(args.sizes)
     for n in sorted(args.sizes):
-        src = corpus(work, n, largest, args.words)
+        src = in_child(f"corpus_path({str(work)!r}, {n}, {largest}, {args.words})")
         base = work / f"base-{n}.duckdb"
         if not base.exists():
             tmp = base.with_suffix(".tmp.duckdb")
@@ -91,7 +107,7 @@ def main() -> None:
                 row[name]["shuffle_bytes_per_doc"] = round(rep["shuffle_bytes"] / n, 1)
                 row[name]["work_dir_bytes_per_doc"] = round(sum(f.stat().st_size for f in wd.rglob("*") if f.is_file())
                                                             / n, 1)
-            row[name]["digest"], row[name]["decisions"], row[name]["pairs"] = digest(db)
+            row[name]["digest"], row[name]["decisions"], row[name]["pairs"] = in_child(f"digest({str(db)!r})")
             print(json.dumps({"docs": n, name: row[name]}), flush=True)
             db.unlink()
             shutil.rmtree(wd, ignore_errors=True)

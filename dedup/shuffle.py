@@ -1,4 +1,4 @@
-"""band, spread over partitions: the pure steps of the distributed path (flows/dask_dedup.py).
+"""band and verify, spread over partitions: the pure steps of the distributed path (flows/dask_dedup.py).
 
 Each shard's band keys become (band, key, doc id) rows and go to partition `key % parts`, so every
 document of a bucket (same band, same key) lands in the same partition; each partition then
@@ -55,6 +55,16 @@ def bucket_pairs(band: np.ndarray, key: np.ndarray, doc_id: np.ndarray) -> np.nd
     take = np.repeat(multi, lens)  # the rows of buckets with two or more members
     offsets = np.concatenate(([0], np.cumsum(lens[multi])))
     return unique_id_pairs(pairs_from_buckets(members[take], offsets))
+
+
+def take_segments(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, offsets) of the segments `rows` (in that order) of a flat array cut at `offsets`."""
+    starts, ends = offsets[rows], offsets[np.asarray(rows) + 1]
+    lens = ends - starts
+    out_off = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lens, out=out_off[1:])
+    idx = np.repeat(starts - out_off[:-1], lens) + np.arange(out_off[-1])
+    return values[idx], out_off
 
 
 def group_of(ids: np.ndarray, firsts: np.ndarray) -> np.ndarray:

@@ -40,14 +40,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from dedup import kernel
 from dedup.bands import unique_id_pairs
 from dedup.cluster import Decisions, decide
 from dedup.components import arcs_by_partition, labels, large_star, small_star
 from dedup.config import DedupConfig, Resources
 from dedup.decisions import largest_clusters, merge_decisions
 from dedup.exact import exact_duplicates
-from dedup.pipeline import band_params, jit, signatures_arrow, verify
-from dedup.shuffle import band_rows, bucket_pairs, group_of, partition_of
+from dedup.pipeline import band_params, jit, shingle_sets_flat, signatures_arrow
+from dedup.shuffle import band_rows, bucket_pairs, group_of, partition_of, take_segments
+from dedup.verify import verify_flat
 from flows.dedup_task import Progress, config_hash, rank_documents
 from warehouse import dedup_store as store
 from warehouse import shard_store as shards_io
@@ -146,8 +148,9 @@ def band_task(sig_path: str, shard_no: int, bands: int, rows: int, excluded_path
     return len(doc), empty
 
 
-def pairs_task(p: int, band_dir: str, firsts: np.ndarray, out_dir: str) -> int:
-    """Candidate pairs of partition `p` -> one file per shard of each pair's first document."""
+def pairs_task(p: int, band_dir: str, firsts: np.ndarray, out_dir: str, need_dir: str) -> int:
+    """Candidate pairs of partition `p` -> one file per shard of each pair's first document (the
+    verification task), and for each shard the documents of it that those tasks need."""
     _fault("pairs")
     files = sorted(Path(band_dir).glob(f"p{p:05d}-s*.parquet"))
     cols = [shards_io.int_columns(str(f), ["band", "key", "doc_id"]) for f in files]
@@ -158,25 +161,82 @@ def pairs_task(p: int, band_dir: str, firsts: np.ndarray, out_dir: str) -> int:
     cand = bucket_pairs(band, key, doc)
     del band, key, doc
     g = group_of(cand[:, 0], firsts)
-    order = np.argsort(g, kind="stable")
-    cuts = np.searchsorted(g[order], np.arange(len(firsts) + 1))
-    for s in range(len(firsts)):
-        sel = order[cuts[s]:cuts[s + 1]]
-        if len(sel):
-            shards_io.write_table(pa.table({"a": arrow(cand[sel, 0]), "b": arrow(cand[sel, 1])}),
-                                  Path(out_dir) / f"v{s:05d}-p{p:05d}.parquet")
+    _split(pa.table({"a": arrow(cand[:, 0]), "b": arrow(cand[:, 1])}), g, len(firsts),
+           lambda s: Path(out_dir) / f"v{s:05d}-p{p:05d}.parquet")
+    # which verification task needs each document: both ends of a pair go to the task of its first
+    doc = np.concatenate((cand[:, 0], cand[:, 1]))
+    target = np.concatenate((g, g))
+    _split(pa.table({"doc_id": arrow(doc), "target": arrow(target)}), group_of(doc, firsts), len(firsts),
+           lambda t: Path(need_dir) / f"t{t:05d}-p{p:05d}.parquet")
     return len(cand)
 
 
-def verify_task(s: int, cand_dir: str, shards: list[Shard], cfg: DedupConfig, out: str) -> tuple[int, int]:
-    """Every candidate whose first document is in shard `s`, checked by exact Jaccard; texts come
-    from the row groups that hold them. -> `out` (a, b, similarity); (candidates, verified)."""
+def _split(table: pa.Table, key: np.ndarray, n: int, path_of) -> None:
+    """One file per value of `key` (0..n-1) with that value's rows; none for an empty one."""
+    order = np.argsort(key, kind="stable")
+    cuts = np.searchsorted(key[order], np.arange(n + 1))
+    for k in range(n):
+        if cuts[k + 1] > cuts[k]:
+            shards_io.write_table(table.take(arrow(order[cuts[k]:cuts[k + 1]])), path_of(k))
+
+
+# Characters of text shingled at once by a gather task (the sets of a batch are written before the next)
+GATHER_CHARS = 8_000_000
+
+
+def gather_task(t: int, need_dir: str, shard: Shard, cfg: DedupConfig, out_dir: str) -> int:
+    """The shingle sets of shard `t`'s documents that verification needs, each read once from the
+    shard and written to every verification task that needs it (`sets/v<task>-t<t>-b<batch>`):
+    a shuffle join, so the texts are read once in all, not once per task."""
+    _fault("gather")
+    cols = [shards_io.int_columns(str(f), ["doc_id", "target"]) for f in sorted(Path(need_dir).glob(f"t{t:05d}-p*.parquet"))]
+    if not cols:
+        return 0
+    doc, target = np.concatenate([c[0] for c in cols]), np.concatenate([c[1] for c in cols])
+    code = np.unique(doc.astype(np.int64) * (1 << 20) + target)  # unique (document, task), by document
+    doc, target = code >> 20, code & ((1 << 20) - 1)
+    docs = np.unique(doc)
+    reader = ShardTexts([shard])
+    chars = reader.chars(docs)
+    lo = 0
+    for b, hi in enumerate(_char_batches(chars, GATHER_CHARS)):
+        part = docs[lo:hi]
+        hashes, offsets = shingle_sets_flat(reader.texts(part), cfg, len(docs))
+        sel = (doc >= part[0]) & (doc <= part[-1])
+        rows = np.searchsorted(part, doc[sel])
+        for v in np.unique(target[sel]).tolist():
+            mine = rows[target[sel] == v]
+            values, offs = take_segments(hashes, offsets, mine)
+            sets = pa.LargeListArray.from_arrays(arrow(offs), arrow(values))
+            shards_io.write_table(pa.table({"doc_id": arrow(part[mine]), "set": sets}),
+                                  Path(out_dir) / f"v{v:05d}-t{t:05d}-b{b:05d}.parquet", hashes=True)
+        lo = hi
+    return len(docs)
+
+
+def _char_batches(chars: np.ndarray, limit: int) -> list[int]:
+    """Ends of consecutive batches of at most `limit` characters (a longer document alone)."""
+    ends, held = [], 0
+    for i, c in enumerate(chars.tolist()):
+        if held and held + c > limit:
+            ends.append(i)
+            held = 0
+        held += c
+    return [*ends, len(chars)]
+
+
+def verify_task(s: int, cand_dir: str, sets_dir: str, cfg: DedupConfig, out: str) -> tuple[int, int]:
+    """Every candidate whose first document is in shard `s`, checked by exact Jaccard of the
+    shingle sets the gather tasks sent. -> `out` (a, b, similarity); (candidates, verified)."""
     _fault("verify")
     files = sorted(Path(cand_dir).glob(f"v{s:05d}-p*.parquet"))
     parts = [np.stack(shards_io.int_columns(str(f), ["a", "b"]), axis=1) for f in files]
     cand = unique_id_pairs(np.concatenate(parts)) if parts else np.empty((0, 2), np.int64)
-    reader = ShardTexts(shards)
-    edges, sims = verify(cand, reader.texts, cfg, 1, reader.chars)
+    ids, values, offsets = shards_io.read_sets(sorted(Path(sets_dir).glob(f"v{s:05d}-t*.parquet")))
+    order = np.argsort(ids, kind="stable")
+    values, offsets = take_segments(values, offsets, order)
+    ids = ids[order]
+    edges, sims = verify_flat(cand, np.searchsorted(ids, cand), values, offsets, cfg.threshold, jit=kernel.AVAILABLE)
     shards_io.write_table(pa.table({"a": arrow(edges[:, 0].astype(np.int64)), "b": arrow(edges[:, 1].astype(np.int64)),
                                     "similarity": arrow(sims.astype(np.float64))}), out)
     return len(cand), len(edges)
@@ -300,11 +360,11 @@ def dedup_distributed(db: str | Path | None, corpus: str, cfg: DedupConfig, clie
     sig_key = cfg.signature_key()
     chash = config_hash(cfg)
     with session(db) as con:
-        folder = shards_io.work_folder(work_dir or f"{db_path(db).resolve()}.work")
         docs = store.doc_table(con, corpus)
         n_docs = len(docs["doc_id"])
         if n_docs == 0:
             raise LookupError(f"no corpus named '{corpus}' (see `taomi corpora`)")
+        folder = shards_io.work_folder(work_dir or f"{db_path(db).resolve()}.work")
         inputs = stable_hash(store.fingerprint(docs), chash)
         prev = last_ok_run(con, "dedup", corpus, inputs)
         if prev is not None:
@@ -360,7 +420,7 @@ def _run(db, corpus: str, cfg: DedupConfig, client, folder: Path, docs: dict, ch
     bands, rows = band_params(cfg)
     parts = partitions_for(n_docs, bands, partitions)
     work = shards_io.run_folder(folder, f"{chash[:12]}-{run.run_id[:12]}")
-    band_dir, cand_dir, edge_dir = (str(work / d) for d in ("band", "cand", "edges"))
+    band_dir, cand_dir, need_dir, sets_dir, edge_dir = (str(work / d) for d in ("band", "cand", "need", "sets", "edges"))
     try:
         t = time.perf_counter()
         excluded = str(work / "exact-dropped.parquet")  # a file, not scattered data: a lost worker loses nothing
@@ -373,16 +433,21 @@ def _run(db, corpus: str, cfg: DedupConfig, client, folder: Path, docs: dict, ch
 
         t = time.perf_counter()
         firsts = np.array([s.first_id for s in shards], dtype=np.int64)
-        futs = [client.submit(pairs_task, p, band_dir, firsts, cand_dir, pure=False) for p in range(parts)]
+        futs = [client.submit(pairs_task, p, band_dir, firsts, cand_dir, need_dir, pure=False) for p in range(parts)]
         _gather(client, futs, "pairs", progress)
         seconds["pairs"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        futs = [client.submit(verify_task, s.shard_no, cand_dir, shards, cfg, str(Path(edge_dir) / f"e{s.shard_no:05d}.parquet"),
-                              pure=False) for s in shards]
+        futs = [client.submit(gather_task, s.shard_no, need_dir, s, cfg, sets_dir, pure=False) for s in shards]
+        _gather(client, futs, "gather", progress, [s.n_docs for s in shards])
+        seconds["gather"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        futs = [client.submit(verify_task, s.shard_no, cand_dir, sets_dir, cfg,
+                              str(Path(edge_dir) / f"e{s.shard_no:05d}.parquet"), pure=False) for s in shards]
         checked = _gather(client, futs, "verify", progress, [s.n_docs for s in shards])
         seconds["verify"] = time.perf_counter() - t
-        shuffle_bytes = _folder_bytes(Path(band_dir)) + _folder_bytes(Path(cand_dir))
+        shuffle_bytes = sum(_folder_bytes(Path(d)) for d in (band_dir, cand_dir, need_dir, sets_dir))
 
         t = time.perf_counter()
         n_edges = sum(c[1] for c in checked)

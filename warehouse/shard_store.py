@@ -234,6 +234,22 @@ def values_for(path: str, ids: np.ndarray, column: str) -> np.ndarray:
     return out
 
 
+def read_sets(paths: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(doc ids, flat values, offsets) of the (doc_id, set) files given, in file order."""
+    ids, lists = [], []
+    for p in paths:
+        t = pq.read_table(p)
+        ids.append(numpy(t.column(0)).astype(np.int64))
+        lists.append(_one_chunk(t.column(1)))
+    if not ids:
+        return np.empty(0, np.int64), np.empty(0, np.uint64), np.zeros(1, np.int64)
+    doc = np.concatenate(ids)
+    col = pa.concat_arrays(lists) if len(lists) > 1 else lists[0]
+    offs = numpy(col.offsets).astype(np.int64)
+    values = numpy(col.values)[offs[0]:offs[-1]]
+    return doc, values, offs - offs[0]
+
+
 def int_columns(path: str, names: list[str]) -> list[np.ndarray]:
     t = pq.read_table(path, columns=names)
     return [numpy(t.column(c)) for c in names]

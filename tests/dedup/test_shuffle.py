@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dedup.bands import MAX_BUCKET_ALL_PAIRS, band_keys, candidate_pairs_from_keys, unique_id_pairs
-from dedup.shuffle import band_rows, bucket_pairs, group_of, member, partition_of
+from dedup.shuffle import band_rows, bucket_pairs, group_of, member, partition_of, take_segments
 
 
 def _keys(rng, n: int, bands: int, collide: float) -> np.ndarray:
@@ -54,3 +54,12 @@ def test_member_and_groups():
     assert member(np.array([1, 2, 9]), np.array([2, 9])).tolist() == [False, True, True]
     assert member(np.array([1]), np.array([], dtype=np.int64)).tolist() == [False]
     assert group_of(np.array([0, 99, 100, 250]), np.array([0, 100, 200])).tolist() == [0, 0, 1, 2]
+
+
+def test_take_segments_in_any_order():
+    values = np.arange(10, 20)
+    offsets = np.array([0, 3, 3, 7, 10])  # segments [10 11 12] [] [13..16] [17 18 19]
+    got, offs = take_segments(values, offsets, np.array([3, 1, 0, 3]))
+    assert got.tolist() == [17, 18, 19, 10, 11, 12, 17, 18, 19] and offs.tolist() == [0, 3, 3, 6, 9]
+    got, offs = take_segments(values, offsets, np.array([], dtype=np.int64))
+    assert got.tolist() == [] and offs.tolist() == [0]

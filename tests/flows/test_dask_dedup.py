@@ -202,7 +202,7 @@ def test_rerun_is_a_noop_and_new_documents_redo_only_the_last_shard(client, corp
     assert len(list((work / "texts").rglob("*.parquet"))) == 5
 
 
-@pytest.mark.parametrize("stage", ["sign", "band", "pairs", "verify", "components", "decide"])
+@pytest.mark.parametrize("stage", ["sign", "band", "pairs", "gather", "verify", "components", "decide"])
 def test_a_worker_killed_in_any_stage_changes_nothing(client, corpus, tmp_path, faults, stage):
     cfg = DedupConfig(policy="longest")
     ref = _copy(corpus, tmp_path, "ref")
