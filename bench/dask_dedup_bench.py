@@ -71,6 +71,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--memory-per-worker", default="1.5GB")
     ap.add_argument("--workdir", default="bench/out/dask")
+    ap.add_argument("--shard-docs", type=int, nargs="+", default=[100_000], help="dask runs, one per value")
+    ap.add_argument("--partitions", type=int, default=0)
+    ap.add_argument("--components", default="auto")
     args = ap.parse_args()
     work = ROOT / args.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -86,8 +89,10 @@ def main() -> None:
             tmp.replace(base)
             print(json.dumps({"docs": n, "ingest_s": round(t_ing, 1)}), flush=True)
         row: dict = {"docs": n, "words": args.words}
-        runs = {"dask": [TAOMI, "--db", "DB", "dedup", "c", "--json", "--cluster", "local", "--workers",
-                         str(args.workers), "--memory-per-worker", args.memory_per_worker, "--work-dir", "WORK"]}
+        runs = {f"dask-{sd}" if len(args.shard_docs) > 1 else "dask":
+                [TAOMI, "--db", "DB", "dedup", "c", "--json", "--cluster", "local", "--workers", str(args.workers),
+                 "--memory-per-worker", args.memory_per_worker, "--work-dir", "WORK", "--shard-docs", str(sd),
+                 "--partitions", str(args.partitions), "--components", args.components] for sd in args.shard_docs}
         if n in args.single_at:
             runs = {"single": [TAOMI, "--db", "DB", "dedup", "c", "--json"], **runs}
         for name, cmd in runs.items():
@@ -101,7 +106,7 @@ def main() -> None:
             row[name] = {"wall_s": round(wall, 1), "client_peak_mb": round(rss), "docs_out": rep["docs_out"],
                          "near_dropped": rep["near_dropped"], "verified_pairs": rep["verified_pairs"],
                          "stage_s": rep["seconds"]}
-            if name == "dask":
+            if name.startswith("dask"):
                 row[name].update({k: rep[k] for k in ("worker_peak_mb", "worker_restarts", "partitions", "shards",
                                                       "components", "component_rounds", "shuffle_bytes")})
                 row[name]["shuffle_bytes_per_doc"] = round(rep["shuffle_bytes"] / n, 1)

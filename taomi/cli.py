@@ -362,6 +362,9 @@ def dedup(corpus: str,
                                          "per 4M band-key rows)."),
           shard_docs: int = typer.Option(100_000, "--shard-docs", min=1, help="Documents per Parquet shard (one "
                                          "signing and one verification task each)."),
+          components: str = typer.Option("auto", "--components", help="Dask: where clusters are found and "
+                                         "decided: auto (here up to 2M verified edges, else on the workers) | "
+                                         "local | dask."),
           memory_per_worker: str | None = typer.Option(None, "--memory-per-worker", help="--cluster local: memory "
                                                        "limit of each worker, e.g. 1.5GB (Dask restarts a worker "
                                                        "past it)."),
@@ -377,11 +380,13 @@ def dedup(corpus: str,
         fail(f"--cluster {cluster!r}: the only cluster Taomi starts is 'local'; for another, give --dask-address")
     if cluster and dask_address:
         fail("give --cluster local or --dask-address, not both")
+    if components not in ("auto", "local", "dask"):
+        fail(f"--components {components!r}: choose auto, local or dask")
     with make_progress(console, quiet=as_json, units="count") as progress:
         try:
             if cluster or dask_address:
                 report = _dedup_on_dask(corpus, cfg, StageBars(progress), pairs_out, force, res, dask_address,
-                                        workers or 2, work_dir, partitions, shard_docs, memory_per_worker)
+                                        workers or 2, work_dir, partitions, shard_docs, memory_per_worker, components)
             else:
                 report = dedup_corpus(state.db, corpus, cfg, StageBars(progress), pairs_out, force, res)
         except (LookupError, FileExistsError) as exc:
@@ -411,13 +416,13 @@ def dedup(corpus: str,
 
 
 def _dedup_on_dask(corpus, cfg, progress, pairs_out, force, res, address, workers, work_dir, partitions, shard_docs,
-                   memory_per_worker) -> dict:
+                   memory_per_worker, components) -> dict:
     from flows.dask_dedup import dask_client, dedup_distributed
 
     try:
         with dask_client(address, workers, memory_per_worker) as client:
             return dedup_distributed(state.db, corpus, cfg, client, work_dir, progress, partitions, shard_docs,
-                                     pairs_out=pairs_out, force=force, res=res)
+                                     pairs_out=pairs_out, force=force, res=res, components=components)
     except OSError as exc:
         if address and "connect" in str(exc).lower():
             fail(f"--dask-address {address}: no Dask scheduler answers there ({exc})")
