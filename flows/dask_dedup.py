@@ -108,9 +108,19 @@ def _fault(stage: str) -> None:
 
 # ---- tasks (run on workers: files only, never the DuckDB file) --------------------------------
 
+def _visible(path: str) -> None:
+    """A worker that cannot see the work folder says so, naming itself and the path."""
+    if not Path(path).is_file():
+        import socket
+
+        raise FileNotFoundError(f"{socket.gethostname()}: cannot see {path} (working folder {os.getcwd()}); every "
+                                "Dask worker must see the work folder (--work-dir) at the same absolute path")
+
+
 def sign_task(shard: Shard, out: str, cfg: DedupConfig) -> tuple[str, str, int]:
     """Signatures of one text shard, row group by row group -> `out` (doc_id, n_shingles, sig)."""
     _fault("sign")
+    _visible(shard.path)
     parts = []
     for ids, texts in shards_io.text_groups(shard):
         n_sh, sigs = signatures_arrow(texts, cfg, 1, docs=shard.n_docs)
@@ -128,6 +138,7 @@ def band_task(sig_path: str, shard_no: int, bands: int, rows: int, excluded_path
     """Band keys of one shard's signatures -> one file per partition; (rows written, empty documents).
     `excluded_path`: the exact duplicates that are dropped (sorted doc ids), which take no part."""
     _fault("band")
+    _visible(sig_path)
     excluded = shards_io.int_columns(excluded_path, ["doc_id"])[0].astype(np.int64)
     acc: list[tuple[np.ndarray, ...]] = []
     empty = 0
@@ -196,6 +207,7 @@ def gather_task(t: int, need_dir: str, shard: Shard, cfg: DedupConfig, out_dir: 
     code = np.unique(doc.astype(np.int64) * (1 << 20) + target)  # unique (document, task), by document
     doc, target = code >> 20, code & ((1 << 20) - 1)
     docs = np.unique(doc)
+    _visible(shard.path)
     reader = ShardTexts([shard])
     chars = reader.chars(docs)
     lo = 0

@@ -389,7 +389,7 @@ def dedup(corpus: str,
                                         workers or 2, work_dir, partitions, shard_docs, memory_per_worker, components)
             else:
                 report = dedup_corpus(state.db, corpus, cfg, StageBars(progress), pairs_out, force, res)
-        except (LookupError, FileExistsError) as exc:
+        except (LookupError, FileExistsError, FileNotFoundError) as exc:
             fail(str(exc))
     if as_json:
         print_json(report)

@@ -239,3 +239,15 @@ def test_cli_local_cluster_and_bad_options(corpus, tmp_path):
                             str(user)])
     assert r.exit_code != 0 and "not a Taomi work folder" in r.output and "Traceback" not in r.output
     assert (user / "notes.txt").read_text() == "mine" and sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+
+
+def test_a_worker_that_cannot_see_the_work_folder_says_so(tmp_path):
+    from flows.dask_dedup import band_task, sign_task
+    from warehouse.shard_store import Shard
+
+    missing = Shard(0, str(tmp_path / "elsewhere" / "s00000.parquet"), 1, 10, 10, "f" * 32, (1,))
+    with pytest.raises(FileNotFoundError, match=r"cannot see .*elsewhere.* same absolute path"):
+        sign_task(missing, str(tmp_path / "sig.parquet"), DedupConfig())
+    with pytest.raises(FileNotFoundError, match="work folder"):
+        band_task(str(tmp_path / "nope.parquet"), 0, 16, 8, str(tmp_path / "x.parquet"), 2, str(tmp_path), False)
+    assert not (tmp_path / "sig.parquet").exists()
