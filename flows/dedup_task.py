@@ -28,6 +28,7 @@ from dedup.exact import exact_duplicates
 from dedup.pipeline import NearResult, band_params, finish, jit, signatures_arrow
 from dedup.quality import quality_score
 from dedup.shingle import SHINGLE_VERSION
+from dedup.shuffle import member
 from warehouse import band_store
 from warehouse import dedup_store as store
 from warehouse.db import session, set_memory_limit
@@ -96,7 +97,7 @@ def signing(con, corpus: str, cfg: DedupConfig, progress: Progress | None = None
         if not plain:
             return store.unsigned_texts(reader, corpus, key, first, last)
         got, column = store.texts_between(reader, corpus, first, last)
-        keep = _member(got, missing)
+        keep = member(got, missing)
         return (got, column) if keep.all() else (got[keep], column.filter(arrow(keep)))
 
     def write(ids: np.ndarray, n_sh: np.ndarray, sigs: np.ndarray) -> None:
@@ -202,7 +203,7 @@ class _BandKeys:
 
     def add(self, ids: np.ndarray, n_sh: np.ndarray, sigs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.empty += int((n_sh == 0).sum())
-        keep = (n_sh > 0) & ~_member(ids, self.ex_sorted)
+        keep = (n_sh > 0) & ~member(ids, self.ex_sorted)
         keys = band_keys(sigs, self.bands, self.rows, jit=self.fast)  # then filter: keys are 1/3 the bytes
         return (ids, keys) if keep.all() else (ids[keep], keys[keep])
 
@@ -254,14 +255,6 @@ def _band_candidates(con, corpus: str, cfg: DedupConfig, ex_drop: np.ndarray, re
     finally:
         grouper.close()
     return keys_of.candidates(), bands, rows, keys_of.empty, False
-
-
-def _member(ids: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """ids that are in sorted_set (a sorted array)."""
-    if len(sorted_set) == 0:
-        return np.zeros(len(ids), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_set, ids), len(sorted_set) - 1)
-    return sorted_set[pos] == ids
 
 
 @contextmanager
