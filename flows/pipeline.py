@@ -21,7 +21,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.config import RESOURCE_KEYS, load_config, normalize
-from flows.progress import note, reported
+from flows.progress import note, reported, step
 from warehouse.runlog import stable_hash
 
 
@@ -61,7 +61,7 @@ def ingest_t(db: str, corpus: str, paths: list[str], fields: dict, tokenizer: st
     if tokenizer != "none":
         from flows.tokens_task import count_tokens
 
-        count_tokens(db, corpus, tokenizer)
+        count_tokens(db, corpus, tokenizer, progress=step)
     _artifact(f"ingest-{corpus}", f"ingest into {corpus}",
               [f"{Path(r['path']).name}: {r['status']}, {r['rows_new']} new, {r['rows_quarantined']} quarantined"
                for r in res])
@@ -119,11 +119,11 @@ def dedup_t(db: str, corpus: str, dedup: dict, resources: dict | None = None, da
         from flows.dask_dedup import SHARD_DOCS, dask_client, dedup_distributed
 
         with dask_client(dask_address) as client:
-            r = dedup_distributed(db, corpus, DedupConfig(**dedup), client, resources.get("work_dir"),
+            r = dedup_distributed(db, corpus, DedupConfig(**dedup), client, resources.get("work_dir"), step,
                                   partitions=resources.get("partitions", 0),
                                   shard_docs=resources.get("shard_docs", SHARD_DOCS), res=res)
     else:
-        r = dedup_corpus(db, corpus, DedupConfig(**dedup), res=res)
+        r = dedup_corpus(db, corpus, DedupConfig(**dedup), progress=step, res=res)
     _artifact(f"dedup-{corpus}", f"dedup of {corpus}",
               [f"{r['docs_in']} documents in, {r['docs_out']} kept", (f"{r['exact_dropped']} exact, "
                f"{r['near_dropped']} near duplicates removed ({r['bands']}x{r['rows']} bands)"),
@@ -160,7 +160,7 @@ def curriculum_t(db: str, corpus: str, curriculum: dict, plot: str | None = None
     c = dict(curriculum)
     if "weights" in c:
         c["weights"] = tuple(c["weights"].items())
-    r = build_curriculum(db, corpus, CurriculumConfig(**c), plot)
+    r = build_curriculum(db, corpus, CurriculumConfig(**c), plot, progress=step)
     _artifact(f"curriculum-{corpus}", f"curriculum of {corpus}",
               [f"{r['documents']} documents, {r['pacing']} pacing",
                f"difficulty first 10% {r['difficulty_first_10pct']:.3f}, last 10% {r['difficulty_last_10pct']:.3f}"])
@@ -185,7 +185,7 @@ def decontaminate_t(db: str, corpus: str) -> dict:
     if not registered_sets(db):
         note("skipped: no registered eval sets")
         return {"skipped": "no registered eval sets ([[eval]] entries or `taomi evalset add`)"}
-    r = decontaminate(db, corpus)
+    r = decontaminate(db, corpus, progress=step)
     _artifact(f"decontaminate-{corpus}", f"decontamination of {corpus}",
               [f"{r['documents_flagged']} documents share an informative 13-gram with {', '.join(r['sets'])}",
                f"method: {r['method']}", "export leaves them out"],
@@ -200,7 +200,7 @@ def export_t(db: str, corpus: str, export: dict) -> dict:
 
     r = export_shards(db, corpus, export["outdir"], export.get("format", "parquet"), export.get("shard_size", 100_000),
                       export.get("order", "curriculum"), force=bool(export.get("force", False)),
-                      shard_bytes=export.get("shard_bytes"), shard_tokens=export.get("shard_tokens"))
+                      shard_bytes=export.get("shard_bytes"), shard_tokens=export.get("shard_tokens"), progress=step)
     _artifact(f"export-{corpus}", f"export of {corpus}", [f"{r['shards']} shards, {r['bytes']} bytes in {r['outdir']}"])
     return r
 
@@ -282,7 +282,7 @@ def evaluate_t(db: str, ev: dict) -> dict:
     r = evaluate(db, ev["eval_set"], ev.get("predictions"), ev.get("model"), ev.get("metric"),
                  ev.get("train_corpus"), ev.get("gates"), ev.get("out"), ev.get("name"), ev.get("n_boot", 2000),
                  fmt=ev.get("format", "auto"), harness_filter=ev.get("filter"),
-                 pass_threshold=ev.get("pass_threshold", 0.5))
+                 pass_threshold=ev.get("pass_threshold", 0.5), progress=step)
     a = r["slices"]["all"]
     reg = (r.get("regression") or {}).get("all")
     lines = [(f"{r['metric']} {a['metric']:.4f}, 95% CI [{a['ci'][0]:.4f}, {a['ci'][1]:.4f}], n = {a['n']} "

@@ -1,5 +1,6 @@
 """Stage progress for `taomi run`: each pipeline task says when it starts and ends (with the one
-line its artifact leads with) to a reporter the command line installs. The default reporter does
+line its artifact leads with), and how far it is inside (`step`), to a reporter the command line
+installs. The default reporter does
 nothing, so flows served by `taomi schedule` or run from Python stay silent. Tasks that run on a
 remote worker (Dask's signature shards) report there, not here."""
 
@@ -17,6 +18,8 @@ class Reporter(Protocol):
 
     def end(self, key: str, label: str, ok: bool, note: str, seconds: float) -> None: ...
 
+    def step(self, key: str, label: str, what: str, done: int, total: int) -> None: ...
+
 
 _REPORTER: list[Reporter] = []
 _NOTE = threading.local()
@@ -32,6 +35,15 @@ def install(reporter: Reporter | None) -> None:
 def note(line: str) -> None:
     """The running stage's summary line (shown when it ends)."""
     _NOTE.line = line
+
+
+def step(what: str, done: int, total: int) -> None:
+    """Progress inside the running stage: the `progress(stage, done, total)` callback that every
+    long task takes (documents signed, scored, scanned, written). Reported from the thread that
+    runs the stage; elsewhere (another thread, a remote worker) it does nothing."""
+    key = getattr(_NOTE, "key", None)
+    if _REPORTER and key is not None:
+        _REPORTER[0].step(key, _NOTE.label, what, done, total)
 
 
 def reported(stage: str, what: Callable[..., str] | None = None):
@@ -51,7 +63,7 @@ def _run_reported(stage: str, what, fn, args: tuple, kwargs: dict):
         return fn(*args, **kwargs)
     label = f"{stage} {what(*args, **kwargs) if what else (str(args[1]) if len(args) > 1 else '')}".strip()
     key = f"{label}:{threading.get_ident()}"
-    _NOTE.line = ""
+    _NOTE.line, _NOTE.key, _NOTE.label = "", key, label
     _REPORTER[0].begin(key, label)
     t, ok = time.perf_counter(), False
     try:
@@ -59,5 +71,6 @@ def _run_reported(stage: str, what, fn, args: tuple, kwargs: dict):
         ok = True
         return out
     finally:
+        _NOTE.key = None
         if _REPORTER:
             _REPORTER[0].end(key, label, ok, getattr(_NOTE, "line", ""), time.perf_counter() - t)

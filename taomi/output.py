@@ -138,8 +138,9 @@ def make_progress(console: Console, quiet: bool = False, units: str = "bytes") -
 
 
 class RunStages:
-    """`taomi run`'s stage lines (flows.progress reporter): a spinner per running task, then
-    ✓/✗, the stage, its one-line summary and its time. Descriptions are plain text (corpus names
+    """`taomi run`'s stage lines (flows.progress reporter): a spinner per running task with how far
+    it is inside (documents signed, scored, scanned, written), then ✓/✗, the stage, its one-line
+    summary and its time. Descriptions are plain text (corpus names
     and summaries are user data)."""
 
     def __init__(self, progress: Progress):
@@ -147,6 +148,12 @@ class RunStages:
 
     def begin(self, key: str, label: str) -> None:
         self.tasks[key] = self.progress.add_task(label, total=None)
+
+    def step(self, key: str, label: str, what: str, done: int, total: int) -> None:
+        """How far the running stage is: its line reads `label · what done/total (pct)`."""
+        if key in self.tasks:
+            pct = f" ({100 * done // total}%)" if total else ""
+            self.progress.update(self.tasks[key], description=f"{label} · {what} {done:,}/{total:,}{pct}")
 
     def end(self, key: str, label: str, ok: bool, note: str, seconds: float) -> None:
         task = self.tasks.pop(key) if key in self.tasks else self.progress.add_task(label, total=None)  # ids start at 0

@@ -370,7 +370,7 @@ def test_taomi_run_reports_each_stage_as_it_starts_and_ends(harness, tmp_path, s
     from flows.pipeline import run_flow
 
     _, s = small
-    events = []
+    events, steps = [], {}
 
     class Record:
         def begin(self, key, label):
@@ -378,6 +378,9 @@ def test_taomi_run_reports_each_stage_as_it_starts_and_ends(harness, tmp_path, s
 
         def end(self, key, label, ok, note, seconds):
             events.append(("end", label, ok, note))
+
+        def step(self, key, label, what, done, total):
+            steps.setdefault(label, []).append((what, done, total))
 
     P.install(Record())
     try:
@@ -391,6 +394,12 @@ def test_taomi_run_reports_each_stage_as_it_starts_and_ends(harness, tmp_path, s
     assert all(e[2] for e in ends) and sum(e[0] == "begin" for e in events) == len(ends)
     notes = {e[1]: e[3] for e in ends}
     assert "600 documents in" in notes["dedup c"] and "600 of 600 signed" in notes["check signing c"]
+    # inside the long stages: how far they are, ending at their totals (the shards signed every
+    # document before dedup, so dedup itself signs none)
+    for label, what in (("ingest c", "count tokens"), ("curriculum c", ""), ("export c", "write shards"),
+                        ("decontaminate c", "contamination scan")):
+        seen = [x for x in steps.get(label, []) if x[0].startswith(what)]
+        assert seen and seen[-1][1] == seen[-1][2] > 0, (label, steps.get(label))
 
     other = tmp_path / "cli"
     other.mkdir()
