@@ -44,7 +44,7 @@ def conflicts(groups: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_report(ann: pd.DataFrame, text_of, n_boot: int, seed: int, corpus: str, workers: int = 0,
-                 memory_mb: int = 0):
+                 memory_mb: int = 0, progress=None):
     """Agreement, consensus and suspects from the annotations (no database). `text_of`: ext_id ->
     text, or a function giving the texts of a list of ext_ids (in that order, any sequence the
     classifier reads: curation.suspects.TextFile). `workers` / `memory_mb`: as SuspectConfig."""
@@ -89,7 +89,8 @@ def label_report(ann: pd.DataFrame, text_of, n_boot: int, seed: int, corpus: str
         texts = text_of(ids) if callable(text_of) else [text_of[i] for i in ids]
         y = given["label"].map({c: i for i, c in enumerate(lab)}).to_numpy()
         try:
-            s = suspect_labels(texts, y, len(lab), SuspectConfig(seed=seed, workers=workers, memory_mb=memory_mb))
+            s = suspect_labels(texts, y, len(lab), SuspectConfig(seed=seed, workers=workers, memory_mb=memory_mb),
+                               progress)
         except ValueError as exc:  # e.g. texts with no words at all: the classifier has nothing to learn from
             report["notes"].append(f"suspect labels not computed: {exc}")
             s = {"suspect": np.zeros(len(y), dtype=bool), "score": np.ones(len(y)), "suggested": y}

@@ -263,7 +263,8 @@ def _fold(train, y_train: np.ndarray, test, k: int, feats: HashedTfidf, use_svm:
     return out
 
 
-def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: SuspectConfig = SuspectConfig()
+def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: SuspectConfig = SuspectConfig(),
+                              progress=None
                               ) -> np.ndarray:
     """(n, k) probabilities, each row from models that never saw that item. `texts` are read
     through `bounded_view` (callers may pass the views already), or are a TextFile of views."""
@@ -306,7 +307,14 @@ def out_of_fold_probabilities(texts: list[str], y: np.ndarray, k: int, cfg: Susp
         jobs_args = [(_Rows(texts, tr), y[tr], _Rows(texts, te)) for tr, te in splits]  # held-out fold in batches
     else:
         jobs_args = [([texts[i] for i in tr], y[tr], [texts[i] for i in te]) for tr, te in splits]
-    parts = Parallel(n_jobs=jobs)(delayed(_fold)(tr, ytr, te, k, feats, use_svm) for tr, ytr, te in jobs_args)
+    parts = []
+    if progress:
+        progress("classifier folds", 0, len(jobs_args))
+    for part in Parallel(n_jobs=jobs, return_as="generator")(delayed(_fold)(tr, ytr, te, k, feats, use_svm)
+                                                            for tr, ytr, te in jobs_args):
+        parts.append(part)  # in fold order, each as soon as it (and the ones before it) is done
+        if progress:
+            progress("classifier folds", len(parts), len(jobs_args))
     probs = np.zeros((len(texts), k))
     for (_, te), p in zip(splits, parts):
         probs[te] = p
@@ -328,8 +336,9 @@ def find_suspects(probs: np.ndarray, given: np.ndarray, filter_by: str = "both")
     return {"suspect": suspect, "suggested": other.argmax(axis=1), "score": score}
 
 
-def suspect_labels(texts: list[str], y: np.ndarray, k: int, cfg: SuspectConfig = SuspectConfig()
+def suspect_labels(texts: list[str], y: np.ndarray, k: int, cfg: SuspectConfig = SuspectConfig(), progress=None
                    ) -> dict[str, np.ndarray]:
-    """Suspects among `texts` with given label codes `y` (0..k-1), plus the probabilities."""
-    probs = out_of_fold_probabilities(texts, y, k, cfg)
+    """Suspects among `texts` with given label codes `y` (0..k-1), plus the probabilities.
+    `progress(stage, done, total)` is told the folds done."""
+    probs = out_of_fold_probabilities(texts, y, k, cfg, progress)
     return find_suspects(probs, y, cfg.filter_by) | {"probs": probs}

@@ -20,7 +20,7 @@ class NoLabels(LookupError):
 
 
 def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str | Path | None = None,
-                 top: int = 20, workers: int = 0, memory_limit: str | int | None = None) -> dict:
+                 top: int = 20, workers: int = 0, memory_limit: str | int | None = None, progress=None) -> dict:
     """Label findings for a corpus. Read (a short connection), compute with the file closed,
     write back (another short one). Same documents, annotations, dedup config and options as the
     run whose findings are stored: no work, a `skipped` run row, that run's report."""
@@ -51,7 +51,7 @@ def check_labels(db, corpus: str, n_boot: int = 500, seed: int = 0, truth: str |
 
         budget = parse_size_mb(memory_limit, total_memory_mb())  # how many folds run side by side
         report, agreement, consensus, suspects, given = label_report(ann, texts_of, n_boot, seed, corpus,
-                                                                     workers, budget)
+                                                                     workers, budget, progress)
         conf = conflicts(groups)
         if dedup_cfg is None:
             report["notes"].append("dedup has not run: conflicts cover exact duplicates only (run `taomi dedup`)")

@@ -138,7 +138,7 @@ def labels_t(db: str, corpus: str, truth: str | None = None) -> dict:
     from flows.labels_task import NoLabels, check_labels
 
     try:
-        r = check_labels(db, corpus, n_boot=200, truth=truth)
+        r = check_labels(db, corpus, n_boot=200, truth=truth, progress=step)
     except NoLabels as exc:
         get_run_logger().info(str(exc))
         note(f"skipped: {exc}")

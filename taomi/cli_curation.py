@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import typer
@@ -31,11 +30,10 @@ def labels(corpus: str, truth: Path | None = typer.Option(None, "--truth", help=
     except ValueError as exc:
         fail(f"--memory-limit: {exc}")
 
-    with console.status("checking labels (agreement, consensus, out-of-fold classifier)", spinner="dots") \
-            if not as_json else nullcontext():
+    with make_progress(console, quiet=as_json, units="count") as progress:
         try:
             r = check_labels(state.db, corpus, n_boot=bootstrap, truth=truth, top=top, workers=workers,
-                             memory_limit=memory_limit)
+                             memory_limit=memory_limit, progress=StageBars(progress, "folds"))
         except LookupError as exc:
             fail(str(exc))
     if as_json:

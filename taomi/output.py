@@ -170,14 +170,14 @@ def stage_progress(console: Console, quiet: bool = False) -> Progress:
 
 
 class StageBars:
-    """`progress(stage, done, total)` callbacks shown as one bar per stage (documents)."""
+    """`progress(stage, done, total)` callbacks shown as one bar per stage (in documents, or `units`)."""
 
-    def __init__(self, progress: Progress):
-        self.progress, self.tasks = progress, {}
+    def __init__(self, progress: Progress, units: str = "docs"):
+        self.progress, self.tasks, self.units = progress, {}, units
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(f"{stage} (docs)", total=total)
+            self.tasks[stage] = self.progress.add_task(f"{stage} ({self.units})", total=total)
         self.progress.update(self.tasks[stage], completed=done, total=total)
 
 

@@ -94,9 +94,11 @@ def test_long_documents_reach_the_folds_as_views(monkeypatch, bench_module):
 
     monkeypatch.setattr(S, "_fold", spy)
     monkeypatch.setattr(S, "TRAIN_CAP", 100)  # force the large-corpus path (texts travel to the folds)
-    out = suspect_labels(texts, y, len(classes), SuspectConfig(workers=1))
+    steps = []
+    out = suspect_labels(texts, y, len(classes), SuspectConfig(workers=1), lambda *a: steps.append(a))
     assert len(out["probs"]) == len(texts)
     assert seen and max(seen) <= VIEW_HEAD + VIEW_TAIL + 3
+    assert steps == [("classifier folds", i, 5) for i in range(6)]  # the folds, as each is done
 
 
 def test_the_large_corpus_path_stays_usable_on_real_text(monkeypatch, bench_module):

@@ -396,7 +396,8 @@ def test_taomi_run_reports_each_stage_as_it_starts_and_ends(harness, tmp_path, s
     assert "600 documents in" in notes["dedup c"] and "600 of 600 signed" in notes["check signing c"]
     # inside the long stages: how far they are, ending at their totals (the shards signed every
     # document before dedup, so dedup itself signs none)
-    for label, what in (("ingest c", "count tokens"), ("curriculum c", ""), ("export c", "write shards"),
+    for label, what in (("ingest c", "count tokens"), ("labels c", "classifier folds"), ("curriculum c", ""),
+                        ("export c", "write shards"),
                         ("decontaminate c", "contamination scan")):
         seen = [x for x in steps.get(label, []) if x[0].startswith(what)]
         assert seen and seen[-1][1] == seen[-1][2] > 0, (label, steps.get(label))
