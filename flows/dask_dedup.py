@@ -335,7 +335,8 @@ def worker_peak_mb() -> float:
 # ---- the client ------------------------------------------------------------------------------
 
 def _gather(client, futures: list, stage: str, progress: Progress | None, weights: list[int] | None = None) -> list:
-    """Results of the futures in their order, advancing `stage` as each finishes."""
+    """Results of the futures in their order, advancing `stage` as each finishes; the list is
+    emptied."""
     from distributed import as_completed
 
     index = {f.key: i for i, f in enumerate(futures)}
@@ -348,6 +349,9 @@ def _gather(client, futures: list, stage: str, progress: Progress | None, weight
         done += weights[i] if weights else 1
         if progress:
             progress(stage, done, total)
+    # Release the futures: their results are files and small counts, and a finished task still
+    # held here is recomputed by Dask when the worker that ran it dies later.
+    futures.clear()
     return out
 
 

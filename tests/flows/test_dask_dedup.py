@@ -46,22 +46,54 @@ def faults(tmp_path_factory):
     return tmp_path_factory.mktemp("faults")
 
 
+class Cluster:
+    """A 2-process LocalCluster with the NoDuckDB plugin, started again when a test left it with
+    fewer than 2 workers (a killed worker is replaced by its nanny in seconds, but on a loaded
+    machine a nanny has been seen to close instead)."""
+
+    def __init__(self):
+        self.cluster = self.client = None
+
+    def get(self):
+        from distributed import Client, LocalCluster
+        from distributed.diagnostics.plugin import WorkerPlugin
+        from distributed.exceptions import WorkerStartTimeoutError
+
+        if self.client is not None:
+            try:
+                self.client.wait_for_workers(2, timeout=30)
+                return self.client
+            except (WorkerStartTimeoutError, TimeoutError, OSError):
+                self.close()
+        self.cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                    memory_limit="2GB")
+        self.client = Client(self.cluster)
+        self.client.register_plugin(type("NoDuckDBPlugin", (NoDuckDB, WorkerPlugin), {})())
+        return self.client
+
+    def close(self):
+        for x in (self.client, self.cluster):
+            if x is not None:
+                x.close()
+        self.cluster = self.client = None
+
+
 @pytest.fixture(scope="module")
-def client(faults):
+def cluster(faults):
     import os
 
-    from distributed import Client, LocalCluster
-    from distributed.diagnostics.plugin import WorkerPlugin
-
     os.environ["TAOMI_DASK_FAULTS"] = str(faults)  # the worker processes inherit it
-    plugin = type("NoDuckDBPlugin", (NoDuckDB, WorkerPlugin), {})()
+    holder = Cluster()
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                          memory_limit="2GB") as cluster, Client(cluster) as c:
-            c.register_plugin(plugin)
-            yield c
+        yield holder
     finally:
+        holder.close()
         os.environ.pop("TAOMI_DASK_FAULTS", None)
+
+
+@pytest.fixture()
+def client(cluster):
+    return cluster.get()
 
 
 def chinese_docs(n: int = 300, seed: int = 5) -> list[dict]:
@@ -215,7 +247,6 @@ def test_a_worker_killed_in_any_stage_changes_nothing(client, corpus, tmp_path, 
     (faults / f"{stage}.fired").unlink()
     a, b = _results(ref), _results(db)
     assert a["dedup_decisions"] == b["dedup_decisions"] and a["dedup_pairs"] == b["dedup_pairs"]
-    client.wait_for_workers(2, timeout=60)
 
 
 def test_cli_local_cluster_and_bad_options(corpus, tmp_path):
