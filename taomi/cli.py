@@ -419,6 +419,13 @@ def _dedup_on_dask(corpus, cfg, progress, pairs_out, force, res, address, worker
                    memory_per_worker, components) -> dict:
     from flows.dask_dedup import dask_client, dedup_distributed
 
+    if address:
+        from distributed.comm.addressing import parse_address, parse_host_port
+
+        try:
+            parse_host_port(parse_address(address)[1])
+        except ValueError as exc:
+            fail(f"--dask-address {address!r}: {exc}; give the scheduler's address, e.g. tcp://scheduler:8786")
     try:
         with dask_client(address, workers, memory_per_worker) as client:
             return dedup_distributed(state.db, corpus, cfg, client, work_dir, progress, partitions, shard_docs,

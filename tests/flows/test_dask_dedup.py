@@ -263,6 +263,10 @@ def test_cli_local_cluster_and_bad_options(corpus, tmp_path):
     assert rep["engine"] == "dask" and rep["shards"] == 3 and rep["workers"] == 2
     r = runner.invoke(app, ["--db", db, "dedup", "c", "--cluster", "slurm"])
     assert r.exit_code != 0 and "only cluster Taomi starts is 'local'" in r.output
+    for bad in ("nonsense", "tcp://scheduler", "tcp://scheduler:port"):  # refused before any connection
+        r = runner.invoke(app, ["--db", db, "dedup", "c", "--dask-address", bad])
+        assert r.exit_code == 2 and "e.g. tcp://scheduler:8786" in r.output and r.exception is not None
+        assert isinstance(r.exception, SystemExit), r.exception
     user = tmp_path / "mine"
     user.mkdir()
     (user / "notes.txt").write_text("mine")
