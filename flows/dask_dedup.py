@@ -148,14 +148,8 @@ def band_task(sig_path: str, shard_no: int, bands: int, rows: int, excluded_path
     band = np.concatenate([a[0] for a in acc]) if acc else np.empty(0, np.uint16)
     key = np.concatenate([a[1] for a in acc]) if acc else np.empty(0, np.uint64)
     doc = np.concatenate([a[2] for a in acc]) if acc else np.empty(0, np.int64)
-    part = partition_of(key, parts)
-    order = np.argsort(part, kind="stable")
-    cuts = np.searchsorted(part[order], np.arange(parts + 1))
-    for p in range(parts):
-        sel = order[cuts[p]:cuts[p + 1]]
-        if len(sel):
-            shards_io.write_table(pa.table({"band": arrow(band[sel]), "key": arrow(key[sel]), "doc_id": arrow(doc[sel])}),
-                                  Path(out_dir) / f"p{p:05d}-s{shard_no:05d}.parquet", hashes=True)
+    _split(pa.table({"band": arrow(band), "key": arrow(key), "doc_id": arrow(doc)}), partition_of(key, parts), parts,
+           lambda p: Path(out_dir) / f"p{p:05d}-s{shard_no:05d}.parquet", hashes=True)
     return len(doc), empty
 
 
@@ -163,14 +157,11 @@ def pairs_task(p: int, band_dir: str, firsts: np.ndarray, out_dir: str, need_dir
     """Candidate pairs of partition `p` -> one file per shard of each pair's first document (the
     verification task), and for each shard the documents of it that those tasks need."""
     _fault("pairs")
-    files = sorted(Path(band_dir).glob(f"p{p:05d}-s*.parquet"))
-    cols = [shards_io.int_columns(str(f), ["band", "key", "doc_id"]) for f in files]
-    if not cols:
+    cols = _columns(sorted(Path(band_dir).glob(f"p{p:05d}-s*.parquet")), ["band", "key", "doc_id"])
+    if cols is None:
         return 0
-    band, key, doc = (np.concatenate([c[i] for c in cols]) for i in range(3))
+    cand = bucket_pairs(*cols)
     del cols
-    cand = bucket_pairs(band, key, doc)
-    del band, key, doc
     g = group_of(cand[:, 0], firsts)
     _split(pa.table({"a": arrow(cand[:, 0]), "b": arrow(cand[:, 1])}), g, len(firsts),
            lambda s: Path(out_dir) / f"v{s:05d}-p{p:05d}.parquet")
@@ -182,13 +173,22 @@ def pairs_task(p: int, band_dir: str, firsts: np.ndarray, out_dir: str, need_dir
     return len(cand)
 
 
-def _split(table: pa.Table, key: np.ndarray, n: int, path_of) -> None:
-    """One file per value of `key` (0..n-1) with that value's rows; none for an empty one."""
+def _split(table: pa.Table, key: np.ndarray, n: int, path_of, hashes: bool = False) -> None:
+    """One file per value of `key` (0..n-1) with that value's rows, in their order; none for an
+    empty one."""
     order = np.argsort(key, kind="stable")
     cuts = np.searchsorted(key[order], np.arange(n + 1))
     for k in range(n):
         if cuts[k + 1] > cuts[k]:
-            shards_io.write_table(table.take(arrow(order[cuts[k]:cuts[k + 1]])), path_of(k))
+            shards_io.write_table(table.take(arrow(order[cuts[k]:cuts[k + 1]])), path_of(k), hashes=hashes)
+
+
+def _columns(files: list, names: list[str]) -> list[np.ndarray] | None:
+    """The named columns of the files, each concatenated in file order (None: no files)."""
+    cols = [shards_io.int_columns(str(f), names) for f in files]
+    if not cols:
+        return None
+    return [np.concatenate([c[i] for c in cols]) for i in range(len(names))]
 
 
 # Characters of text shingled at once by a gather task (the sets of a batch are written before the next)
@@ -200,10 +200,10 @@ def gather_task(t: int, need_dir: str, shard: Shard, cfg: DedupConfig, out_dir: 
     shard and written to every verification task that needs it (`sets/v<task>-t<t>-b<batch>`):
     a shuffle join, so the texts are read once in all, not once per task."""
     _fault("gather")
-    cols = [shards_io.int_columns(str(f), ["doc_id", "target"]) for f in sorted(Path(need_dir).glob(f"t{t:05d}-p*.parquet"))]
-    if not cols:
+    cols = _columns(sorted(Path(need_dir).glob(f"t{t:05d}-p*.parquet")), ["doc_id", "target"])
+    if cols is None:
         return 0
-    doc, target = np.concatenate([c[0] for c in cols]), np.concatenate([c[1] for c in cols])
+    doc, target = cols
     code = np.unique(doc.astype(np.int64) * (1 << 20) + target)  # unique (document, task), by document
     doc, target = code >> 20, code & ((1 << 20) - 1)
     docs = np.unique(doc)
@@ -241,9 +241,8 @@ def verify_task(s: int, cand_dir: str, sets_dir: str, cfg: DedupConfig, out: str
     """Every candidate whose first document is in shard `s`, checked by exact Jaccard of the
     shingle sets the gather tasks sent. -> `out` (a, b, similarity); (candidates, verified)."""
     _fault("verify")
-    files = sorted(Path(cand_dir).glob(f"v{s:05d}-p*.parquet"))
-    parts = [np.stack(shards_io.int_columns(str(f), ["a", "b"]), axis=1) for f in files]
-    cand = unique_id_pairs(np.concatenate(parts)) if parts else np.empty((0, 2), np.int64)
+    cols = _columns(sorted(Path(cand_dir).glob(f"v{s:05d}-p*.parquet")), ["a", "b"])
+    cand = unique_id_pairs(np.stack(cols, axis=1)) if cols else np.empty((0, 2), np.int64)
     ids, values, offsets = shards_io.read_sets(sorted(Path(sets_dir).glob(f"v{s:05d}-t*.parquet")))
     order = np.argsort(ids, kind="stable")
     values, offsets = take_segments(values, offsets, order)
@@ -262,19 +261,14 @@ def arcs_task(edge_path: str, k: int, parts: int, level_dir: str, edge_dir: str)
     for p, (u, v) in enumerate(arcs_by_partition(a, b, parts)):
         if len(u):
             shards_io.write_table(pa.table({"u": arrow(u), "v": arrow(v)}), Path(level_dir) / f"p{p:05d}-s{k:05d}.parquet")
-    at = a % parts
-    for p in np.unique(at).tolist():
-        sel = at == p
-        shards_io.write_table(pa.table({"a": arrow(a[sel]), "b": arrow(b[sel]), "similarity": arrow(sim[sel])}),
-                              Path(edge_dir) / f"p{p:05d}-s{k:05d}.parquet")
+    _split(pa.table({"a": arrow(a), "b": arrow(b), "similarity": arrow(sim)}), a % parts, parts,
+           lambda p: Path(edge_dir) / f"p{p:05d}-s{k:05d}.parquet")
     return len(a)
 
 
 def _arcs(level_dir: str, p: int) -> tuple[np.ndarray, np.ndarray]:
-    cols = [shards_io.int_columns(str(f), ["u", "v"]) for f in sorted(Path(level_dir).glob(f"p{p:05d}-s*.parquet"))]
-    if not cols:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate([c[0] for c in cols]), np.concatenate([c[1] for c in cols])
+    cols = _columns(sorted(Path(level_dir).glob(f"p{p:05d}-s*.parquet")), ["u", "v"])
+    return (cols[0], cols[1]) if cols else (np.empty(0, np.int64), np.empty(0, np.int64))
 
 
 def star_task(step: str, p: int, parts: int, level_dir: str, out_dir: str) -> bool:
@@ -294,17 +288,13 @@ def label_task(p: int, parts: int, level_dir: str, edge_dir: str, out_dir: str) 
     -> one file per partition of their cluster id."""
     _fault("components")
     nodes, lab = labels(*_arcs(level_dir, p))
-    cols = [shards_io.int_columns(str(f), ["a", "b", "similarity"])
-            for f in sorted(Path(edge_dir).glob(f"p{p:05d}-s*.parquet"))]
-    if not cols:
+    cols = _columns(sorted(Path(edge_dir).glob(f"p{p:05d}-s*.parquet")), ["a", "b", "similarity"])
+    if cols is None:
         return 0
-    a, b, sim = (np.concatenate([c[i] for c in cols]) for i in range(3))
+    a, b, sim = cols
     cluster = lab[np.searchsorted(nodes, a)]
-    q = cluster % parts
-    for k in np.unique(q).tolist():
-        sel = q == k
-        shards_io.write_table(pa.table({"cluster": arrow(cluster[sel]), "a": arrow(a[sel]), "b": arrow(b[sel]),
-                                        "similarity": arrow(sim[sel])}), Path(out_dir) / f"q{k:05d}-p{p:05d}.parquet")
+    _split(pa.table({"cluster": arrow(cluster), "a": arrow(a), "b": arrow(b), "similarity": arrow(sim)}),
+           cluster % parts, parts, lambda k: Path(out_dir) / f"q{k:05d}-p{p:05d}.parquet")
     return len(nodes)
 
 
@@ -312,10 +302,8 @@ def decide_task(q: int, cluster_dir: str, rank_path: str | None, out: str) -> in
     """keep/drop for the whole clusters of partition `q` by `dedup.cluster.decide` (rank: the
     client's file, or the doc id for the policy 'first')."""
     _fault("decide")
-    cols = [shards_io.int_columns(str(f), ["a", "b", "similarity"])
-            for f in sorted(Path(cluster_dir).glob(f"q{q:05d}-p*.parquet"))]
-    a, b, sim = ((np.concatenate([c[i] for c in cols]) for i in range(3)) if cols
-                 else (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)))
+    cols = _columns(sorted(Path(cluster_dir).glob(f"q{q:05d}-p*.parquet")), ["a", "b", "similarity"])
+    a, b, sim = cols or (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))
     order = np.lexsort((b, a))
     edges, sims = np.stack((a[order], b[order]), axis=1).astype(np.int64), sim[order].astype(np.float64)
     nodes = np.unique(edges.ravel())
@@ -563,17 +551,13 @@ def _components_on_dask(client, work: Path, edge_dir: str, n_shards: int, parts:
 
 
 def _read_edges(edge_dir: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    a, b, s = [], [], []
-    for k in range(n):
-        path = Path(edge_dir) / f"e{k:05d}.parquet"
-        cols = shards_io.int_columns(str(path), ["a", "b", "similarity"])
-        a.append(cols[0])
-        b.append(cols[1])
-        s.append(cols[2])
-    edges = np.stack((np.concatenate(a), np.concatenate(b)), axis=1).astype(np.int64) if a else np.empty((0, 2), np.int64)
-    sims = np.concatenate(s).astype(np.float64) if s else np.empty(0)
+    """Every verified edge (a, b) and its similarity, sorted by (a, b)."""
+    cols = _columns([Path(edge_dir) / f"e{k:05d}.parquet" for k in range(n)], ["a", "b", "similarity"])
+    if cols is None:
+        return np.empty((0, 2), np.int64), np.empty(0)
+    edges = np.stack((cols[0], cols[1]), axis=1).astype(np.int64)
     order = np.lexsort((edges[:, 1], edges[:, 0]))
-    return edges[order], sims[order]
+    return edges[order], cols[2].astype(np.float64)[order]
 
 
 def _folder_bytes(path: Path) -> int:

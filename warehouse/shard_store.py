@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse.readers import lit
 from warehouse.sql import arrow, numpy, transaction
 
 WORK_MARKER = ".taomi-work"
@@ -96,9 +97,9 @@ def export_shards(con: duckdb.DuckDBPyConnection, corpus: str, folder: Path, doc
             continue
         path = texts / f"s{k:05d}-{fp[:16]}.parquet"
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        con.execute(f"""COPY (SELECT doc_id, text, n_chars FROM documents WHERE corpus = {_lit(corpus)}
+        con.execute(f"""COPY (SELECT doc_id, text, n_chars FROM documents WHERE corpus = {lit(corpus)}
                               AND doc_id BETWEEN {int(ids[0])} AND {int(ids[-1])} ORDER BY doc_id)
-                        TO {_lit(str(tmp))} (FORMAT PARQUET, ROW_GROUP_SIZE {int(group_docs)},
+                        TO {lit(str(tmp))} (FORMAT PARQUET, ROW_GROUP_SIZE {int(group_docs)},
                                              COMPRESSION zstd)""").fetchall()
         os.replace(tmp, path)
         shard = Shard(k, str(path), int(ids[0]), int(ids[-1]), len(ids), fp, _group_firsts(path))
@@ -118,10 +119,6 @@ def export_shards(con: duckdb.DuckDBPyConnection, corpus: str, folder: Path, doc
         for s in stale:
             Path(s.path).unlink(missing_ok=True)
     return shards, written
-
-
-def _lit(v: str) -> str:
-    return "'" + v.replace("'", "''") + "'"
 
 
 def _group_firsts(path: Path) -> tuple[int, ...]:
