@@ -17,7 +17,10 @@ punctuation (written here, apart from Taomi's code). Scored at threshold 0.8: re
 with truth >= 0.8; precision of the pairs found, counting one right when its truth is >= 0.75
 (the two measures fold punctuation slightly differently). Side by side in the same run: Taomi's
 defaults (characters are the units of scripts without spaces), Taomi with `script_units=False`
-(whitespace words, as before), and datasketch MinHashLSH over whitespace-word 5-grams.
+(whitespace words, as before), datasketch MinHashLSH over whitespace-word 5-grams, and, with
+`--datatrove-python PATH` (an interpreter with datatrove and its word tokenizers installed),
+datatrove's MinHash with its per-language tokenizer (jieba through spaCy for Chinese, SudachiPy
+for Japanese, Kiwi for Korean, PyThaiNLP for Thai, spaCy for the others; bench/datatrove_pairs.py).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from __future__ import annotations
 import argparse
 import gettext
 import gzip
+import json
 import random
 import re
+import subprocess
 import sys
 import time
 import unicodedata
@@ -217,6 +222,16 @@ def datasketch_pairs(texts: list[str]) -> set[tuple[int, int]]:
     return {(min(i, j), max(i, j)) for i, m in enumerate(mhs) for j in lsh.query(m) if j != i}
 
 
+DATATROVE_CODE = {"zh_CN": "zh", "zh_TW": "zh", "ja": "ja", "ko": "ko", "th": "th", "en": "en", "de": "de", "ru": "ru"}
+
+
+def datatrove_pairs(texts: list[str], lang: str, python: str) -> set[tuple[int, int]]:
+    """datatrove's pairs (bench/datatrove_pairs.py, run by `python`)."""
+    out = subprocess.run([python, str(Path(__file__).with_name("datatrove_pairs.py")), DATATROVE_CODE[lang]],
+                         input=json.dumps(texts), capture_output=True, text=True, check=True)
+    return {(int(a), int(b)) for a, b in json.loads(out.stdout.strip().splitlines()[-1])["pairs"]}
+
+
 def build(lang: str, per_lang: int, seed: int) -> tuple[list[str], list[list[str]]]:
     rng = random.Random(seed)
     paras = paragraphs(lang)
@@ -240,11 +255,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-lang", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--datatrove-python", help="interpreter with datatrove and its word tokenizers (a column)")
+    ap.add_argument("--only-dedup", action="store_true", help="skip the zh_CN/zh_TW twins and the language rows")
     a = ap.parse_args()
-    print(f"{'lang':6} {'docs':>5} {'pairs J>=0.8':>12} | {'taomi default':>22} | {'taomi words':>22} | "
-          f"{'datasketch words':>22}")
-    print(f"{'':6} {'':>5} {'':>12} | {'recall':>10} {'precision':>11} | {'recall':>10} {'precision':>11} | "
-          f"{'recall':>10} {'precision':>11}")
+    heads = ["taomi default", "taomi words", "datasketch words"] + (["datatrove per-language"] if a.datatrove_python else [])
+    print(f"{'lang':6} {'docs':>5} {'pairs J>=0.8':>12} | " + " | ".join(f"{h:>22}" for h in heads))
+    print(f"{'':6} {'':>5} {'':>12} | " + " | ".join(f"{'recall':>10} {'precision':>11}" for _ in heads))
     for lang in LANGS:
         texts, _ = build(lang, a.per_lang, a.seed)
         if len(texts) < 20:
@@ -260,14 +276,17 @@ def main() -> None:
         t = time.perf_counter()
         units = taomi_pairs(texts, True)
         words = taomi_pairs(texts, False)
-        ds = datasketch_pairs(texts)
-        row = [score(x, truth) for x in (units, words, ds)]
-        far = [score(x, truth, 0.85)[1] for x in (units, words, ds)]
+        found = [units, words, datasketch_pairs(texts)]
+        if a.datatrove_python:
+            found.append(datatrove_pairs(texts, lang, a.datatrove_python))
+        row = [score(x, truth) for x in found]
+        far = [score(x, truth, 0.85)[1] for x in found]
         print(f"{lang:6} {len(texts):>5} {row[0][2]:>12} | " + " | ".join(f"{r:>10.3f} {p:>11.3f}" for p, r, _ in row)
               + f"   ({time.perf_counter() - t:.1f} s)")
         print(f"{'':6} {'':>5} {'J>=0.85':>12} | " + " | ".join(f"{r:>10.3f} {'':>11}" for r in far))
-    twins_row(2000, a.seed)
-    languages_rows(200)
+    if not a.only_dedup:
+        twins_row(2000, a.seed)
+        languages_rows(200)
 
 
 def languages_rows(per_lang: int) -> None:

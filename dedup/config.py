@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 POLICIES = ("first", "longest", "quality")
 # Version of the shingle hashing (dedup.shingle, dedup.kernel): part of the signature key and the
 # config hash, so signatures of another version are never mixed in or reused.
-SHINGLE_VERSION = 3  # 3: characters are the units of scripts written without spaces (script_units)
+SHINGLE_VERSION = 4  # 3: characters are the units of scripts written without spaces (script_units);
+# 4: a document mostly in such scripts takes every character as a unit (dedup.shingle.spread_units)
 
 
 @dataclass(frozen=True)

@@ -284,6 +284,68 @@ def fold_docs(buf, starts, ends, t_off, t_len, pool):
     return out, new_starts, new_starts + sizes, ok, same & ok
 
 
+@njit(cache=True, nogil=True)
+def spread_docs(buf, starts, ends, lut, unit):
+    """`dedup.shingle.spread_units` over folded documents buf[starts[i]:ends[i]]: a document whose
+    unit characters (unit[cp], cp < len(unit)) are at least half of its characters that are not
+    spaces after the byte map `lut` is rewritten with a space after each such character.
+    (bytes, starts, ends, spread): the others keep an empty span and spread[i] False."""
+    n = len(starts)
+    spread = np.zeros(n, dtype=np.bool_)
+    sizes = np.zeros(n, dtype=np.int64)
+    limit = len(unit)
+    for i in range(n):
+        units = 0
+        others = 0
+        size = 0
+        j = starts[i]
+        while j < ends[i]:
+            c = np.int64(buf[j])
+            if c < 0x80:
+                if lut[c] != _SPACE:
+                    others += 1
+                    size += 2
+                j += 1
+                continue
+            cp, k = _decode(buf, j, c)
+            if cp < limit and unit[cp]:
+                units += 1
+            else:
+                others += 1
+            size += k + 1
+            j += k
+        if units > 0 and 2 * units >= units + others:
+            spread[i] = True
+            sizes[i] = size
+    new_starts = np.zeros(n, dtype=np.int64)
+    pos = 0
+    for i in range(n):
+        new_starts[i] = pos
+        pos += sizes[i]
+    out = np.empty(max(pos, 1), dtype=np.uint8)
+    for i in range(n):
+        if not spread[i]:
+            continue
+        w = new_starts[i]
+        j = starts[i]
+        while j < ends[i]:
+            c = np.int64(buf[j])
+            if c < 0x80:
+                if lut[c] != _SPACE:
+                    out[w] = lut[c]
+                    out[w + 1] = _SPACE
+                    w += 2
+                j += 1
+                continue
+            k = 4 if c >= 0xF0 else (3 if c >= 0xE0 else 2)
+            for q in range(k):
+                out[w + q] = buf[j + q]
+            out[w + k] = _SPACE
+            w += k + 1
+            j += k
+    return out, new_starts, new_starts + sizes, spread
+
+
 # ---- batch wrappers: texts or an Arrow string column in, arrays out --------------------------
 
 def _ro(buf: np.ndarray) -> np.ndarray:
@@ -335,18 +397,32 @@ def _segments(buf, starts, ends, cfg, texts_of) -> list[tuple[np.ndarray, np.nda
     wide = np.flatnonzero(wide_mask)
     if cfg.to_simplified:  # phrase conversion is not per code point: the Python reference folds them
         plain = np.flatnonzero(~wide_mask)
-        return [(buf, starts[plain], ends[plain], plain), (*_normalized(texts_of(wide), cfg), wide)]
+        return [(buf, starts[plain], ends[plain], plain), *_spread(*_normalized(texts_of(wide), cfg), wide, cfg)]
     t_off, t_len, pool = table(cfg.nfkc, cfg.casefold, cfg.fold_punctuation, cfg.script_units)
     fbuf, fs, fe, ok, same = fold_docs(_ro(buf), starts[wide], ends[wide], t_off, t_len, pool)
     wide_mask[wide[same]] = False  # folding leaves these as they are: signed in place like ASCII
     plain = np.flatnonzero(~wide_mask)
     out = [(buf, starts[plain], ends[plain], plain)]
     folded = ok & ~same
-    out.append((fbuf, fs[folded], fe[folded], wide[folded]))
+    out.extend(_spread(fbuf, fs[folded], fe[folded], wide[folded], cfg))
     slow = wide[~ok]
     if len(slow):
-        out.append((*_normalized(texts_of(slow), cfg), slow))
+        out.extend(_spread(*_normalized(texts_of(slow), cfg), slow, cfg))
     return out
+
+
+def _spread(fbuf, fs, fe, idx, cfg) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The folded piece (fbuf, fs, fe) of documents idx, with those mostly in scripts without spaces
+    cut into characters (`spread_docs`) as a piece of their own."""
+    if not cfg.script_units or not len(idx):
+        return [(fbuf, fs, fe, idx)]
+    from dedup.shingle import unit_table
+
+    sbuf, ss, se, spread = spread_docs(_ro(fbuf), fs, fe, _lut(cfg), unit_table())
+    if not spread.any():
+        return [(fbuf, fs, fe, idx)]
+    keep = ~spread
+    return [(fbuf, fs[keep], fe[keep], idx[keep]), (sbuf, ss[spread], se[spread], idx[spread])]
 
 
 def _fold_wide(buf, starts, ends, cfg, texts_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

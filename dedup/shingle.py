@@ -114,6 +114,50 @@ def split_units(text: str) -> str:
     return _UNIT.sub(" \\g<0> ", text)
 
 
+_UNIT_TABLE: list[np.ndarray] = []
+
+
+def unit_table() -> np.ndarray:
+    """unit[cp]: is code point cp of a script written without spaces (`UNIT_SCRIPTS`); code points
+    past the table are not (its last entry is False)."""
+    if not _UNIT_TABLE:
+        unit = np.zeros(0x31351, dtype=np.bool_)
+        i = 0
+        while i < len(UNIT_SCRIPTS):  # the character class: single characters and a-b ranges
+            lo = hi = ord(UNIT_SCRIPTS[i])
+            if i + 2 < len(UNIT_SCRIPTS) and UNIT_SCRIPTS[i + 1] == "-":
+                hi = ord(UNIT_SCRIPTS[i + 2])
+                i += 2
+            unit[lo:hi + 1] = True
+            i += 1
+        _UNIT_TABLE.append(unit)
+    return _UNIT_TABLE[0]
+
+
+def spread_units(text: str, cfg: DedupConfig) -> str:
+    """A folded text (`_normalize_unicode`) whose characters are mostly of scripts without spaces
+    (units at least half of the characters that are not spaces after the byte map) takes every
+    character as a unit: Latin words, digits and symbols inside a Chinese, Japanese, Korean or
+    Thai document are cut into characters too, so one edit weighs the same wherever it falls.
+    Other texts are returned as they are (their unit characters are units already). Dedup
+    shingling only; the compiled kernel does the same (`dedup.kernel.spread_docs`)."""
+    if not cfg.script_units or text.isascii():
+        return text
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    table = unit_table()
+    units = int(np.count_nonzero(table[np.minimum(cps, len(table) - 1)]))
+    if not units:
+        return text
+    space = np.frombuffer(_TABLES[(cfg.casefold, cfg.fold_punctuation)], dtype=np.uint8)[np.minimum(cps, 127)] == 32
+    space &= cps < 128
+    kept = cps[~space]
+    if 2 * units < len(kept):
+        return text
+    out = np.full(2 * len(kept), 32, dtype=np.uint32)
+    out[0::2] = kept
+    return out[:-1].tobytes().decode("utf-32-le")
+
+
 def _fold_run(m: re.Match, casefold: bool, punct: bool) -> str:
     run = m.group()
     if casefold:
@@ -204,7 +248,8 @@ def shingle_batch(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.nd
     """
     if cfg.char_ngrams:
         return _char_shingles([normalize(t, cfg) for t in texts], cfg)
-    parts = [t.encode() if t.isascii() else _normalize_unicode(t, cfg).encode("utf-8") for t in texts]
+    parts = [t.encode() if t.isascii() else spread_units(_normalize_unicode(t, cfg), cfg).encode("utf-8")
+             for t in texts]
     lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     doc_start = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(lens + 1, out=doc_start[1:])

@@ -32,7 +32,11 @@ EDGE = ["", " ", "\t\n", "one", "two words", "a b c d", "a b c d e", "\x00null\x
         "UPPER lower MiXeD, punct!!! (brackets) [and] {braces} <tags> 'quotes' \"dq\"",
         "naïve café ÉCOLE straße İstanbul ΣΊΣΥΦΟΣ ﬁnance Ｆｕｌｌｗｉｄｔｈ ① ㎏ — «guillemets» ¿qué? ¡sí!",
         "机器学习是人工智能的一个分支 数据 模型 训练", "emoji 🙂 text 🙂 with 👍🏽 modifiers and zero\u200bwidth",
-        "tabs\tand\x0bvertical\x0cfeeds\rcarriage\nnewlines"]
+        "tabs\tand\x0bvertical\x0cfeeds\rcarriage\nnewlines",
+        # mostly a script without spaces: every character a unit (dedup.shingle.spread_units), at
+        # and around the half-way line, which punctuation folding and NFKC move
+        "使用 ls -l 命令 列出 FILE.txt 文件", "ab数据", "abc数据", "数据!!!", "数据 ... 处理 ???", "𠀀𠀁 x1 ５６",
+        "ﾃｽﾄ ABC テスト", "数据\u3000处理 ＡＢＣＤＥ", "한국어 ABCDEF 123"]
 
 
 def _chunks(text: str, rng: np.random.Generator) -> list[str]:

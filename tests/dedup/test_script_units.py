@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dedup import kernel
 from dedup.config import DedupConfig
 from dedup.pipeline import signatures_for
-from dedup.shingle import shingle_sets, split_units, words
+from dedup.shingle import _normalize_unicode, shingle_sets, split_units, spread_units, words
 
 
 def test_units_do_not_depend_on_spacing_and_folding_applies_to_every_character():
@@ -35,11 +37,60 @@ def test_real_near_duplicates_are_found_with_the_defaults(lang, bench_module):
     truth = {k: v for k, v in truth.items() if v >= 0.5}
     units = mb.taomi_pairs(texts, True)
     old = mb.taomi_pairs(texts, False)
-    p_units, r_units, n_pos = mb.score(units, truth, 0.85)
-    _, r_old, _ = mb.score(old, truth, 0.85)
+    p_units, r_units, n_pos = mb.score(units, truth, 0.8)
+    _, r_old, _ = mb.score(old, truth, 0.8)
     assert n_pos >= 10
-    assert r_units >= 0.95 and p_units >= 0.98, (lang, r_units, p_units)  # the issue's targets
+    # the issue's targets, from the threshold itself (J 0.80-0.85 was 0.81-0.94 while the Latin
+    # words inside these paragraphs stayed word units)
+    assert r_units >= 0.95 and p_units >= 0.98, (lang, r_units, p_units)
     assert r_old < 0.6  # whitespace words: a clause is one word (the issue's 1-30%)
+
+
+def _shared(a: str, b: str, cfg: DedupConfig) -> float:
+    x, y = shingle_sets([a, b], cfg)
+    return len(np.intersect1d(x, y)) / len(np.union1d(x, y))
+
+
+def test_a_document_mostly_without_spaces_takes_every_character_as_a_unit():
+    """In a Chinese paragraph with commands and file names, one changed Latin letter costs what one
+    changed Chinese character costs (both are characters of the truth); in an English paragraph
+    with a Chinese word, Latin words stay words."""
+    cfg = DedupConfig()
+    zh = "使用 ls -l 命令列出当前目录中的文件，然后用 grep 过滤 README.txt 里的内容并保存结果。"
+    latin_edit = zh.replace("README", "READNE")
+    han_edit = zh.replace("命令", "命合")
+    assert spread_units(_normalize_unicode(zh, cfg), cfg).split()[:6] == ["使", "用", "l", "s", "l", "命"]
+    j_latin, j_han = _shared(zh, latin_edit, cfg), _shared(zh, han_edit, cfg)
+    assert abs(j_latin - j_han) < 0.05, (j_latin, j_han)
+    assert words(zh, cfg)[2] == "ls"  # contamination's units (evalsets) are not spread
+    en = "The configuration file lists every option and its 默认 value in the order they are read."
+    assert spread_units(_normalize_unicode(en, cfg), cfg) == _normalize_unicode(en, cfg)
+    # at least half of the characters that are not spaces after folding
+    assert spread_units("ab数据", cfg) == "a b 数 据"
+    assert spread_units("abc数据", cfg) == "abc数据"
+    assert spread_units(" 数  据 !!!", cfg) == "数 据"  # folded punctuation is space, not a character
+    assert spread_units(" 数  据 !!!", DedupConfig(fold_punctuation=False)) == " 数  据 !!!"  # 2 of 5
+    assert spread_units("ab数据", DedupConfig(script_units=False)) == "ab数据"
+
+
+_PIECES = ["数", "据", "处理", "テスト", "ﾃｽﾄ", "한국어", "ภาษา", "𠀀", "ab", "README", "x1", "５６", "Ｆｕｌｌ",
+           " ", "  ", "\t", "\u3000", "!", "。", "，", "-", "é", "e\u0301", "ß", "🙂", "\x00"]
+
+
+@pytest.mark.skipif(not kernel.AVAILABLE, reason="numba not installed")
+@settings(max_examples=150, deadline=None)
+@given(docs=st.lists(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join), min_size=1, max_size=12),
+       flags=st.tuples(st.booleans(), st.booleans(), st.booleans()), ngram=st.sampled_from([1, 3, 5]))
+def test_spread_documents_are_the_same_in_the_kernel_and_the_reference(docs, flags, ngram):
+    """Mixes of unit and non-unit characters around the half-way line, under every folding
+    switch: the compiled kernel's spread (dedup.kernel.spread_docs) equals the reference's."""
+    from dedup.shingle import shingle_batch
+
+    nfkc, casefold, punct = flags
+    cfg = DedupConfig(nfkc=nfkc, casefold=casefold, fold_punctuation=punct, ngram=ngram)
+    h_ref, o_ref = shingle_batch(docs, cfg)
+    h, o = kernel.shingle_texts(docs, cfg)
+    assert np.array_equal(o, o_ref) and np.array_equal(h, h_ref)
 
 
 def test_space_delimited_languages_are_unchanged(bench_module):
