@@ -81,7 +81,7 @@ def _word_ids(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from dedup.config import DedupConfig
     from dedup.shingle import shingle_batch
 
-    h, off = shingle_batch(texts, DedupConfig(ngram=1))
+    h, off = shingle_batch(texts, DedupConfig(ngram=1), spread=False)
     counts = np.diff(off)
     # a doc's bigram k pairs word k and k+1: hash the pair from the two word hashes
     nxt = np.empty_like(h)

@@ -239,8 +239,12 @@ def _ngram_hashes(tok: np.ndarray, counts: np.ndarray, n: int) -> tuple[np.ndarr
     return out, offsets
 
 
-def shingle_batch(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def shingle_batch(texts: list[str], cfg: DedupConfig, *, spread: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """64-bit shingle hashes of a batch: (hashes uint64, offsets int64 of length len(texts)+1).
+
+    `spread`: documents mostly in scripts without spaces are cut into characters whole
+    (`spread_units`), as dedup wants; contamination and the curriculum scorers pass False, so
+    their units are those of `words` (a Latin word stays a word wherever it stands).
 
     The batch is joined into one byte buffer; case and punctuation folding, word boundaries and
     word hashes are numpy passes over it. Only non-ASCII texts get per-document Python work
@@ -248,8 +252,8 @@ def shingle_batch(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.nd
     """
     if cfg.char_ngrams:
         return _char_shingles([normalize(t, cfg) for t in texts], cfg)
-    parts = [t.encode() if t.isascii() else spread_units(_normalize_unicode(t, cfg), cfg).encode("utf-8")
-             for t in texts]
+    parts = [t.encode() if t.isascii() else (spread_units(_normalize_unicode(t, cfg), cfg) if spread
+                                             else _normalize_unicode(t, cfg)).encode("utf-8") for t in texts]
     lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     doc_start = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(lens + 1, out=doc_start[1:])

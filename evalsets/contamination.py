@@ -87,7 +87,7 @@ class ItemNgrams:
 def item_ngrams(items: list[str], n: int = N_GRAM, low_information_rule: bool = True) -> ItemNgrams:
     cfg = DedupConfig(ngram=n)
     joined = [join_words(t) for t in items]
-    ih, ioff = shingle_batch(joined, cfg)
+    ih, ioff = shingle_batch(joined, cfg, spread=False)
     hs, its, ps, status, windows = [], [], [], [], 0
     for i, text in enumerate(joined):
         words = _folded_words(text, cfg)
@@ -124,7 +124,7 @@ def scan_documents(keys: np.ndarray, doc_ids: np.ndarray, texts: list[str], n: i
 
 
 def _scan(keys: np.ndarray, doc_ids: np.ndarray, texts: list[str], n: int) -> tuple[np.ndarray, ...]:
-    h, off = shingle_batch([join_words(t) for t in texts], DedupConfig(ngram=n))
+    h, off = shingle_batch([join_words(t) for t in texts], DedupConfig(ngram=n), spread=False)
     hit = np.flatnonzero(np.isin(h, keys)) if len(keys) else np.zeros(0, dtype=np.int64)
     doc = np.searchsorted(off, hit, side="right") - 1
     return doc_ids[doc], h[hit], (hit - off[doc]).astype(np.int32)
@@ -141,7 +141,7 @@ def _scan_long(keys: np.ndarray, doc_id: int, text: str, n: int) -> tuple[np.nda
     ds, hs, ps = [], [], []
     offset, prev = 0, None  # (start, end, units) of the previous piece
     for a, b in piece_bounds(text):
-        h, _ = shingle_batch([join_words(text[a:b])], cfg)
+        h, _ = shingle_batch([join_words(text[a:b])], cfg, spread=False)
         skip = 0
         if prev is not None:
             shared = len(_folded_words(join_words(text[a:prev[1]]), cfg))

@@ -234,3 +234,21 @@ def test_a_few_very_long_documents_take_the_compiled_path():
     long_batch = ["数" * pipeline.KERNEL_MIN_CHARS]
     assert pipeline._job(long_batch, None) >= pipeline.KERNEL_MIN_DOCS
     assert pipeline._job(["数" * 1000] * 3, None) == 3
+
+
+def test_contamination_and_curriculum_units_are_not_spread():
+    """Only dedup cuts a mostly-CJK document into characters whole. A Chinese item with commands
+    in it, copied into an English page, is found with spans that index `text_units`; a curriculum
+    unit of that item is a Latin word, not a letter."""
+    from curation.curriculum import _word_ids
+    from evalsets.contamination import ngram_overlap, text_units
+
+    item = "使用 ls -l 命令列出当前目录中的文件，然后用 grep 过滤 README.txt 里的内容并保存结果。"
+    page = ("The following paragraph was copied from a translated manual page of the coreutils package: "
+            + item + " It is followed by the English original and by notes on the options.")
+    res = ngram_overlap([item], [(np.array([7]), [page])])[0]
+    assert res["status"] == "contaminated" and res["matched_docs"] == [7]
+    units = text_units(item)
+    assert res["spans"] == [{"words": [0, len(units)], "text": " ".join(units)}] and "grep" in units
+    _uni, _bi, off = _word_ids([item])
+    assert off[-1] == len(units)
