@@ -47,15 +47,17 @@ LANGS = ("zh_CN", "zh_TW", "ja", "ko", "th", "en", "de", "ru")
 _GROFF_ESCAPE = re.compile(r"\\f[BIRP]|\\f\(..|\\\(..|\\[-&e|^ ]|\\s[-+]?\d")
 
 
-def man_paragraphs(lang: str, min_chars: int = 60, max_chars: int = 600) -> list[str]:
+def man_pages(lang: str, min_chars: int = 60, max_chars: int = 600) -> list[tuple[str, list[str]]]:
+    """(page file name, its paragraphs of min_chars..max_chars, groff requests dropped) per page."""
     root = MAN / "man1" if lang == "en" else MAN / lang
-    out = []
+    pages = []
     for f in sorted(root.rglob("*.gz")):
         try:
             with gzip.open(f, "rt", encoding="utf-8", errors="strict") as fh:
                 raw = fh.read()
         except (OSError, UnicodeDecodeError):
             continue
+        out: list[str] = []
         para: list[str] = []
         for line in raw.splitlines() + [".PP"]:
             if line.startswith((".", "'")) or not line.strip():
@@ -65,7 +67,12 @@ def man_paragraphs(lang: str, min_chars: int = 60, max_chars: int = 600) -> list
                 para = []
                 continue
             para.append(_GROFF_ESCAPE.sub("", line).strip())
-    return list(dict.fromkeys(out))
+        pages.append((str(f.relative_to(root)), out))
+    return pages
+
+
+def man_paragraphs(lang: str, min_chars: int = 60, max_chars: int = 600) -> list[str]:
+    return list(dict.fromkeys(p for _, paras in man_pages(lang, min_chars, max_chars) for p in paras))
 
 
 def thai_messages(min_chars: int = 40) -> list[str]:

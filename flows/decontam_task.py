@@ -16,11 +16,14 @@ import pandas as pd
 
 from dedup.config import SHINGLE_VERSION
 from evalsets.contamination import (
+    KANA_RUN,
     MIN_INFORMATIVE,
     N_GRAM,
     doc_spans,
     item_ngrams,
     item_results,
+    keep_runs,
+    required_run,
     scan_documents,
     text_units,
 )
@@ -33,9 +36,11 @@ from warehouse.curation_store import texts_by_doc_id
 from warehouse.db import session
 from warehouse.runlog import finish_run, skip_run, stable_hash, start_run
 
-RULE = f"v{SHINGLE_VERSION}-evidence>={MIN_INFORMATIVE}"  # the units and the rule: a change re-indexes and re-scans
-METHOD = (f"{N_GRAM}-gram overlap after normalisation (Brown et al. 2020, app. C); an n-gram counts with "
-          f">= {MIN_INFORMATIVE} distinct informative words")
+# the units and the rules: a change re-indexes and re-scans
+RULE = f"v{SHINGLE_VERSION}-evidence>={MIN_INFORMATIVE}-kana{KANA_RUN}"
+METHOD = (f"{N_GRAM}-gram overlap after normalisation (Brown et al. 2020, app. C), characters as the units of "
+          f"scripts without spaces; an n-gram counts with >= {MIN_INFORMATIVE} distinct informative units; items "
+          f"mostly in kana need {KANA_RUN} units in a row")
 
 
 def load_items(path: str | Path, name: str | None = None, fmt: str = "auto") -> tuple[EvalSet, str]:
@@ -59,7 +64,8 @@ def ensure_index(db, es: EvalSet) -> None:
         eval_store.save_eval_set(con, es.name, es.content_hash, es.items)
         if store.index_built(con, es.content_hash, N_GRAM, RULE):
             return
-    idx = item_ngrams(item_texts(es.items), N_GRAM)
+    texts = item_texts(es.items)
+    idx = item_ngrams(texts, N_GRAM, need=[required_run(t) for t in texts])
     with session(db) as con:
         store.write_index(con, es.content_hash, N_GRAM, RULE, es.items["id"].tolist(), idx.h, idx.item, idx.pos,
                           idx.status)
@@ -103,6 +109,13 @@ def scan(db, corpus: str, set_hashes: list[str], progress=None) -> dict:
                                                                            "doc_id": np.zeros(0, np.int64),
                                                                            "doc_pos": np.zeros(0, np.int32)})
     pairs = index.rename(columns={"pos": "item_pos"}).merge(hits, on="h")
+    if len(pairs):  # mostly-kana items need a longer run (evalsets.contamination.required_run)
+        with session(db) as con:
+            texts = eval_store.item_texts_for(con, pending)
+        need_of = {(h, i): required_run(t) for h, i, t in texts.itertuples(index=False)}
+        need = np.fromiter((need_of.get(k, N_GRAM) for k in zip(pairs["set_hash"], pairs["item_id"])),
+                           dtype=np.int64, count=len(pairs))
+        pairs = keep_runs(pairs, need, N_GRAM, ("set_hash", "item_id"))
     seconds = time.perf_counter() - t0
     with session(db) as con:
         store.write_scan(con, corpus, pending, N_GRAM, RULE, version, pairs, done, seconds)

@@ -147,6 +147,13 @@ def label_problem_items(con: duckdb.DuckDBPyConnection, corpus: str, kind: str, 
 
 
 
+def item_texts_for(con: duckdb.DuckDBPyConnection, set_hashes: list[str]) -> pd.DataFrame:
+    """set_hash, id, text (input, a space, target: what a leak of the item looks like) of every
+    item of these set versions."""
+    return con.execute("""SELECT DISTINCT set_hash, id, coalesce(input, '') || ' ' || coalesce(target, '') AS text
+                          FROM eval_items WHERE set_hash IN (SELECT unnest(?))""", [list(set_hashes)]).fetchdf()
+
+
 def latest_items(con: duckdb.DuckDBPyConnection, set_name: str) -> pd.DataFrame | None:
     """id, input, target, slices (list), meta (dict) of an eval set's latest stored version."""
     row = one(con, """SELECT set_hash FROM eval_items WHERE set_name = ? GROUP BY set_hash

@@ -252,3 +252,38 @@ def test_contamination_and_curriculum_units_are_not_spread():
     assert res["spans"] == [{"words": [0, len(units)], "text": " ".join(units)}] and "grep" in units
     _uni, _bi, off = _word_ids([item])
     assert off[-1] == len(units)
+
+
+def test_mostly_kana_items_need_a_longer_run_and_it_equals_the_longer_n(bench_module):
+    """A clean Japanese item that shares only a katakana term or a stock phrase (13-19 units) with
+    the training corpus is not flagged; copies are still found; and the run rule over the
+    13-gram index gives what a plain 20-gram index gives (real Debian text)."""
+    from evalsets.contamination import KANA_RUN, keep_runs, ngram_overlap, required_run
+
+    item = "このオプションを指定すると、コマンドラインインターフェイスの設定ファイルを読み込まずに起動します。"
+    term = "詳しくはコマンドラインインターフェイスの説明を参照してください。"  # 15 shared units
+    assert required_run(item) == KANA_RUN and required_run("机器学习是人工智能的一个分支。") == 13
+    assert required_run("The configuration file lists every option in order.") == 13
+    docs = [(np.array([1, 2]), [term, "前文。" + item + "後文。"])]
+    assert ngram_overlap([item], docs)[0]["matched_docs"] == [2]
+    assert ngram_overlap([item], [(np.array([1]), [term])])[0]["status"] == "clean"
+    assert ngram_overlap([item], [(np.array([1]), [term])], per_script=False)[0]["status"] == "contaminated"
+    assert ngram_overlap(["コマンドラインインターフェイス"], docs)[0]["status"] == "too_short"  # 15 < 20 units
+
+    cb = bench_module("contamination_cjk_bench")
+    items, _kinds, training, _ = cb.build("ja", 12, 0)
+    if len(items) < 50:
+        pytest.skip("no real Japanese text on this machine")
+    batches = [(np.arange(len(training)), training)]
+    rule = [f["status"] for f in ngram_overlap(items, batches)]
+    plain = [f["status"] for f in ngram_overlap(items, batches, n=KANA_RUN, per_script=False)]
+    kana = [required_run(t) == KANA_RUN for t in items]
+    assert sum(kana) > len(items) * 0.8
+    assert [r for r, k in zip(rule, kana) if k] == [p for p, k in zip(plain, kana) if k]
+    assert "contaminated" in rule and "clean" in rule
+    # runs are taken per (item, doc) along one diagonal: two 13-unit matches apart do not add up
+    import pandas as pd
+
+    pairs = pd.DataFrame({"item": [0, 0, 0], "doc_id": [5, 5, 5], "item_pos": [0, 1, 10], "doc_pos": [3, 4, 40]})
+    assert keep_runs(pairs, np.array([14, 14, 14]), 13)["item_pos"].tolist() == [0, 1]
+    assert keep_runs(pairs, np.array([15, 15, 15]), 13).empty

@@ -163,3 +163,31 @@ def test_corpus_batches_are_bounded_by_bytes_and_count():
     assert batch_bounds(sizes, max_docs=3, max_bytes=12) == [(0, 2), (2, 3), (3, 4), (4, 7), (7, 8)]
     assert batch_bounds(sizes, max_docs=100, max_bytes=1000) == [(0, 8)]
     assert batch_bounds(np.zeros(0, dtype=np.int64), 5, 5) == []
+
+
+def test_decontaminate_holds_mostly_kana_items_to_the_longer_run(tmp_path, ingest_files):
+    """The stored scan applies the kana run too: a page that shares only a katakana term with a
+    Japanese item is not flagged (it was at 13 units), the page holding a copy is; an item of 13-19
+    kana units is reported too short, not clean."""
+    item = "このオプションを指定すると、コマンドラインインターフェイスの設定ファイルを読み込まずに起動します。"
+    train = tmp_path / "train.jsonl"
+    docs = [{"id": "term", "text": "詳しくはコマンドラインインターフェイスの説明を参照してください。"},
+            {"id": "copy", "text": "前文です。" + item + "後文です。"},
+            {"id": "en", "text": "An English page about the command line interface and its configuration file."}]
+    train.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+    db = str(tmp_path / "k.duckdb")
+    ingest_files(db, [train], "ja")
+    es = tmp_path / "es.jsonl"
+    rows = [{"id": "q1", "input": item, "target": "はい"},
+            {"id": "q2", "input": "コマンドライン", "target": "インターフェイス"}]
+    es.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    reg = register(db, "jaset", es)
+    assert (reg["checkable"], reg["too_short"]) == (1, 1)
+    out = decontaminate(db, "ja")
+    assert out["documents_flagged"] == 1
+    from warehouse.db import session
+
+    with session(db) as con:
+        flagged = {r[0] for r in con.execute("""SELECT d.ext_id FROM contamination_hits h
+                                                JOIN documents d ON d.doc_id = h.doc_id""").fetchall()}
+    assert flagged == {"copy"}
