@@ -6,8 +6,10 @@ called document by document, in the same run.
 Texts: files that ship in this venv's site-packages (sources, READMEs, docs). Tokenizers: the
 shipped cl100k_base (bpe-openai) as Taomi counts it and as its own batch call; a byte-level BPE
 tokenizer.json (32k vocabulary, trained here on other files of the same kind) as Taomi counts it
-(the tokenizers library's batch encoder on its threads) and document by document. One core:
-run under `taskset -c 0` for the per-core figure.
+(tiktoken where the file is a byte-level BPE it computes exactly, the tokenizers library's batch
+encoder otherwise) beside the library's batch encoder and document by document; `--tokenizer-json`
+adds real files (e.g. the DeepSeek and Anthropic tokenizer.json files the litellm wheel ships). One
+core: run under `taskset -c 0` for the per-core figure.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def rate(fn, docs: list[str]) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=3000)
+    ap.add_argument("--tokenizer-json", nargs="*", default=[],
+                    help="real tokenizer.json files to time as well (e.g. those the litellm wheel ships)")
     args = ap.parse_args()
     import bpe_openai
     from tokenizers import Tokenizer as HF
@@ -60,16 +64,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         hf = HF(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        hf.train_from_iterator(train, trainers.BpeTrainer(vocab_size=32_000, show_progress=False))
+        hf.train_from_iterator(train, trainers.BpeTrainer(vocab_size=32_000, show_progress=False,
+                                                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
         path = Path(tmp) / "tokenizer.json"
         hf.save(str(path))
-        ours = Tokenizer(str(path))
-        for name, fn in [("taomi tokenizer.json (encode_batch_fast)", lambda d: ours.count(d).sum()),
-                         ("tokenizers encode_batch (with offsets)", lambda d: sum(
-                             len(e.ids) for e in hf.encode_batch(d, add_special_tokens=False))),
-                         ("tokenizers, one document at a time", lambda d: sum(len(hf.encode(x).ids) for x in d))]:
-            r, n = rate(fn, docs)
-            print(f"{name}: {n:,} tokens, {r / 1e6:.2f} M tokens/s")
+        for p in [str(path), *args.tokenizer_json]:
+            file_rows(p, docs)
+
+
+def file_rows(path: str, docs: list[str]) -> None:
+    """Taomi's count of a tokenizer.json (tiktoken where it computes the file exactly, checked on a
+    sample; else the library) beside the tokenizers library's batch encoder and one call a text."""
+    from tokenizers import Tokenizer as HF
+
+    from curation.tokens import _fast_bpe
+
+    hf = HF.from_file(path)
+    ours = Tokenizer(path)
+    print(f"{Path(path).name}: {'tiktoken path' if _fast_bpe(path) else 'the library only'}")
+    counts = {}
+    for name, fn in [("  taomi", lambda d: ours.count(d).sum()),
+                     ("  tokenizers encode_batch_fast", lambda d: sum(
+                         len(e.ids) for e in hf.encode_batch_fast(d, add_special_tokens=False))),
+                     ("  tokenizers, one document at a time", lambda d: sum(
+                         len(hf.encode(x, add_special_tokens=False).ids) for x in d))]:
+        r, n = rate(fn, docs)
+        counts[name] = n
+        print(f"{name}: {n:,} tokens, {r / 1e6:.2f} M tokens/s")
+    print(f"  counts equal: {len(set(counts.values())) == 1}")
 
 
 if __name__ == "__main__":

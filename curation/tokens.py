@@ -10,6 +10,7 @@ a file's key includes its sha256, so an edited file is a different tokenizer.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,34 @@ def _pieces(text: str):
 
 
 def _count_file(path: str, texts: list[str]) -> np.ndarray:
+    """Counts by the tokenizers library, or by tiktoken where the file is a byte-level BPE that
+    tiktoken computes exactly (`_fast_bpe`; 3-5x faster per core). Each call checks the tiktoken
+    counts of a sample of its texts against the tokenizers library; one difference and the call
+    is recounted by the library, and the file is not given to tiktoken again in this process."""
+    fast = _fast_bpe(path)
+    if fast is None:
+        return _count_hf(path, texts)
+    enc, added, form = fast
+    out = np.empty(len(texts), dtype=np.int64)
+    slow = []
+    for i, t in enumerate(texts):
+        if added is not None and added.search(t):  # the library matches added tokens inside text
+            slow.append(i)
+        else:
+            out[i] = len(enc.encode_ordinary(unicodedata.normalize(form, t) if form and not t.isascii() else t))
+    sample = sorted(set(range(0, len(texts), CHECK_EVERY)) - set(slow))
+    if sample and not np.array_equal(out[sample], _count_hf(path, [texts[i] for i in sample])):
+        _FAST[path] = None
+        return _count_hf(path, texts)
+    if slow:
+        out[slow] = _count_hf(path, [texts[i] for i in slow])
+    return out
+
+
+CHECK_EVERY = 64  # one text in 64 is also counted by the tokenizers library (about 7% more time)
+
+
+def _count_hf(path: str, texts: list[str]) -> np.ndarray:
     from tokenizers import Tokenizer as HFTokenizer
 
     tok = _LOADED.get(path) or _LOADED.setdefault(path, HFTokenizer.from_file(path))
@@ -79,3 +108,85 @@ def _count_file(path: str, texts: list[str]) -> np.ndarray:
     encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
     return np.fromiter((len(e.ids) for e in encode(texts, add_special_tokens=False)), dtype=np.int64,
                        count=len(texts))
+
+
+# GPT-2's pre-tokenizer, which tokenizers' ByteLevel(use_regex=True) applies
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+_FAST: dict[str, object] = {}
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-to-unicode map, inverted: the printable character that stands for each byte."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def _normal_form(norm: dict | None) -> str | None | bool:
+    """The normal form of a normalizer that is one (NFC, NFKC, NFD, NFKD), None for none (or an empty
+    sequence), False for any other normalizer."""
+    if not norm or (norm.get("type") == "Sequence" and not norm.get("normalizers")):
+        return None
+    return norm["type"] if norm.get("type") in ("NFC", "NFKC", "NFD", "NFKD") else False
+
+
+def _split_pattern(pre: dict | None) -> str | None:
+    """The regex of a byte-level pre-tokenizer tiktoken can run as is: ByteLevel with GPT-2's
+    regex, or a Split(regex, isolated) then ByteLevel without one (Llama 3, Qwen 2); no prefix space."""
+    if not pre:
+        return None
+    if pre.get("type") == "ByteLevel":
+        return GPT2_PATTERN if pre.get("use_regex", True) and not pre.get("add_prefix_space") else None
+    steps = pre.get("pretokenizers") or []
+    if pre.get("type") == "Sequence" and len(steps) == 2:
+        split, level = steps
+        if (split.get("type") == "Split" and split.get("behavior") == "Isolated" and not split.get("invert")
+                and "Regex" in (split.get("pattern") or {}) and level.get("type") == "ByteLevel"
+                and not level.get("use_regex", True) and not level.get("add_prefix_space")):
+            return split["pattern"]["Regex"]
+    return None
+
+
+def _fast_bpe(path: str):
+    """(tiktoken Encoding, regex of the added tokens or None, Unicode normal form or None) for a
+    tokenizer.json that is a plain byte-level BPE (no normalizer but NFC/NFKC, no dropout, prefixes or
+    byte fallback; every byte in the vocabulary), else None. Ranks are the merges' order after the 256 bytes, as tiktoken builds GPT-2's from
+    its merges file; tiktoken applies the lowest-ranked merge first, as the library does."""
+    if path in _FAST:
+        return _FAST[path]
+    _FAST[path] = None
+    try:
+        import json
+        import re
+
+        import tiktoken
+
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+        model = spec.get("model") or {}
+        pattern = _split_pattern(spec.get("pre_tokenizer"))
+        form = _normal_form(spec.get("normalizer"))
+        if (pattern is None or form is False or model.get("type") != "BPE" or model.get("dropout")
+                or model.get("continuing_subword_prefix") or model.get("end_of_word_suffix")
+                or model.get("byte_fallback")):
+            return None
+        decode = _byte_decoder()
+        vocab = model.get("vocab") or {}
+        if not all(ch in vocab for ch in decode):
+            return None
+        ranks = {bytes([b]): b for b in range(256)}
+        for m in model.get("merges") or []:
+            a, b = m.split(" ", 1) if isinstance(m, str) else m
+            ranks.setdefault(bytes(decode[c] for c in a) + bytes(decode[c] for c in b), len(ranks))
+        enc = tiktoken.Encoding(f"taomi-{Path(path).name}", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
+        added = [t["content"] for t in spec.get("added_tokens") or [] if t.get("content")]
+        found = re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True)))) if added else None
+        _FAST[path] = (enc, found, form)
+    except (ImportError, KeyError, ValueError, TypeError, OSError):  # not one tiktoken can run: the library counts
+        _FAST[path] = None
+    return _FAST[path]

@@ -73,3 +73,80 @@ def test_counts_are_stored_once_per_tokenizer_and_reach_stats(tmp_path, taomi_cl
     assert r.code == 0 and json.loads(r.out)["tokens"] is None
     r = taomi_cli("--db", tmp_path / "x.duckdb", "ingest", "-c", "c", src, "--tokenizer", "gpt-17")
     assert r.code == 2 and "tokenizer.json" in r.err and not (tmp_path / "x.duckdb").exists()
+
+
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def _real_texts() -> list[str]:
+    """Real text in many scripts: standard-library sources and dateparser's translation tables."""
+    import sysconfig
+
+    import dateparser
+
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:40]
+    files += sorted((Path(dateparser.__file__).parent / "data" / "date_translation_data").glob("*.py"))[::4]
+    out = []
+    for f in files:
+        t = f.read_text(encoding="utf-8", errors="replace")
+        out += [t[i:i + 3000] for i in range(0, min(len(t), 30_000), 3000)]
+    return out + ["", " ", "\n\n\t", "Ｆｕｌｌ ｗｉｄｔｈ ﬁ ① ㎏", "数据" * 2000, "a" * 5000, "x<|endoftext|>y"]
+
+
+def _trained(path: Path, texts: list[str], shape: str) -> Path:
+    """A byte-level BPE trained by the tokenizers library in the shape of a published one: GPT-2
+    (ByteLevel with its regex), Llama 3 / Qwen 2 (a Split regex, then ByteLevel without one), NFKC
+    before GPT-2's (Anthropic's file in the litellm wheel), or shapes tiktoken cannot run."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(byte_fallback=shape == "byte_fallback"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=shape == "prefix_space")
+    if shape == "llama3":
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(LLAMA3_SPLIT), "isolated"),
+                                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    if shape == "nfkc":
+        tok.normalizer = normalizers.NFKC()
+    if shape == "lowercase":
+        tok.normalizer = normalizers.Lowercase()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=3000, show_progress=False,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                       special_tokens=["<|endoftext|>"]))
+    tok.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("shape", ["gpt2", "llama3", "nfkc", "lowercase", "prefix_space", "byte_fallback"])
+def test_a_tokenizer_json_is_counted_exactly_whichever_engine_runs_it(tmp_path, shape):
+    """tiktoken runs the byte-level BPE shapes it computes exactly (3-5x the library per core) and
+    the library the others; either way every count equals the library's, on real text in many
+    scripts, an added token inside a text, and a 10k-character run without spaces."""
+    from tokenizers import Tokenizer as HF
+
+    from curation.tokens import Tokenizer, _fast_bpe
+
+    texts = _real_texts()
+    path = _trained(tmp_path / "tokenizer.json", texts[::2], shape)
+    assert (_fast_bpe(str(path)) is not None) == (shape in ("gpt2", "llama3", "nfkc"))
+    hf = HF.from_file(str(path))
+    want = [len(e.ids) for e in hf.encode_batch(texts, add_special_tokens=False)]
+    assert Tokenizer(str(path)).count(texts).tolist() == want
+
+
+def test_a_wrong_fast_count_is_caught_and_the_library_counts(tmp_path, monkeypatch):
+    """The sample check: an engine that counts differently from the library (here, one built with
+    half the merges) is caught in the first batch, the batch is recounted by the library, and the
+    file is not given to tiktoken again."""
+    import tiktoken
+
+    from curation import tokens
+
+    texts = _real_texts()
+    path = str(_trained(tmp_path / "tokenizer.json", texts[::2], "gpt2"))
+    enc, added, form = tokens._fast_bpe(path)
+    half = dict(list(enc._mergeable_ranks.items())[:1500])
+    wrong = tiktoken.Encoding("half", pat_str=tokens.GPT2_PATTERN, mergeable_ranks=half, special_tokens={})
+    monkeypatch.setitem(tokens._FAST, path, (wrong, added, form))
+    right = tokens._count_hf(path, texts)
+    assert tokens.Tokenizer(path).count(texts).tolist() == right.tolist()
+    assert tokens._FAST[path] is None
