@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/stage_memory.py [--real-mb 300] [--tail-mb 150] [--huge-mb 100]
                                            [--corpora real tail] [--stages ...]
+                                           [--tail-docs N --tail-median CHARS --tail-sigma S]
 
 Two corpora, both real text (files that ship in this venv's site-packages and under /usr/share,
 /usr/include, /usr/lib/python3; labelled by the package or folder they come from):
@@ -70,12 +71,17 @@ def real_corpus(path: Path, mb: float, seed: int) -> tuple[int, list[dict]]:
     return n, left
 
 
-def tail_corpus(path: Path, mb: float, huge_mb: float, seed: int) -> tuple[int, list[dict]]:
-    """Lognormal lengths cut from real text laid end to end, plus a 10 MB and a huge document."""
+def tail_corpus(path: Path, mb: float, huge_mb: float, seed: int, docs: int = 0, median: float = 4000,
+                sigma: float = 1.6) -> tuple[int, list[dict]]:
+    """Lognormal lengths cut from real text laid end to end, plus a 10 MB and a huge document. With
+    `docs`, that many documents of lognormal lengths (median, sigma), the real text read again from
+    another offset when it runs out (so later cuts are shifted, not exact, copies)."""
+    import math
+
     rng = random.Random(seed)
     stream, left = [], []
     size = 0
-    want = (mb + 10 + huge_mb) * 1e6 * 1.05
+    want = (mb + 10 + huge_mb) * 1e6 * 1.05 if not docs else 600e6 + (10 + huge_mb) * 1e6
     for r in pool(seed + 1):
         t = _read(Path(r["path"]))
         if not t or not t.strip():
@@ -97,8 +103,11 @@ def tail_corpus(path: Path, mb: float, huge_mb: float, seed: int) -> tuple[int, 
             pos += int(big)
             n += 1
         end = pos + int(mb * 1e6)
-        while pos < end:
-            k = max(20, min(int(rng.lognormvariate(8.3, 1.6)), 2_000_000))
+        mu = math.log(median) if docs else 8.3
+        while (n < docs + 2) if docs else (pos < end):
+            k = max(20, min(int(rng.lognormvariate(mu, sigma if docs else 1.6)), 2_000_000))
+            if pos + k > len(text):  # docs mode: read the text again, shifted
+                pos = rng.randrange(0, 997)
             fh.write(json.dumps({"id": f"t{n}", "text": text[pos:pos + k],
                                  "label": labels[int(pos / len(text) * len(labels))]}) + "\n")
             pos += k
@@ -178,6 +187,10 @@ def main() -> None:
     ap.add_argument("--corpora", nargs="+", default=["real", "tail"])
     ap.add_argument("--stages", nargs="+", default=list(STAGES))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tail-docs", type=int, default=0,
+                    help="tail corpus of this many documents (lognormal lengths) instead of --tail-mb")
+    ap.add_argument("--tail-median", type=float, default=4000, help="with --tail-docs: median length (chars)")
+    ap.add_argument("--tail-sigma", type=float, default=1.6, help="with --tail-docs: lognormal sigma")
     args = ap.parse_args()
     table = []
     for kind in args.corpora:
@@ -187,7 +200,8 @@ def main() -> None:
             if kind == "real":
                 n, left = real_corpus(corpus, args.real_mb, args.seed)
             else:
-                n, left = tail_corpus(corpus, args.tail_mb, args.huge_mb, args.seed)
+                n, left = tail_corpus(corpus, args.tail_mb, args.huge_mb, args.seed, args.tail_docs,
+                                      args.tail_median, args.tail_sigma)
             eset, preds = eval_files(work, corpus, left, args.seed)
             size = corpus.stat().st_size / 1e6
             print(f"# {kind}: {n:,} documents, {size:.0f} MB of JSON lines", flush=True)
