@@ -94,6 +94,7 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
                                                      help="A JSON line or CSV record longer than this is quarantined "
                                                           "with its length, unread; the file's other rows go in "
                                                           "(default: a quarter of DuckDB's memory, at most 256MB)."),
+           quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
     from warehouse.db import session
@@ -116,7 +117,7 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
             from curation.tokens import Tokenizer
 
             Tokenizer(tokenizer)
-        with session(state.db) as con, make_progress(console, quiet=as_json) as progress:
+        with session(state.db) as con, make_progress(console, quiet=quiet or as_json) as progress:
             factory = _file_bars(progress, files)
 
             results = ingest_paths(con, files, cfg, factory, duckdb_mb)
@@ -129,7 +130,7 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
     if tokenizer != "none" and any(r.rows_new for r in results):
         from flows.tokens_task import count_tokens
 
-        with make_progress(console, quiet=as_json, units="count") as progress:
+        with make_progress(console, quiet=quiet or as_json, units="count") as progress:
             tokens = count_tokens(state.db, corpus, tokenizer, StageBars(progress))
     kept = sum(r.rows_new for r in results)
     quarantined = sum(r.rows_quarantined for r in results)
@@ -368,6 +369,7 @@ def dedup(corpus: str,
           memory_per_worker: str | None = typer.Option(None, "--memory-per-worker", help="--cluster local: memory "
                                                        "limit of each worker, e.g. 1.5GB (Dask restarts a worker "
                                                        "past it)."),
+          quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Remove exact and near duplicates (MinHash + LSH, every candidate verified by exact Jaccard)."""
     from flows.dedup_task import dedup_corpus
@@ -382,7 +384,7 @@ def dedup(corpus: str,
         fail("give --cluster local or --dask-address, not both")
     if components not in ("auto", "local", "dask"):
         fail(f"--components {components!r}: choose auto, local or dask")
-    with make_progress(console, quiet=as_json, units="count") as progress:
+    with make_progress(console, quiet=quiet or as_json, units="count") as progress:
         try:
             if cluster or dask_address:
                 report = _dedup_on_dask(corpus, cfg, StageBars(progress), pairs_out, force, res, dask_address,
@@ -465,13 +467,14 @@ def fit(path: Path = typer.Argument(..., help="Observations: CSV, Parquet or JSO
         seed: int = typer.Option(0, "--seed"),
         plots: Path | None = typer.Option(None, "--plots", help="Folder for fit/residual/isoFLOP PNGs."),
         force: bool = typer.Option(False, "--force", help="Overwrite files Taomi did not write (it never deletes them)."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
         as_json: bool = typer.Option(False, "--json")) -> None:
     """Fit a scaling law L(N, D) to observations; store it for `taomi plan --fit NAME`."""
     from flows.scaling_task import fit_file
     from scaling.observations import ObservationError
 
     fixed = name_numbers(fix, "--fix")
-    with make_progress(console, quiet=as_json or not bootstrap, units="count") as progress:
+    with make_progress(console, quiet=quiet or as_json or not bootstrap, units="count") as progress:
         task = progress.add_task("bootstrap refits", total=bootstrap) if bootstrap else None
         try:
             report = fit_file(state.db, path, law=law, method=method, bootstrap=bootstrap, name=name,

@@ -16,6 +16,7 @@ app = typer.Typer()  # joined to the main app by taomi.cli
 def labels(corpus: str, truth: Path | None = typer.Option(None, "--truth", help="Planted truth (demo data) to score suspects."),
            bootstrap: int = typer.Option(500, "--bootstrap", min=0, help="Resamples for the alpha CI."),
            top: int = typer.Option(20, "--top", min=1), as_json: bool = typer.Option(False, "--json"),
+           quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
            workers: int = typer.Option(0, "--workers", min=0, help="Fold processes (0: per core, within the memory limit)."),
            memory_limit: str | None = typer.Option(None, "--memory-limit",
                                                    help="Budget, e.g. 4GB (default: a quarter of RAM, at most 1 GB); "
@@ -30,7 +31,7 @@ def labels(corpus: str, truth: Path | None = typer.Option(None, "--truth", help=
     except ValueError as exc:
         fail(f"--memory-limit: {exc}")
 
-    with make_progress(console, quiet=as_json, units="count") as progress:
+    with make_progress(console, quiet=quiet or as_json, units="count") as progress:
         try:
             r = check_labels(state.db, corpus, n_boot=bootstrap, truth=truth, top=top, workers=workers,
                              memory_limit=memory_limit, progress=StageBars(progress, "folds"))

@@ -408,6 +408,7 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
                                         "params) | gpu (10M-100M params)."),
               workers: int = typer.Option(0, "--workers", min=0, help="Sweep processes on the CPU (0: one per core)."),
               extrapolate: bool = typer.Option(False, "--extrapolate", help="Length extrapolation check (2x-8x)."),
+              quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Measure tokens/s and MFU with a real torch training step; plans use it for this GPU."""
     try:
@@ -426,7 +427,7 @@ def calibrate(size: str = typer.Option("tiny", "--size", help="tiny | small | 12
             from taomi.output import make_progress
 
             sweep_device = "cpu" if scale == "cpu" else ("cuda" if device in ("auto", "cuda") else device)
-            with make_progress(console, quiet=as_json, units="count") as progress:
+            with make_progress(console, quiet=quiet or as_json, units="count") as progress:
                 task = progress.add_task("sweep runs", total=None)
                 out = run_sweep(state.db, corpus, scale=scale, device=sweep_device, workers=workers,
                                 progress=lambda k, n: progress.update(task, completed=k, total=n))
