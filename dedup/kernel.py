@@ -222,6 +222,17 @@ def _decode(buf, j, c):
     return ((c & 31) << 6) | (np.int64(buf[j + 1]) & 63), 2
 
 
+@njit(cache=True, inline="always")
+def _layout(sizes):
+    """(start of each document's span, the buffer) of a new buffer holding spans of these sizes."""
+    new_starts = np.zeros(len(sizes), dtype=np.int64)
+    pos = 0
+    for i in range(len(sizes)):
+        new_starts[i] = pos
+        pos += sizes[i]
+    return new_starts, np.empty(max(pos, 1), dtype=np.uint8)
+
+
 @njit(cache=True, nogil=True)
 def fold_docs(buf, starts, ends, t_off, t_len, pool):
     """Unicode folding per code point (dedup.unifold) of documents buf[starts[i]:ends[i]]:
@@ -257,12 +268,7 @@ def fold_docs(buf, starts, ends, t_off, t_len, pool):
             size += t_len[cp]
             j += k
         sizes[i] = size if ok[i] and not same[i] else 0
-    new_starts = np.zeros(n, dtype=np.int64)
-    pos = 0
-    for i in range(n):
-        new_starts[i] = pos
-        pos += sizes[i]
-    out = np.empty(max(pos, 1), dtype=np.uint8)
+    new_starts, out = _layout(sizes)
     for i in range(n):
         if not ok[i] or same[i]:
             continue
@@ -317,12 +323,7 @@ def spread_docs(buf, starts, ends, lut, unit):
         if units > 0 and 2 * units >= units + others:
             spread[i] = True
             sizes[i] = size
-    new_starts = np.zeros(n, dtype=np.int64)
-    pos = 0
-    for i in range(n):
-        new_starts[i] = pos
-        pos += sizes[i]
-    out = np.empty(max(pos, 1), dtype=np.uint8)
+    new_starts, out = _layout(sizes)
     for i in range(n):
         if not spread[i]:
             continue
