@@ -287,7 +287,8 @@ def shingle_sets(texts: list[str], cfg: DedupConfig) -> list[np.ndarray]:
 
 
 def words(text: str, cfg: DedupConfig) -> list[str]:
-    """The folded words `shingle_batch` hashes, for showing which n-grams matched."""
+    """The folded words `shingle_batch(..., spread=False)` hashes (contamination and the curriculum
+    units), for showing which n-grams matched."""
     raw = text.encode() if text.isascii() else _normalize_unicode(text, cfg).encode("utf-8")
     folded = raw.translate(_TABLES[(cfg.casefold, cfg.fold_punctuation)])
     return [w.decode("utf-8", "replace") for w in folded.split()]
