@@ -148,9 +148,22 @@ def _split_pattern(pre: dict | None) -> str | None:
         split, level = steps
         if (split.get("type") == "Split" and split.get("behavior") == "Isolated" and not split.get("invert")
                 and "Regex" in (split.get("pattern") or {}) and level.get("type") == "ByteLevel"
-                and not level.get("use_regex", True) and not level.get("add_prefix_space")):
+                and not level.get("use_regex", True) and not level.get("add_prefix_space")
+                and _covers_everything(split["pattern"]["Regex"])):
             return split["pattern"]["Regex"]
     return None
+
+
+# Alternatives that together match any character: letters, numbers, whitespace, and everything
+# else (a class that excludes only whitespace, letters and numbers).
+_CATCH_ALLS = (r"\p{L}+", r"\p{N}", r"\s+", r"[^\s\p{L}\p{N}]+")
+
+
+def _covers_everything(pattern: str) -> bool:
+    """Does a Split regex match every character (as GPT-2's, Llama 3's and Qwen 2's do)? tiktoken
+    drops the text between matches, where the library keeps it as a piece of its own: a regex
+    without these catch-all alternatives is left to the library."""
+    return all(alt in pattern for alt in _CATCH_ALLS)
 
 
 def _fast_bpe(path: str):

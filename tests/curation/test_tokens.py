@@ -102,8 +102,9 @@ def _trained(path: Path, texts: list[str], shape: str) -> Path:
 
     tok = Tokenizer(models.BPE(byte_fallback=shape == "byte_fallback"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=shape == "prefix_space")
-    if shape == "llama3":
-        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(LLAMA3_SPLIT), "isolated"),
+    if shape in ("llama3", "gaps"):  # gaps: a regex that leaves punctuation between its matches
+        split = LLAMA3_SPLIT if shape == "llama3" else r"\p{L}+|\p{N}+|\s+"
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(split), "isolated"),
                                                      pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     if shape == "nfkc":
         tok.normalizer = normalizers.NFKC()
@@ -116,7 +117,7 @@ def _trained(path: Path, texts: list[str], shape: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("shape", ["gpt2", "llama3", "nfkc", "lowercase", "prefix_space", "byte_fallback"])
+@pytest.mark.parametrize("shape", ["gpt2", "llama3", "nfkc", "lowercase", "prefix_space", "byte_fallback", "gaps"])
 def test_a_tokenizer_json_is_counted_exactly_whichever_engine_runs_it(tmp_path, shape):
     """tiktoken runs the byte-level BPE shapes it computes exactly (3-5x the library per core) and
     the library the others; either way every count equals the library's, on real text in many
@@ -150,3 +151,20 @@ def test_a_wrong_fast_count_is_caught_and_the_library_counts(tmp_path, monkeypat
     right = tokens._count_hf(path, texts)
     assert tokens.Tokenizer(path).count(texts).tolist() == right.tolist()
     assert tokens._FAST[path] is None
+
+
+def test_a_split_regex_with_gaps_stays_with_the_library(tmp_path):
+    """tiktoken drops the text between a pattern's matches, the library keeps it as a piece: run
+    by tiktoken, a regex without catch-all alternatives would count every punctuation mark as
+    nothing. Such a file is counted by the library (the shape test above checks the counts)."""
+    import tiktoken
+
+    from curation import tokens
+
+    texts = _real_texts()
+    path = str(_trained(tmp_path / "tokenizer.json", texts[::2], "gaps"))
+    assert tokens._fast_bpe(path) is None
+    enc, _, _ = tokens._fast_bpe(str(_trained(tmp_path / "g.json", texts[::2], "gpt2")))
+    gaps = tiktoken.Encoding("gaps", pat_str=r"\p{L}+|\p{N}+|\s+", mergeable_ranks=enc._mergeable_ranks,
+                             special_tokens={})
+    assert len(gaps.encode_ordinary("a, b!")) < tokens.Tokenizer(path).count(["a, b!"])[0]
