@@ -97,16 +97,25 @@ def real_folder(work: Path, mb: float, huge_mb: float) -> tuple[Path, int]:
     return folder, docs
 
 
+def base_db(base: Path, source: Path) -> float | None:
+    """Ingest `source` into the cached database `base` once (under a temporary name, renamed when
+    done); the ingest's seconds, or None when `base` was there already."""
+    if base.exists():
+        return None
+    tmp = base.with_suffix(".tmp.duckdb")
+    tmp.unlink(missing_ok=True)
+    t_ing, _, _ = run_rusage([TAOMI, "--db", str(tmp), "ingest", str(source), "--corpus", "c", "--json",
+                              "--tokenizer", "none"], None)
+    tmp.replace(base)
+    return t_ing
+
+
 def real(args, work: Path) -> None:
     folder, n = in_child(f"[str(x) for x in real_folder(Path({str(work)!r}), {args.real_mb}, {args.huge_mb})]")
     folder, n = Path(folder), int(n)
     base = work / f"base-real-{args.real_mb:g}-{args.huge_mb:g}.duckdb"
-    if not base.exists():
-        tmp = base.with_suffix(".tmp.duckdb")
-        tmp.unlink(missing_ok=True)
-        t_ing, _, _ = run_rusage([TAOMI, "--db", str(tmp), "ingest", str(folder), "--corpus", "c", "--json",
-                                  "--tokenizer", "none"], None)
-        tmp.replace(base)
+    t_ing = base_db(base, folder)
+    if t_ing is not None:
         print(json.dumps({"real_docs": n, "bytes": sum(f.stat().st_size for f in folder.glob("*.jsonl")),
                           "ingest_s": round(t_ing, 1)}), flush=True)
     for mode in ([], ["--char-ngrams"]):
@@ -171,12 +180,8 @@ def main() -> None:
     for n in sorted(args.sizes):
         src = in_child(f"corpus_path({str(work)!r}, {n}, {largest}, {args.words})")
         base = work / f"base-{n}.duckdb"
-        if not base.exists():
-            tmp = base.with_suffix(".tmp.duckdb")
-            tmp.unlink(missing_ok=True)
-            t_ing, _, _ = run_rusage([TAOMI, "--db", str(tmp), "ingest", str(src), "--corpus", "c", "--json",
-                                      "--tokenizer", "none"], None)
-            tmp.replace(base)
+        t_ing = base_db(base, src)
+        if t_ing is not None:
             print(json.dumps({"docs": n, "ingest_s": round(t_ing, 1)}), flush=True)
         row: dict = {"docs": n, "words": args.words}
         runs = {f"dask-{sd}" if len(args.shard_docs) > 1 else "dask":
