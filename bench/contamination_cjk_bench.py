@@ -8,15 +8,20 @@ message catalogues (`/usr/share/locale/{zh_CN,ja}/LC_MESSAGES/*.mo`, 40+ charact
 script for at least half of their characters. The pool is shuffled and cut in two: eval items
 come from one half; the training corpus is the other half, four pieces to a document.
 
-Truth units: characters after NFKC and casefold, whitespace and punctuation removed (written
-here, apart from Taomi's code). Clean means clean of passages: an item that shares 30 units in
-a row (about a sentence) with the training corpus or with another item is not used; how many
-were set aside is printed. Kinds planted into the training corpus (one copy each, inside a host
-document unless "verbatim"):
+Truth units (written here, apart from Taomi's code): after NFKC and casefold, each character of a
+script written without spaces is a unit, and each run of other letters and digits is one (a word);
+whitespace and punctuation separate them. What counts as a leak follows the rule under test: a
+shared passage as long as GPT-3's 13 English words, which is R units of the language's script
+(evalsets.contamination.RUN_BY_SCRIPT, measured on parallel text by bench/parallel_units.py:
+Chinese 21, Japanese 34). Clean means clean of such passages: an item that shares R units in a row
+with the training corpus or with another item is not used, and how many were set aside is printed
+(with `--clean-run 30` the older, stricter definition of this bench). Eval items have at least 2R
+units. Kinds planted into the training corpus (one copy each, inside a host document unless
+"verbatim"):
 
   verbatim     the item as its own training document
   embedded     the item in the middle of a host document
-  partial      30-45 characters of the item (a sentence or so)
+  partial      R to 1.5R units of the item, in a row (the shortest leak the rule is for)
   reformatted  ASCII punctuation made full-width and full-width made ASCII
   line-wrapped hard line breaks every 18-30 characters, mid-word
   spaced       a space between every two characters (PDF extraction's artefact)
@@ -24,7 +29,9 @@ document unless "verbatim"):
   near-miss    every 10th unit replaced: no 10 units in a row survive (clean)
   unplanted    nothing planted (clean)
 
-    .venv/bin/python bench/contamination_cjk_bench.py [--per-kind 25] [--seed 0] [--n 13 16 20 25]
+Beside the rule: plain n-grams of each --n (any n units in a row), and whitespace 13-grams.
+
+    .venv/bin/python bench/contamination_cjk_bench.py [--per-kind 25] [--seed 0] [--n 13 21 32]
 """
 
 from __future__ import annotations
@@ -44,23 +51,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import multilingual_bench as mb
 
-from evalsets.contamination import ngram_overlap
+from evalsets.contamination import RUN_BY_SCRIPT, ngram_overlap
 
 KINDS = ("verbatim", "embedded", "partial", "reformatted", "line-wrapped", "spaced", "converted")
 CLEAN = ("near-miss", "unplanted")
-SENTENCE = 30  # units in a row that make a shared passage (clean items share none)
+RUN = {"zh_CN": RUN_BY_SCRIPT["Han"], "zh_TW": RUN_BY_SCRIPT["Han"], "ja": RUN_BY_SCRIPT["Kana"],
+       "ko": RUN_BY_SCRIPT["Hangul"], "th": RUN_BY_SCRIPT["Thai"]}
 _FULL = str.maketrans({",": "，", ".": "。", ":": "：", ";": "；", "(": "（", ")": "）", "!": "！", "?": "？",
                        "，": ",", "。": ".", "：": ":", "；": ";", "（": "(", "）": ")", "！": "!", "？": "?"})
 
 
-def truth_units(text: str) -> str:
+_NO_SPACES = ("CJK UNIFIED", "CJK COMPATIBILITY IDEOGRAPH", "HIRAGANA", "KATAKANA", "HANGUL", "THAI")
+
+
+def unit_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each truth unit of a text: a character of a script without spaces, or a run
+    of other letters and digits."""
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if unicodedata.name(c, "").startswith(_NO_SPACES):
+            out.append((i, i + 1))
+            i += 1
+        elif c.isalnum():
+            j = i + 1
+            while j < len(text) and text[j].isalnum() and not unicodedata.name(text[j], "").startswith(_NO_SPACES):
+                j += 1
+            out.append((i, j))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def truth_units(text: str) -> list[str]:
     t = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(c for c in t if not c.isspace() and not unicodedata.category(c).startswith("P"))
+    return [t[a:b] for a, b in unit_spans(t)]
 
 
-def grams(text: str, k: int) -> set[str]:
+def grams(text: str, k: int) -> set[tuple[str, ...]]:
     u = truth_units(text)
-    return {u[i:i + k] for i in range(len(u) - k + 1)}
+    return {tuple(u[i:i + k]) for i in range(len(u) - k + 1)}
 
 
 def catalogue_messages(lang: str, min_chars: int = 40) -> list[str]:
@@ -69,7 +100,7 @@ def catalogue_messages(lang: str, min_chars: int = 40) -> list[str]:
         try:
             with f.open("rb") as fh:
                 cat = gettext.GNUTranslations(fh)._catalog
-        except (OSError, gettext.error):
+        except (OSError, ValueError, LookupError):  # a catalogue gettext cannot parse
             continue
         out += [" ".join(v.split()) for k, v in cat.items() if k and isinstance(v, str) and len(v) >= min_chars]
     return out
@@ -80,13 +111,14 @@ def pool(lang: str) -> list[str]:
     return [t for t in dict.fromkeys(texts) if mb.script_share(t) >= 0.5]
 
 
-def plant(kind: str, item: str, rng: random.Random) -> str:
+def plant(kind: str, item: str, rng: random.Random, run: int = 21) -> str:
     if kind in ("verbatim", "embedded"):
         return item
     if kind == "partial":
-        size = rng.randint(30, 45)
-        start = rng.randrange(0, max(1, len(item) - size))
-        return item[start:start + size]
+        spans = unit_spans(item)
+        size = min(len(spans), rng.randint(run, run * 3 // 2))
+        start = rng.randrange(0, len(spans) - size + 1)
+        return item[spans[start][0]:spans[start + size - 1][1]]
     if kind == "reformatted":
         return item.translate(_FULL)
     if kind == "line-wrapped":
@@ -115,20 +147,24 @@ def plant(kind: str, item: str, rng: random.Random) -> str:
     raise ValueError(kind)
 
 
-def build(lang: str, per_kind: int, seed: int):
+def build(lang: str, per_kind: int, seed: int, clean_run: int | None = None):
+    """Eval items, their kinds, the training corpus, and how many candidates were set aside.
+    clean_run: units in a row that make a shared passage (default: the rule's run, RUN[lang])."""
+    run = RUN.get(lang, RUN_BY_SCRIPT["Han"])
+    clean_run = clean_run or run
     rng = random.Random(seed)
     texts = pool(lang)
     rng.shuffle(texts)
     half = len(texts) // 2
     candidates, host_pieces = texts[:half], texts[half:]
     hosts = ["\n".join(host_pieces[i:i + 4]) for i in range(0, len(host_pieces), 4)]
-    seen = set().union(*(grams(h, SENTENCE) for h in hosts))
+    seen = set().union(*(grams(h, clean_run) for h in hosts))
     kinds = [k for k in KINDS if lang.startswith("zh") or k != "converted"] + list(CLEAN)
     items, shared = [], 0
     for t in candidates:
-        if len(truth_units(t)) < 40:
+        if len(truth_units(t)) < 2 * run:
             continue
-        g = grams(t, SENTENCE)
+        g = grams(t, clean_run)
         if g & seen:
             shared += 1
             continue
@@ -141,18 +177,24 @@ def build(lang: str, per_kind: int, seed: int):
     items = items[:len(kind_of)]
     training = list(hosts)
     free = rng.sample(range(len(hosts)), len(hosts))
+    hosted: set[int] = set()
     for item, kind in zip(items, kind_of):
         if kind == "unplanted":
             continue
-        copy = plant(kind, item, rng)
+        copy = plant(kind, item, rng, run)
         if kind == "verbatim":
             training.append(copy)
         else:
-            if not free:  # more copies than hosts: a host takes a second copy
+            if not free:  # more copies than hosts: a host takes a second copy, after its text (in
+                # its middle, the first copy would be cut in two)
                 free = rng.sample(range(len(hosts)), len(hosts))
             h = free.pop()
-            cut = len(training[h]) // 2
-            training[h] = training[h][:cut] + copy + training[h][cut:]
+            if h in hosted:
+                training[h] = training[h] + "\n" + copy
+            else:
+                cut = len(training[h]) // 2
+                training[h] = training[h][:cut] + copy + training[h][cut:]
+                hosted.add(h)
     return items, kind_of, training, shared
 
 
@@ -173,20 +215,23 @@ def main() -> None:
     ap.add_argument("--lang", nargs="+", default=["zh_CN", "ja"])
     ap.add_argument("--per-kind", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n", type=int, nargs="+", default=[13, 16, 20, 25])
+    ap.add_argument("--n", type=int, nargs="+", default=[13, 21, 32])
+    ap.add_argument("--clean-run", type=int, default=None,
+                    help="units in a row that make a shared passage (default: the rule's run for the language)")
     a = ap.parse_args()
     for lang in a.lang:
-        items, kind_of, training, shared = build(lang, a.per_kind, a.seed)
+        items, kind_of, training, shared = build(lang, a.per_kind, a.seed, a.clean_run)
         if not items:
             print(f"{lang}: no real text on this machine")
             continue
         kinds = list(dict.fromkeys(kind_of))
         print(f"\n{lang}: {len(items)} real eval items ({len(items) // len(kinds)} per kind), {len(training)} "
               f"training documents ({sum(map(len, training)) / 1e6:.2f} M characters); {shared} candidate items "
-              f"set aside for sharing {SENTENCE}+ units with the training corpus")
+              f"set aside for sharing {a.clean_run or RUN[lang]}+ units with the training corpus; rule's run "
+              f"{RUN[lang]} units")
         batches = [(np.arange(len(training)), training)]
         results, status = {}, {}
-        columns = ["default", *a.n]  # default: 13 units, a run of 20 for mostly-kana items; then plain n
+        columns = ["default", *a.n]  # default: 13-grams, a run of the item's script's units; then plain n
         for col in columns:
             t = time.perf_counter()
             found = ngram_overlap(items, batches) if col == "default" else \
@@ -209,6 +254,10 @@ def main() -> None:
               + f" {ws[planted].mean():>7.3f}   recall (converted left out)")
         print(f"{'all clean':<13} {clean.sum():>3} " + " ".join(f"{results[c][clean].mean():>7.3f}" for c in columns)
               + f" {ws[clean].mean():>7.3f}   FP rate")
+        corpus13 = set().union(*(grams(t, 13) for t in training))
+        clause = sum(bool(grams(x, 13) & corpus13) for x, k in zip(items, kind_of) if k in CLEAN)
+        print(f"clean items that share a passage of 13 or more units (and fewer than the run): {clause} of "
+              f"{clean.sum()}")
         for c in columns:
             unchecked = sum(s in ("too_short", "low_information") for s in status[c])
             print(f"{c}: {unchecked} items reported uncheckable, {len(items) - unchecked} checked, none left "

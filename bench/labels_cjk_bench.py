@@ -40,7 +40,7 @@ def catalogue_corpus(lang: str, classes: int = 10, per_class: int = 300, min_cha
         try:
             with f.open("rb") as fh:
                 cat = gettext.GNUTranslations(fh)._catalog
-        except (OSError, gettext.error):
+        except (OSError, ValueError, LookupError):  # a catalogue gettext cannot parse
             continue
         msgs = []
         for k, v in cat.items():

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from dedup.config import DedupConfig
-from dedup.shingle import is_unit, shingle_batch
+from dedup.shingle import UNIT_SCRIPTS, is_unit, shingle_batch
 from dedup.shingle import words as _folded_words
 
 # A hyphen (with any line break after it), an apostrophe or a soft hyphen before a word character;
@@ -33,10 +33,19 @@ from dedup.shingle import words as _folded_words
 # checked in Python: a pattern that starts with one makes `re` try every position (2.4x slower).
 _JOINER = re.compile(r"(?:[-\u2010\u2011]\s*|['\u2019\u00ad])(?=\w)")
 _JOIN_CHARS = re.compile(r"[-\u2010\u2011'\u2019\u00ad]")
+# A word spaced out letter by letter (PDF extraction's artefact, "p o s t m a s t e r 命 令", "d p k g -
+# s o u r c e"): three or more letters or digits of spaced scripts, and the hyphens and apostrophes
+# between them, each alone between single spaces, are one word again (then joined as above).
+# Characters of scripts without spaces are units whether spaced or not, so they are left alone.
+# The pattern starts with a space, a literal `re` finds fast (a run right after a line break or a
+# bracket is left: a \b start scanned 3x slower, +35% on a whole contamination scan).
+_SPACED = re.compile(rf" [^\W_{UNIT_SCRIPTS}](?:(?: [-\u2010\u2011'\u2019])? [^\W_{UNIT_SCRIPTS}]\b){{2,}}")
 
 
 def join_words(text: str) -> str:
-    """Remove word-inner hyphens (and the line break after one), apostrophes and soft hyphens."""
+    """Remove word-inner hyphens (and the line break after one), apostrophes and soft hyphens;
+    join a word spaced out letter by letter."""
+    text = _SPACED.sub(lambda m: " " + m.group().replace(" ", ""), " " + text)[1:]
     if not _JOIN_CHARS.search(text):
         return text
 
@@ -49,11 +58,13 @@ def join_words(text: str) -> str:
 
 
 N_GRAM = 13  # GPT-3's n (Brown et al. 2020, app. C)
-# Mostly-kana items (Japanese) need a run of KANA_RUN units matched in a row: 13 kana are often one
-# shared technical term or a stock phrase (コマンドラインインターフェイス, することができます).
-# Measured on real Debian manual and catalogue text (bench/contamination_cjk_bench.py): false flags
-# on clean items 0.33-0.40 at 13, 0.07-0.08 at 20; planted copies found 0.99-1.00 and 0.94-0.97.
-KANA_RUN = 20
+# An item mostly in a script without spaces needs a match of as much text as GPT-3's 13 English words:
+# 13 x the units its script takes per English word, measured on the 234k+ messages of Debian's
+# translated catalogues (bench/parallel_units.py: Han 1.62, Kana 2.64, Hangul 2.14, Thai 4.68,
+# Myanmar 5.36, Khmer 5.80 units per word; Latin 1.02). Lao has no catalogue here: Thai's, its
+# sister script. 13 characters of Chinese are about 8 English words, 13 kana about 5: a stock
+# phrase or one technical term (コマンドラインインターフェイス), which flagged 0.07-0.40 of clean items.
+RUN_BY_SCRIPT = {"Han": 21, "Kana": 34, "Hangul": 28, "Thai": 61, "Lao": 61, "Myanmar": 70, "Khmer": 75}
 MIN_INFORMATIVE = 4  # distinct informative words an n-gram needs to count as evidence
 _HEXISH = re.compile(r"^(?:0x)?[0-9a-f]+$")
 
@@ -90,11 +101,14 @@ class ItemNgrams:
 
 
 def required_run(text: str, n: int = N_GRAM) -> int:
-    """Units an item's match must cover in a row: n, or KANA_RUN for an item mostly in kana and Han
-    with kana in it (dominant script 'Kana': Japanese)."""
+    """Units an item's match must cover in a row: n, or its dominant script's RUN_BY_SCRIPT (Japanese
+    text, kana with Han, is 'Kana')."""
     from curation.languages import dominant_script
 
-    return max(n, KANA_RUN) if dominant_script(text) == "Kana" else n
+    return max(n, RUN_BY_SCRIPT.get(dominant_script(text), n))
+
+
+RULE_TAG = "runs-" + "-".join(f"{k}{v}" for k, v in RUN_BY_SCRIPT.items()) + "-spaced"  # stored rules name it
 
 
 def keep_runs(pairs: pd.DataFrame, need: np.ndarray, n: int, item_cols: tuple[str, ...] = ("item",)) -> pd.DataFrame:
@@ -235,7 +249,7 @@ def ngram_overlap(items: list[str], batches: Iterable[tuple[np.ndarray, list[str
                   max_docs: int = 5, low_information_rule: bool = True, per_script: bool = True) -> list[dict]:
     """Per item: contaminated?, matching training doc ids (up to max_docs), matched word spans.
 
-    Items with fewer than n words (KANA_RUN units for mostly-kana items, with `per_script`) cannot
+    Items with fewer than n words (their script's RUN_BY_SCRIPT units, with `per_script`) cannot
     be checked this way and say so ("too_short"); items none of whose n-grams is evidence say
     "low_information"."""
     need = [required_run(t, n) if per_script else n for t in items]

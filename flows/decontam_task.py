@@ -16,9 +16,10 @@ import pandas as pd
 
 from dedup.config import SHINGLE_VERSION
 from evalsets.contamination import (
-    KANA_RUN,
     MIN_INFORMATIVE,
     N_GRAM,
+    RULE_TAG,
+    RUN_BY_SCRIPT,
     doc_spans,
     item_ngrams,
     item_results,
@@ -37,10 +38,11 @@ from warehouse.db import session
 from warehouse.runlog import finish_run, skip_run, stable_hash, start_run
 
 # the units and the rules: a change re-indexes and re-scans
-RULE = f"v{SHINGLE_VERSION}-evidence>={MIN_INFORMATIVE}-kana{KANA_RUN}"
+RULE = f"v{SHINGLE_VERSION}-evidence>={MIN_INFORMATIVE}-{RULE_TAG}"
 METHOD = (f"{N_GRAM}-gram overlap after normalisation (Brown et al. 2020, app. C), characters as the units of "
           f"scripts without spaces; an n-gram counts with >= {MIN_INFORMATIVE} distinct informative units; items "
-          f"mostly in kana need {KANA_RUN} units in a row")
+          f"mostly in a script without spaces need as many units in a row as 13 English words carry "
+          f"({', '.join(f'{k} {v}' for k, v in RUN_BY_SCRIPT.items())})")
 
 
 def load_items(path: str | Path, name: str | None = None, fmt: str = "auto") -> tuple[EvalSet, str]:
@@ -109,7 +111,7 @@ def scan(db, corpus: str, set_hashes: list[str], progress=None) -> dict:
                                                                            "doc_id": np.zeros(0, np.int64),
                                                                            "doc_pos": np.zeros(0, np.int32)})
     pairs = index.rename(columns={"pos": "item_pos"}).merge(hits, on="h")
-    if len(pairs):  # mostly-kana items need a longer run (evalsets.contamination.required_run)
+    if len(pairs):  # items in scripts without spaces need a longer run (evalsets.contamination.required_run)
         with session(db) as con:
             texts = eval_store.item_texts_for(con, pending)
         need_of = {(h, i): required_run(t) for h, i, t in texts.itertuples(index=False)}

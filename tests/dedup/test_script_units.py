@@ -254,32 +254,40 @@ def test_contamination_and_curriculum_units_are_not_spread():
     assert off[-1] == len(units)
 
 
-def test_mostly_kana_items_need_a_longer_run_and_it_equals_the_longer_n(bench_module):
-    """A clean Japanese item that shares only a katakana term or a stock phrase (13-19 units) with
-    the training corpus is not flagged; copies are still found; and the run rule over the
-    13-gram index gives what a plain 20-gram index gives (real Debian text)."""
-    from evalsets.contamination import KANA_RUN, keep_runs, ngram_overlap, required_run
+def test_items_in_scripts_without_spaces_need_as_much_text_as_13_english_words(bench_module):
+    """An item mostly in a script without spaces needs a run of its script's units (13 English words'
+    worth, bench/parallel_units.py): a clean item that shares only a katakana term or a stock
+    sentence (a clause of 13-20 Han units) is not flagged, copies are still found, and the run rule
+    over the 13-gram index gives what a plain 21-gram index gives on real Chinese text."""
+    from evalsets.contamination import RUN_BY_SCRIPT, keep_runs, ngram_overlap, required_run
 
     item = "このオプションを指定すると、コマンドラインインターフェイスの設定ファイルを読み込まずに起動します。"
     term = "詳しくはコマンドラインインターフェイスの説明を参照してください。"  # 15 shared units
-    assert required_run(item) == KANA_RUN and required_run("机器学习是人工智能的一个分支。") == 13
+    assert required_run(item) == RUN_BY_SCRIPT["Kana"] == 34 and required_run("机器学习是人工智能的一个分支。") == 21
     assert required_run("The configuration file lists every option in order.") == 13
+    assert required_run("ตัวเลือกนี้จะแสดงรายการไฟล์ทั้งหมด") == 61 and required_run("이 옵션은 모든 파일을 보여 줍니다") == 28
     docs = [(np.array([1, 2]), [term, "前文。" + item + "後文。"])]
     assert ngram_overlap([item], docs)[0]["matched_docs"] == [2]
     assert ngram_overlap([item], [(np.array([1]), [term])])[0]["status"] == "clean"
     assert ngram_overlap([item], [(np.array([1]), [term])], per_script=False)[0]["status"] == "contaminated"
-    assert ngram_overlap(["コマンドラインインターフェイス"], docs)[0]["status"] == "too_short"  # 15 < 20 units
+    assert ngram_overlap(["コマンドラインインターフェイス"], docs)[0]["status"] == "too_short"  # 15 < 34 units
+
+    zh = "退出状态：返回最后执行的命令的状态。如果没有给出参数，则使用默认的配置文件并在后台运行。"
+    stock = "说明。退出状态：返回最后执行的命令的状态。另见手册。"  # 16 shared units: a stock sentence
+    assert ngram_overlap([zh], [(np.array([1]), [stock])])[0]["status"] == "clean"
+    assert ngram_overlap([zh], [(np.array([1]), [stock])], per_script=False)[0]["status"] == "contaminated"
+    assert ngram_overlap([zh], [(np.array([1]), ["前文" + zh[:24] + "后文"])])[0]["status"] == "contaminated"
 
     cb = bench_module("contamination_cjk_bench")
-    items, _kinds, training, _ = cb.build("ja", 12, 0)
+    items, _kinds, training, _ = cb.build("zh_CN", 12, 0)
     if len(items) < 50:
-        pytest.skip("no real Japanese text on this machine")
+        pytest.skip("no real Chinese text on this machine")
     batches = [(np.arange(len(training)), training)]
     rule = [f["status"] for f in ngram_overlap(items, batches)]
-    plain = [f["status"] for f in ngram_overlap(items, batches, n=KANA_RUN, per_script=False)]
-    kana = [required_run(t) == KANA_RUN for t in items]
-    assert sum(kana) > len(items) * 0.8
-    assert [r for r, k in zip(rule, kana) if k] == [p for p, k in zip(plain, kana) if k]
+    plain = [f["status"] for f in ngram_overlap(items, batches, n=21, per_script=False)]
+    han = [required_run(t) == 21 for t in items]
+    assert sum(han) > len(items) * 0.8
+    assert [r for r, k in zip(rule, han) if k] == [p for p, k in zip(plain, han) if k]
     assert "contaminated" in rule and "clean" in rule
     # runs are taken per (item, doc) along one diagonal: two 13-unit matches apart do not add up
     import pandas as pd
@@ -287,3 +295,27 @@ def test_mostly_kana_items_need_a_longer_run_and_it_equals_the_longer_n(bench_mo
     pairs = pd.DataFrame({"item": [0, 0, 0], "doc_id": [5, 5, 5], "item_pos": [0, 1, 10], "doc_pos": [3, 4, 40]})
     assert keep_runs(pairs, np.array([14, 14, 14]), 13)["item_pos"].tolist() == [0, 1]
     assert keep_runs(pairs, np.array([15, 15, 15]), 13).empty
+
+
+def test_a_word_spaced_out_letter_by_letter_is_one_word_again(bench_module):
+    """PDF extraction spaces every character: a Latin identifier inside a CJK copy comes apart
+    letter by letter and broke the run (0.83-0.93 of real spaced copies found). Three or more
+    single letters or digits between single spaces are joined, in items and documents alike; two
+    letters, words and characters of scripts without spaces are left as they are."""
+    from evalsets.contamination import join_words, ngram_overlap
+
+    assert join_words("使 用 p o s t m a s t e r 命 令") == "使 用 postmaster 命 令"
+    assert join_words("п р и в е т, u t f 8 and a b") == "привет, utf8 and a b"
+    assert join_words("数 据 库 is a database") == "数 据 库 is a database"
+    assert join_words("Options a, b and c.") == "Options a, b and c." and join_words("x - y") == "x - y"
+    assert join_words("d p k g - s o u r c e 命 令") == "dpkgsource 命 令"
+
+    cb = bench_module("contamination_cjk_bench")
+    for lang in ("zh_CN", "ja"):
+        items, kinds, training, _ = cb.build(lang, 15, 0)
+        if len(items) < 50:
+            pytest.skip(f"no real {lang} text on this machine")
+        spaced = [i for i, k in enumerate(kinds) if k == "spaced"]
+        assert any(any(c.isascii() and c.isalpha() for c in items[i]) for i in spaced)
+        found = ngram_overlap([items[i] for i in spaced], [(np.arange(len(training)), training)])
+        assert [f["status"] for f in found] == ["contaminated"] * len(spaced), lang

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalsets.contamination import evidence, informative_word, ngram_overlap
+from evalsets.contamination import evidence, informative_word, ngram_overlap, text_units
 from flows.decontam_task import decontaminate, register
 from flows.eval_task import evaluate
 
@@ -85,18 +85,21 @@ def test_low_information_ngrams_are_not_evidence():
     assert not evidence(["0", "1", "1", "0", "0", "0", "0", "1", "1", "1", "1", "0", "1"])
     assert evidence(["def", "has", "close", "elements", "numbers", "list", "float", "threshold", "float", "bool", "check", "if", "in"])
     assert not informative_word("0x1f") and not informative_word("3e8a") and informative_word("face")
-    item = ("convert the value to hex using the table 0 1 2 3 4 5 6 7 8 9 a b c d e f and then return "
+    table = "00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f"  # a hex dump's bytes
+    item = (f"convert the value to hex using the table {table} and then return "
             "the upper case result of the lookup for each nibble in turn")
-    doc = "an unrelated lookup 0 1 2 3 4 5 6 7 8 9 a b c d e f appears in every codec module"
-    bits = "the parity bits 0 1 1 0 0 0 0 1 1 1 1 0 1 of the frame"
-    item2 = ("check the received frame 0 1 1 0 0 0 0 1 1 1 1 0 1 against the expected checksum before "
+    doc = f"an unrelated lookup {table} appears in every codec module"
+    bits = "the parity words 01 10 11 00 00 01 11 10 11 10 01 00 11 of the frame"
+    item2 = ("check the received frame 01 10 11 00 00 01 11 10 11 10 01 00 11 against the expected checksum before "
              "accepting it into the queue of pending messages")
     ids = np.array([1, 2])
     on = ngram_overlap([item, item2], [(ids, [doc, bits])])
     off = ngram_overlap([item, item2], [(ids, [doc, bits])], low_information_rule=False)
     assert [f["status"] for f in on] == ["clean", "clean"]
     assert [f["status"] for f in off] == ["contaminated", "contaminated"]
-    assert ngram_overlap(["0 1 2 3 4 5 6 7 8 9 a b c d e f"], [(ids, [doc, bits])])[0]["status"] == "low_information"
+    assert ngram_overlap([table], [(ids, [doc, bits])])[0]["status"] == "low_information"
+    # single characters spaced out are one word (evalsets.contamination._SPACED): no windows of 13
+    assert text_units("the table 0 1 2 3 4 5 6 7 8 9 a b c d e f") == ["the", "table", "0123456789abcdef"]
 
 
 def test_a_second_eval_reads_the_stored_scan_and_tracing_index(world, tmp_path):
@@ -144,7 +147,7 @@ def test_unchecked_items_are_counted_and_not_called_clean(tmp_path, ingest_files
     ingest_files(str(tmp_path / "u.duckdb"), [train], "c")
     es = tmp_path / "es.jsonl"
     rows = [{"id": "short", "input": "too short", "target": "x"},
-            {"id": "table", "input": "0 1 2 3 4 5 6 7 8 9 a b c d e f", "target": "0"},
+            {"id": "table", "input": "00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f", "target": "00"},
             {"id": "fine", "input": "a completely different question about mountains valleys and the long "
                                     "winding roads between them in winter", "target": "yes"}]
     es.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -166,8 +169,8 @@ def test_corpus_batches_are_bounded_by_bytes_and_count():
 
 
 def test_decontaminate_holds_mostly_kana_items_to_the_longer_run(tmp_path, ingest_files):
-    """The stored scan applies the kana run too: a page that shares only a katakana term with a
-    Japanese item is not flagged (it was at 13 units), the page holding a copy is; an item of 13-19
+    """The stored scan applies the script's run too: a page that shares only a katakana term with a
+    Japanese item is not flagged (it was at 13 units), the page holding a copy is; an item of 13-33
     kana units is reported too short, not clean."""
     item = "このオプションを指定すると、コマンドラインインターフェイスの設定ファイルを読み込まずに起動します。"
     train = tmp_path / "train.jsonl"
