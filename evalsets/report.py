@@ -98,7 +98,7 @@ _HTML = _ENV.from_string("""<!doctype html>
 {% endif %}
 {% if cont %}
 <h2>Contamination ({{ cont.contaminated }} of {{ cont.checked }} checkable items)</h2>
-<p>{{ cont.method }}.{% if cont.get("unchecked") %} {{ cont.unchecked }} of {{ cont.total }} items could not be checked ({{ cont.too_short }} shorter than the n-gram (or the kana run), {{ cont.low_information }} with no informative n-gram); they are not in the clean slice.{% endif %}</p>
+<p>{{ cont.method }}.{% if cont.get("unchecked") %} {{ cont.unchecked }} of {{ cont.total }} items could not be checked ({{ cont.too_short }} shorter than the n-gram (or their script's run), {{ cont.low_information }} with no informative n-gram); they are not in the clean slice.{% endif %}</p>
 {{ table(cont["items"][:200], ["id", "status", "matched_docs", "spans"]) }}
 {% endif %}
 {% if r.failures %}

@@ -33,7 +33,8 @@ def evalset_add(name: str, path: Path = typer.Argument(..., help="Eval set (JSON
         print_json(r)
         return
     console.print(f"eval set '{r['name']}' {r['status']} ({r['format']}, {r['items']} items, hash {r['set_hash']}): "
-                  f"{r['checkable']} checkable, {r['too_short']} too short (under 13 units; 20 for kana), {r['low_information']} with no "
+                  f"{r['checkable']} checkable, {r['too_short']} too short (under 13 units; 21-75 in scripts without "
+                  f"spaces), {r['low_information']} with no "
                   "informative 13-gram")
 
 
@@ -135,7 +136,7 @@ def eval_cmd(evalset: Path = typer.Argument(..., help="Eval set (JSONL/CSV: id, 
             c = r["contamination"]
             console.print(f"contamination: {c['contaminated']} of {c['checked']} checkable items overlap the training "
                           f"corpus ({c['method']})" + (f"; {c['unchecked']} of {c['total']} items could not be checked "
-                                                       f"({c['too_short']} under 13 units or 20 kana, {c['low_information']} "
+                                                       f"({c['too_short']} under 13 units or their script's run, {c['low_information']} "
                                                        "with no informative 13-gram) and are not in the clean slice"
                                                        if c["unchecked"] else "")
                           + ("; scan reused" if c["reused_scan"] else ""))
