@@ -10,6 +10,7 @@ a file's key includes its sha256, so an edited file is a different tokenizer.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,21 +138,83 @@ def _normal_form(norm: dict | None) -> str | None | bool:
 
 
 def _split_pattern(pre: dict | None) -> str | None:
-    """The regex of a byte-level pre-tokenizer tiktoken can run as is: ByteLevel with GPT-2's
-    regex, or a Split(regex, isolated) then ByteLevel without one (Llama 3, Qwen 2); no prefix space."""
+    """The regex of a byte-level pre-tokenizer tiktoken can run: ByteLevel with GPT-2's regex, a
+    Split(regex, isolated) then ByteLevel without one (Llama 3, Qwen 2), or a chain of such splits
+    made one (`_chain`: DeepSeek's); no prefix space."""
     if not pre:
         return None
     if pre.get("type") == "ByteLevel":
         return GPT2_PATTERN if pre.get("use_regex", True) and not pre.get("add_prefix_space") else None
     steps = pre.get("pretokenizers") or []
-    if pre.get("type") == "Sequence" and len(steps) == 2:
-        split, level = steps
-        if (split.get("type") == "Split" and split.get("behavior") == "Isolated" and not split.get("invert")
-                and "Regex" in (split.get("pattern") or {}) and level.get("type") == "ByteLevel"
-                and not level.get("use_regex", True) and not level.get("add_prefix_space")
-                and _covers_everything(split["pattern"]["Regex"])):
-            return split["pattern"]["Regex"]
-    return None
+    if pre.get("type") != "Sequence" or len(steps) < 2:
+        return None
+    *splits, level = steps
+    if not (level.get("type") == "ByteLevel" and not level.get("use_regex", True) and not level.get("add_prefix_space")
+            and all(s.get("type") == "Split" and s.get("behavior") == "Isolated" and not s.get("invert")
+                    and "Regex" in (s.get("pattern") or {}) for s in splits)):
+        return None
+    if len(splits) == 1:
+        pattern = splits[0]["pattern"]["Regex"]
+        return pattern if _covers_everything(pattern) else None
+    return _chain([s["pattern"]["Regex"] for s in splits])
+
+
+# A split that isolates runs of one character class: `\p{N}{1,3}`, `[一-龥぀-ゟ゠-ヿ]+`
+_RUN = re.compile(r"^(\\p\{\w+\}|\[(?:[^\[\]\\]|\\.)+\])(\{\d+(?:,\d*)?\}|\+)$")
+
+
+def _chain(patterns: list[str]) -> str | None:
+    """One regex for a chain of isolating splits (DeepSeek's: digits in threes, then CJK runs, then a
+    GPT-style regex inside what is left), or None. Each split but the last must isolate runs of one
+    character class; their classes K are taken first, and the last regex runs with K taken out of
+    every class it has (`[X--[K]]`, `[^X K]`, `\\S` as `[^\\s K]`), so none of its matches, nor
+    a look-ahead, reaches into a run the earlier splits cut off, as the chain's pieces end there.
+    What the last regex leaves, the library keeps as pieces of their own: here runs of control and
+    format characters, else one character at a time. The runs of the earlier classes are taken
+    whole, where the library also runs the last regex inside them (DeepSeek's parts `ー゛` into a
+    letter and a symbol): the counts still agree, as no merge of a vocabulary trained on those pieces
+    joins across such a cut; the sample check catches a file where one does."""
+    classes = []
+    for p in patterns[:-1]:
+        m = _RUN.match(p)
+        if m is None:
+            return None
+        cls = m.group(1)
+        classes.append(cls if cls.startswith("\\p") else cls[1:-1])
+    if any(c.startswith("^") for c in classes):
+        return None
+    k = "".join(classes)
+    last, out, i = patterns[-1], [], 0
+    while i < len(last):
+        c = last[i]
+        if c == "\\":
+            esc = last[i:i + 2]
+            if esc[1:] in ("p", "P", "w", "W", "d", "D"):  # a class outside brackets: not taken apart here
+                return None
+            out.append(f"[^\\s{k}]" if esc == "\\S" else esc)
+            i += 2
+        elif c == "[":
+            j, body = i + 1, []
+            while j < len(last) and last[j] != "]":
+                if last[j] == "[":
+                    return None
+                step = 2 if last[j] == "\\" else 1
+                body.append(last[j:j + step])
+                j += step
+            if j >= len(last) or not body:
+                return None
+            inner = "".join(body)
+            out.append(f"[{inner}{k}]" if inner.startswith("^") else f"[{inner}--[{k}]]")
+            i = j + 1
+        elif c == ".":
+            return None
+        else:
+            out.append(c)
+            i += 1
+    # what the last regex leaves: runs of other characters (controls, format characters), short of
+    # one that a letter follows (a GPT-style regex takes it as the optional prefix of a word)
+    gap = f"(?:[\\p{{C}}--[\\s{k}]](?![\\p{{L}}\\p{{M}}--[{k}]]))+"
+    return "|".join([*patterns[:-1], "".join(out), gap, "(?s:.)"])
 
 
 # Alternatives that together match any character: letters, numbers, whitespace, and everything
@@ -176,7 +239,6 @@ def _fast_bpe(path: str):
     _FAST[path] = None
     try:
         import json
-        import re
 
         import tiktoken
 

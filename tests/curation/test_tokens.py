@@ -91,20 +91,38 @@ def _real_texts() -> list[str]:
     for f in files:
         t = f.read_text(encoding="utf-8", errors="replace")
         out += [t[i:i + 3000] for i in range(0, min(len(t), 30_000), 3000)]
+    # strings where a chain of splits and one regex could part: digits of every kind, kana
+    # punctuation inside the CJK class, marks, controls and format characters between matches
+    import random
+
+    rng = random.Random(0)
+    alphabet = [*"abcXYZ 12\n\r\t.,!?-_'\"()[]{}#@", *"中文字一龥〇々あいうゝゞ゛゜゙゚゠アイウ・ーヿ", "\u3000", "\u00a0",
+                "\u2028", "\u0301", "\u200d", "\u200d\u200d", "\u200d\u200d", "\x00", "\x7f", "٣", "①", "Ⅻ", "²", "é", "ß", "я",
+                "😀", "\ue000", "ｱ", "１",
+                "。", "「", "가", "ก", "\u0e31"]
+    out += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(2000)]
     return out + ["", " ", "\n\n\t", "Ｆｕｌｌ ｗｉｄｔｈ ﬁ ① ㎏", "数据" * 2000, "a" * 5000, "x<|endoftext|>y"]
+
+
+# DeepSeek's pre-tokenizer (its tokenizer.json, as the litellm wheel ships it): three isolating splits
+DEEPSEEK_SPLITS = [r"\p{N}{1,3}", r"[一-龥぀-ゟ゠-ヿ]+",
+                   (r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+|"""
+                    r""" ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")]
 
 
 def _trained(path: Path, texts: list[str], shape: str) -> Path:
     """A byte-level BPE trained by the tokenizers library in the shape of a published one: GPT-2
-    (ByteLevel with its regex), Llama 3 / Qwen 2 (a Split regex, then ByteLevel without one), NFKC
-    before GPT-2's (Anthropic's file in the litellm wheel), or shapes tiktoken cannot run."""
+    (ByteLevel with its regex), Llama 3 / Qwen 2 (a Split regex, then ByteLevel without one), DeepSeek
+    (three Splits, then ByteLevel), NFKC before GPT-2's (Anthropic's file in the litellm wheel), or
+    shapes tiktoken cannot run."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(byte_fallback=shape == "byte_fallback"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=shape == "prefix_space")
-    if shape in ("llama3", "gaps"):  # gaps: a regex that leaves punctuation between its matches
-        split = LLAMA3_SPLIT if shape == "llama3" else r"\p{L}+|\p{N}+|\s+"
-        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(split), "isolated"),
+    if shape in ("llama3", "gaps", "deepseek", "chain_word_first"):  # gaps: leaves punctuation between matches
+        splits = {"llama3": [LLAMA3_SPLIT], "gaps": [r"\p{L}+|\p{N}+|\s+"], "deepseek": DEEPSEEK_SPLITS,
+                  "chain_word_first": [r"\w+", *DEEPSEEK_SPLITS[1:]]}[shape]
+        tok.pre_tokenizer = pre_tokenizers.Sequence([*(pre_tokenizers.Split(Regex(p), "isolated") for p in splits),
                                                      pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     if shape == "nfkc":
         tok.normalizer = normalizers.NFKC()
@@ -117,7 +135,8 @@ def _trained(path: Path, texts: list[str], shape: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("shape", ["gpt2", "llama3", "nfkc", "lowercase", "prefix_space", "byte_fallback", "gaps"])
+@pytest.mark.parametrize("shape", ["gpt2", "llama3", "deepseek", "nfkc", "lowercase", "prefix_space", "byte_fallback",
+                                   "gaps", "chain_word_first"])
 def test_a_tokenizer_json_is_counted_exactly_whichever_engine_runs_it(tmp_path, shape):
     """tiktoken runs the byte-level BPE shapes it computes exactly (3-5x the library per core) and
     the library the others; either way every count equals the library's, on real text in many
@@ -128,10 +147,18 @@ def test_a_tokenizer_json_is_counted_exactly_whichever_engine_runs_it(tmp_path, 
 
     texts = _real_texts()
     path = _trained(tmp_path / "tokenizer.json", texts[::2], shape)
-    assert (_fast_bpe(str(path)) is not None) == (shape in ("gpt2", "llama3", "nfkc"))
+    fast = _fast_bpe(str(path))
+    assert (fast is not None) == (shape in ("gpt2", "llama3", "deepseek", "nfkc"))
     hf = HF.from_file(str(path))
     want = [len(e.ids) for e in hf.encode_batch(texts, add_special_tokens=False)]
     assert Tokenizer(str(path)).count(texts).tolist() == want
+    if fast is not None:  # tiktoken itself, not the library's recount after a failed sample check
+        import unicodedata
+
+        enc, _, form = fast
+        plain = [i for i, t in enumerate(texts) if "<|endoftext|>" not in t]
+        assert [len(enc.encode_ordinary(unicodedata.normalize(form, texts[i]) if form else texts[i]))
+                for i in plain] == [want[i] for i in plain]
 
 
 def test_a_wrong_fast_count_is_caught_and_the_library_counts(tmp_path, monkeypatch):
