@@ -39,6 +39,9 @@ from warehouse.runlog import finish_run, skip_run, stable_hash, start_run
 
 # the units and the rules: a change re-indexes and re-scans
 RULE = f"v{SHINGLE_VERSION}-evidence>={MIN_INFORMATIVE}-{RULE_TAG}"
+# what a flagged document shares with an eval item, in words a user reads
+PASSAGE = (f"a {N_GRAM}-gram ({min(RUN_BY_SCRIPT.values())}-{max(RUN_BY_SCRIPT.values())} characters in a row in "
+           "scripts without spaces)")
 METHOD = (f"{N_GRAM}-gram overlap after normalisation (Brown et al. 2020, app. C), characters as the units of "
           f"scripts without spaces; an n-gram counts with >= {MIN_INFORMATIVE} distinct informative units; items "
           f"mostly in a script without spaces need as many units in a row as 13 English words carry "

@@ -180,14 +180,14 @@ def register_eval_t(db: str, name: str, path: str, fmt: str = "auto") -> dict:
 @task(name="decontaminate", **RETRY)
 @reported("decontaminate")
 def decontaminate_t(db: str, corpus: str) -> dict:
-    from flows.decontam_task import decontaminate, registered_sets
+    from flows.decontam_task import PASSAGE, decontaminate, registered_sets
 
     if not registered_sets(db):
         note("skipped: no registered eval sets")
         return {"skipped": "no registered eval sets ([[eval]] entries or `taomi evalset add`)"}
     r = decontaminate(db, corpus, progress=step)
     _artifact(f"decontaminate-{corpus}", f"decontamination of {corpus}",
-              [f"{r['documents_flagged']} documents share an informative 13-gram with {', '.join(r['sets'])}",
+              [f"{r['documents_flagged']} documents share {PASSAGE} with {', '.join(r['sets'])}",
                f"method: {r['method']}", "export leaves them out"],
               [{"eval set": k, **v} for k, v in r["per_set"].items()])
     return r

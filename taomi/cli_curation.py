@@ -111,7 +111,7 @@ def export(corpus: str, outdir: Path, fmt: str = typer.Option("parquet", "--form
            force: bool = typer.Option(False, "--force", help="Write into a non-empty folder Taomi did not create "
                                       "(its files are kept: Taomi deletes only what it wrote)."),
            keep_contaminated: bool = typer.Option(False, "--keep-contaminated",
-                                                  help="Keep documents that share a 13-gram with a registered eval "
+                                                  help="Keep documents that share a 13-gram (longer runs in CJK and Thai) with a registered eval "
                                                        "set (recorded in the manifest)."),
            quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
            as_json: bool = typer.Option(False, "--json")) -> None:

@@ -62,9 +62,9 @@ def decontaminate_cmd(corpus: str, sets: list[str] | None = typer.Option(None, "
                       quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
                       as_json: bool = typer.Option(False, "--json")) -> None:
     """Mark every training document that shares an informative 13-gram with a registered eval item
-    (export then leaves them out)."""
+    (21-75 characters in a row in scripts without spaces; export then leaves them out)."""
     from evalsets.sets import EvalInputError
-    from flows.decontam_task import decontaminate
+    from flows.decontam_task import PASSAGE, decontaminate
 
     try:
         with make_progress(console, quiet=quiet or as_json, units="count") as progress:
@@ -74,11 +74,11 @@ def decontaminate_cmd(corpus: str, sets: list[str] | None = typer.Option(None, "
     if as_json:
         print_json(r)
         return
-    console.print(f"{corpus}: {r['documents_flagged']} documents share a 13-gram with {', '.join(r['sets'])} "
+    console.print(f"{corpus}: {r['documents_flagged']} documents share {PASSAGE} with {', '.join(r['sets'])} "
                   f"({'scanned now' if r['scanned_now'] else 'stored scan, corpus unchanged'}); export leaves them out")
     emit([{"eval set": k, **v} for k, v in r["per_set"].items()], False, title="per eval set", console=console)
     for e in r["examples"][:10]:
-        console.print(f"  {e['doc']} ~ {e['eval_set']}/{e['item']} ({e['ngrams']} 13-grams): "
+        console.print(f"  {e['doc']} ~ {e['eval_set']}/{e['item']} ({e['ngrams']} matched 13-grams): "
                       f"{e['spans'][0]['text'][:120] if e['spans'] else ''}")
 
 

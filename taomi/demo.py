@@ -121,7 +121,7 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
     c, ex = cur["curriculum"], cur.get("export", {})
     say("5. curriculum", f": {c['documents']:,} kept documents ordered easy-to-hard with {c['pacing']} pacing; "
         f"exported {ex.get('shards')} shards ({ex.get('bytes', 0) / 1e6:.1f} MB) + manifest to {ex.get('outdir')}"
-        + (f"; {ex['decontamination']['documents_removed']} documents that share a 13-gram with the registered eval "
+        + (f"; {ex['decontamination']['documents_removed']} documents that share a 13-gram (or its CJK run) with the eval "
            "set left out (decontaminated before export)" if (ex.get("decontamination") or {}).get("registered_sets")
            else ""))
     cal = res["calibrate"]
