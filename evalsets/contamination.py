@@ -188,10 +188,14 @@ def _scan_long(keys: np.ndarray, doc_id: int, text: str, n: int) -> tuple[np.nda
     overlap's, so they are the whole document's word positions."""
     from dedup.pipeline import piece_bounds
 
+    bounds = _clean_bounds(text, piece_bounds(text))
+    if bounds is None:  # a joined word longer than the search window: join the whole text once
+        text = join_words(text)
+        bounds = piece_bounds(text)
     cfg = DedupConfig(ngram=n)
     ds, hs, ps = [], [], []
     offset, prev = 0, None  # (start, end, units) of the previous piece
-    for a, b in piece_bounds(text):
+    for a, b in bounds:
         h, _ = shingle_batch([join_words(text[a:b])], cfg, spread=False)
         skip = 0
         if prev is not None:
@@ -204,6 +208,41 @@ def _scan_long(keys: np.ndarray, doc_id: int, text: str, n: int) -> tuple[np.nda
         ps.append((hit + offset).astype(np.int32))
         prev = (a, b, len(h) + n - 1 if len(h) else len(_folded_words(join_words(text[a:b]), cfg)))
     return np.concatenate(ds), np.concatenate(hs), np.concatenate(ps)
+
+
+# A word the joins make of parts with whitespace between them ("contami-\nnation", "well-\nknown-
+# ness"): a piece cut at that whitespace would count other units than the whole text does.
+_CHAIN = re.compile(r"\w+(?:(?:[-\u2010\u2011]\s*|['\u2019\u00ad])\w+)+")
+_NEAR = 1_024  # characters searched on each side of a cut
+
+
+def _clean_cut(text: str, pos: int) -> int | None:
+    """The cut `pos`, or an earlier one, that splits no word the joins make (`_SPACED` runs and
+    `_CHAIN`s); None when such a word runs past the search window."""
+    for _ in range(16):
+        lo = max(0, pos - _NEAR)
+        window = text[lo:pos + _NEAR]
+        inside = [lo + m.start() for pat in (_SPACED, _CHAIN) for m in pat.finditer(window)
+                  if lo + m.start() < pos < lo + m.end()]
+        if not inside:
+            return pos
+        if min(inside) <= lo and lo > 0:
+            return None
+        pos = min(inside)
+    return None
+
+
+def _clean_bounds(text: str, bounds: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
+    """Piece bounds moved off the words the joins make, so each piece's units are the whole
+    text's; None when a cut cannot be moved within the search window."""
+    out = []
+    for a, b in bounds:
+        a2 = _clean_cut(text, a) if a else 0
+        b2 = _clean_cut(text, b) if b < len(text) else b
+        if a2 is None or b2 is None or b2 <= a2:
+            return None
+        out.append((a2, b2))
+    return out
 
 
 def join_hits(index: ItemNgrams, doc_id: np.ndarray, h: np.ndarray, doc_pos: np.ndarray) -> pd.DataFrame:
