@@ -10,6 +10,10 @@ words, units counted on both sides by Taomi's own contamination units (`text_uni
 spaced script is one unit, a character of a script without spaces is one), grouped by the
 translation's dominant script.
 
+A second genre beside it: Debian's translated manual pages (`/usr/share/man/{zh_CN,zh_TW,ja,ko}`)
+against the English page of the same name, whole pages (groff requests dropped), median of the
+per-page ratios (a translation may follow an older page: the median is robust to a few).
+
     .venv/bin/python bench/parallel_units.py [--min-words 8]
 """
 
@@ -64,6 +68,27 @@ def main() -> None:
         ratio = t.sum() / e.sum()
         print(f"{script:<8} {len(rows):>9,} {ratio:>10.2f} {np.median(t / e):>7.2f} {round(N_GRAM * ratio):>5}  "
               f"{' '.join(sorted(langs[script])[:12])}{' ...' if len(langs[script]) > 12 else ''}")
+    man_ratios()
+
+
+def man_ratios() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import multilingual_bench as mb
+
+    english = {name: " ".join(paras) for name, paras in mb.man_pages("en", 1, 10**9)}
+    print(f"\n{'man pages':<10} {'pages':>6} {'units/word':>10} {'x13':>5}  (median of per-page ratios)")
+    for lang in ("zh_CN", "zh_TW", "ja", "ko"):
+        ratios = []
+        for name, paras in mb.man_pages(lang, 1, 10**9):
+            en = english.get(name.split("/", 1)[-1])
+            if not en or not paras:
+                continue
+            e, t = len(text_units(en)), len(text_units(" ".join(paras)))
+            if e >= 200:
+                ratios.append(t / e)
+        if ratios:
+            r = float(np.median(ratios))
+            print(f"{lang:<10} {len(ratios):>6} {r:>10.2f} {round(N_GRAM * r):>5}")
 
 
 if __name__ == "__main__":
