@@ -9,6 +9,7 @@ a file's key includes its sha256, so an edited file is a different tokenizer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -81,14 +82,14 @@ def _count_file(path: str, texts: list[str]) -> np.ndarray:
     fast = _fast_bpe(path)
     if fast is None:
         return _count_hf(path, texts)
-    enc, added, form = fast
+    enc, added, prepare = fast
     out = np.empty(len(texts), dtype=np.int64)
     slow = []
     for i, t in enumerate(texts):
         if added is not None and added.search(t):  # the library matches added tokens inside text
             slow.append(i)
         else:
-            out[i] = len(enc.encode_ordinary(unicodedata.normalize(form, t) if form and not t.isascii() else t))
+            out[i] = len(enc.encode_ordinary(prepare(t)))
     sample = sorted(set(range(0, len(texts), CHECK_EVERY)) - set(slow))
     if sample and not np.array_equal(out[sample], _count_hf(path, [texts[i] for i in sample])):
         _FAST[path] = None
@@ -230,10 +231,12 @@ def _covers_everything(pattern: str) -> bool:
 
 
 def _fast_bpe(path: str):
-    """(tiktoken Encoding, regex of the added tokens or None, Unicode normal form or None) for a
-    tokenizer.json that is a plain byte-level BPE (no normalizer but NFC/NFKC, no dropout, prefixes or
-    byte fallback; every byte in the vocabulary), else None. Ranks are the merges' order after the 256 bytes, as tiktoken builds GPT-2's from
-    its merges file; tiktoken applies the lowest-ranked merge first, as the library does."""
+    """(tiktoken Encoding, regex of the added tokens or None, the text as that Encoding reads it)
+    for a tokenizer.json tiktoken counts exactly, else None: a plain byte-level BPE (no normalizer
+    but NFC/NFKC, no dropout, prefixes or byte fallback; every byte in the vocabulary), or a
+    SentencePiece-shaped BPE (`_spm_bpe`). Ranks are the merges' order after the 256 bytes, as
+    tiktoken builds GPT-2's from its merges file; tiktoken applies the lowest-ranked merge first, as
+    the library does."""
     if path in _FAST:
         return _FAST[path]
     _FAST[path] = None
@@ -244,11 +247,20 @@ def _fast_bpe(path: str):
 
         spec = json.loads(Path(path).read_text(encoding="utf-8"))
         model = spec.get("model") or {}
+        added = [t["content"] for t in spec.get("added_tokens") or [] if t.get("content")]
+        found = re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True)))) if added else None
+        if (model.get("type") != "BPE" or model.get("dropout") or model.get("continuing_subword_prefix")
+                or model.get("end_of_word_suffix")):
+            return None
+        if model.get("byte_fallback"):
+            spm = _spm_bpe(spec)
+            if spm is not None:
+                _FAST[path] = (tiktoken.Encoding(f"taomi-{Path(path).name}", pat_str=spm[0], mergeable_ranks=spm[1],
+                                                 special_tokens={}), found, spm[2])
+            return _FAST[path]
         pattern = _split_pattern(spec.get("pre_tokenizer"))
         form = _normal_form(spec.get("normalizer"))
-        if (pattern is None or form is False or model.get("type") != "BPE" or model.get("dropout")
-                or model.get("continuing_subword_prefix") or model.get("end_of_word_suffix")
-                or model.get("byte_fallback")):
+        if pattern is None or form is False:
             return None
         decode = _byte_decoder()
         vocab = model.get("vocab") or {}
@@ -259,9 +271,74 @@ def _fast_bpe(path: str):
             a, b = m.split(" ", 1) if isinstance(m, str) else m
             ranks.setdefault(bytes(decode[c] for c in a) + bytes(decode[c] for c in b), len(ranks))
         enc = tiktoken.Encoding(f"taomi-{Path(path).name}", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
-        added = [t["content"] for t in spec.get("added_tokens") or [] if t.get("content")]
-        found = re.compile("|".join(map(re.escape, sorted(added, key=len, reverse=True)))) if added else None
-        _FAST[path] = (enc, found, form)
+        _FAST[path] = (enc, found, functools.partial(_normalized, form))
     except (ImportError, KeyError, ValueError, TypeError, OSError):  # not one tiktoken can run: the library counts
         _FAST[path] = None
     return _FAST[path]
+
+
+def _normalized(form: str | None, text: str) -> str:
+    return unicodedata.normalize(form, text) if form and not text.isascii() else text
+
+
+SPACE = "\u2581"  # "▁", SentencePiece's stand-in for a space
+
+
+def _spm_bpe(spec: dict):
+    """(pattern, ranks, the text as tiktoken reads it) for a SentencePiece BPE converted to a
+    tokenizer.json (Llama 2, Mistral: characters as the symbols, a space as "▁", byte fallback), or
+    None. The library runs BPE over the whole text; tiktoken runs it over the byte form:
+    - every byte prefix of a character in the vocabulary is a merge ranked before the file's own,
+      so a character is whole before any of them applies;
+    - a character outside the vocabulary is one token per UTF-8 byte (`<0xNN>`) that no merge
+      joins: it is read as that many copies of a byte no token holds;
+    - pieces start at each run of "▁" (`▁+[^▁]*`): no token of the file has a "▁" after another
+      character, so no merge crosses there, and tiktoken never runs one merge loop over a whole
+      document.
+    The file's shape must be exactly one of: normalizer Prepend("▁") then Replace(" ", "▁") and no
+    pre-tokenizer (Llama 2 as converted by transformers with legacy=True); no normalizer and
+    Metaspace("▁", split=False) (legacy=False); or Replace(" ", "▁") alone (no prefix)."""
+    model = spec["model"]
+    vocab = model.get("vocab") or {}
+    if not all(f"<0x{b:02X}>" in vocab for b in range(256)) or any(SPACE in t.lstrip(SPACE) for t in vocab):
+        return None
+    norm, pre = spec.get("normalizer"), spec.get("pre_tokenizer")
+    steps = (norm or {}).get("normalizers") if (norm or {}).get("type") == "Sequence" else ([norm] if norm else [])
+    replace = {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}
+    if pre is None and steps == [{"type": "Prepend", "prepend": SPACE}, replace]:
+        prefix = "always"
+    elif pre is None and steps == [replace]:
+        prefix = "never"
+    elif (not steps and (pre or {}).get("type") == "Metaspace" and pre.get("replacement") == SPACE
+          and not pre.get("split", True) and pre.get("prepend_scheme") in ("first", "always", "never")):
+        prefix = "unless-there" if pre["prepend_scheme"] != "never" else "never"
+    else:
+        return None
+    chars = sorted(t for t in vocab if len(t) == 1)
+    held = set().union(*(t.encode("utf-8") for t in vocab if not (t.startswith("<0x") and len(t) == 6)))
+    filler = next((bytes([b]) for b in (*range(1, 32), 127, 0) if b not in held), None)
+    if filler is None:
+        return None
+    ranks = {bytes([b]): b for b in range(256)}
+    for ch in chars:
+        raw = ch.encode("utf-8")
+        for k in range(2, len(raw) + 1):
+            ranks.setdefault(raw[:k], len(ranks))
+    for m in model.get("merges") or []:
+        a, b = m.split(" ", 1) if isinstance(m, str) else m
+        ranks.setdefault((a + b).encode("utf-8"), len(ranks))
+    outside = re.compile("[^" + "".join(re.escape(c) for c in chars) + "]+")
+    fill = filler.decode("ascii")
+    return (f"{SPACE}+[^{SPACE}]*|[^{SPACE}]+", ranks,
+            functools.partial(_metaspace, prefix, outside, fill))
+
+
+def _metaspace(prefix: str, outside: re.Pattern, fill: str, text: str) -> str:
+    """The text as the SentencePiece-shaped file's normalizer makes it, characters outside the
+    vocabulary as one filler byte per UTF-8 byte."""
+    if not text:
+        return text
+    text = text.replace(" ", SPACE)
+    if prefix == "always" or (prefix == "unless-there" and not text.startswith(SPACE)):
+        text = SPACE + text
+    return outside.sub(lambda m: fill * len(m.group().encode("utf-8")), text)
