@@ -10,6 +10,15 @@ tokenizer.json (32k vocabulary, trained here on other files of the same kind) as
 encoder otherwise) beside the library's batch encoder and document by document; `--tokenizer-json`
 adds real files (e.g. the DeepSeek and Anthropic tokenizer.json files the litellm wheel ships). One
 core: run under `taskset -c 0` for the per-core figure.
+
+SentencePiece-shaped files (Llama 2, Mistral) from the models the mistral-common wheel ships, in a
+scratch venv (`uv pip install mistral-common sentencepiece protobuf "transformers==4.46.3"`; later
+transformers fail on these models):
+
+    from transformers import LlamaTokenizer
+    from transformers.convert_slow_tokenizer import convert_slow_tokenizer
+    convert_slow_tokenizer(LlamaTokenizer(vocab_file=".../mistral_common/data/tokenizer.model.v1",
+                                          legacy=True)).save("mistral_v1_tokenizer.json")
 """
 
 from __future__ import annotations
