@@ -33,9 +33,17 @@ class Tokenizer:
     spec: str
 
     def __post_init__(self) -> None:
-        if self.spec not in BUILTIN and not Path(self.spec).is_file():
+        if self.spec in BUILTIN:
+            return
+        if not Path(self.spec).is_file():
             raise ValueError(f"tokenizer {self.spec!r}: give {' or '.join(BUILTIN)}, or the path of a Hugging Face "
                              "tokenizer.json file")
+        try:  # read now, before any document is written: a file the library cannot read is one line
+            _hf(self.spec)
+        except Exception as exc:  # noqa: BLE001 - the tokenizers library raises plain Exception
+            detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"tokenizer {self.spec!r}: not a tokenizer.json the tokenizers library reads "
+                             f"({detail})") from None
 
     @property
     def key(self) -> str:
@@ -102,10 +110,17 @@ def _count_file(path: str, texts: list[str]) -> np.ndarray:
 CHECK_EVERY = 64  # one text in 64 is also counted by the tokenizers library (about 7% more time)
 
 
-def _count_hf(path: str, texts: list[str]) -> np.ndarray:
-    from tokenizers import Tokenizer as HFTokenizer
+def _hf(path: str):
+    """The tokenizers library's tokenizer of a file, loaded once per process."""
+    if path not in _LOADED:
+        from tokenizers import Tokenizer as HFTokenizer
 
-    tok = _LOADED.get(path) or _LOADED.setdefault(path, HFTokenizer.from_file(path))
+        _LOADED[path] = HFTokenizer.from_file(path)
+    return _LOADED[path]
+
+
+def _count_hf(path: str, texts: list[str]) -> np.ndarray:
+    tok = _hf(path)
     # encode_batch_fast: the batch encoder without character offsets, which a count never reads
     encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
     return np.fromiter((len(e.ids) for e in encode(texts, add_special_tokens=False)), dtype=np.int64,

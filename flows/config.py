@@ -270,10 +270,19 @@ def normalize(raw: dict, base: Path, where: str = "config") -> dict[str, Any]:
         return path
 
     def tokenizer(key: str, value: str) -> str:
-        """A shipped tokenizer's name or 'none' as written; a tokenizer.json path resolved and checked."""
-        from curation.tokens import BUILTIN
+        """A shipped tokenizer's name or 'none' as written; a tokenizer.json path resolved and read
+        (a file the tokenizers library cannot read fails here, not mid-run)."""
+        from curation.tokens import BUILTIN, Tokenizer
 
-        return value if value in (*BUILTIN, "none") else must_exist(key, value)
+        if value in (*BUILTIN, "none"):
+            return value
+        path = must_exist(key, value)
+        if path and Path(path).is_file():
+            try:
+                Tokenizer(path)
+            except ValueError as exc:
+                missing.append(f"{key} = {value!r} ({exc})")
+        return path
 
     out["corpus"] = [{**c.model_dump(exclude_none=False),
                       "tokenizer": tokenizer(f"corpus[{i}].tokenizer", c.tokenizer),

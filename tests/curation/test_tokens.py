@@ -222,3 +222,26 @@ def test_a_split_regex_with_gaps_stays_with_the_library(tmp_path):
     gaps = tiktoken.Encoding("gaps", pat_str=r"\p{L}+|\p{N}+|\s+", mergeable_ranks=enc._mergeable_ranks,
                              special_tokens={})
     assert len(gaps.encode_ordinary("a, b!")) < tokens.Tokenizer(path).count(["a, b!"])[0]
+
+
+def test_a_tokenizer_file_the_library_cannot_read_is_one_line_before_anything_is_written(tmp_path, taomi_cli):
+    """A tokenizer.json the library cannot load (here: a BPE without merges) was a traceback after
+    the documents were written; now `ingest`, `tokens` and a pipeline config refuse it in one line
+    naming the file and the library's reason, and no database file is created."""
+    from flows.config import ConfigError, load_config
+
+    bad = tmp_path / "broken.json"
+    bad.write_text(json.dumps({"model": {"type": "BPE", "byte_fallback": True, "vocab": {}}}))
+    src = tmp_path / "c.jsonl"
+    src.write_text(json.dumps({"text": "hello world"}) + "\n")
+    db = tmp_path / "w.duckdb"
+    r = taomi_cli("--db", db, "ingest", "-c", "c", src, "--tokenizer", bad)
+    assert r.code == 2 and "broken.json" in r.err and "cannot" not in r.err and "Missing vocab/merges" in r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1 and not db.exists()
+    assert taomi_cli("--db", db, "ingest", "-c", "c", src, "--tokenizer", "none").code == 0
+    r = taomi_cli("--db", db, "tokens", "c", "--tokenizer", bad)
+    assert r.code == 2 and "broken.json" in r.err and "Traceback" not in r.err
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f'db = "p.duckdb"\n[[corpus]]\nname = "c"\npaths = ["{src}"]\ntokenizer = "{bad}"\n')
+    with pytest.raises(ConfigError, match="corpus\\[0\\].tokenizer .*Missing vocab/merges"):
+        load_config(cfg)
