@@ -243,6 +243,13 @@ def stats(corpus: str,
         else:
             out = {**corpus_stats(con, corpus), "metadata_fields": fields,
                    "tokens": token_totals(con, corpus, tokenizer, dedup_cfg) if tokenizer else None}
+            if tokenizer:  # what export writes and plans count: kept by dedup, not flagged
+                from warehouse.plan_store import curated_tokens
+
+                cur = curated_tokens(con, corpus)
+                out["tokens"].update(tokens_for_training=cur["unique_tokens"],
+                                     documents_decontaminated_out=cur["documents_decontaminated_out"],
+                                     decontaminated=cur["decontaminated"])
         if plot is not None:
             from flows.stats_plot import length_plot
 

@@ -67,24 +67,31 @@ def stats_by(con: duckdb.DuckDBPyConnection, corpus: str, field: str, dedup_conf
              limit: int = 50, tokenizer: str | None = None) -> list[dict]:
     """Per value of one metadata field (`source`, `url`, `dump`, a Parquet column...), or of the
     detected `language` / `script` (`taomi languages`; they win over a metadata field of that name
-    once detected): documents, characters, tokens, and how many the latest dedup kept and removed
-    (kept = all when dedup has not run).
+    once detected): documents, characters, tokens, how many the latest dedup kept and removed
+    (kept = all when dedup has not run), and how many of the kept ones decontamination flagged
+    (`contaminated`, with the tokens left for training: what export writes and plans count).
     The most frequent `limit` values; documents without the field count under '(none)'."""
+    from warehouse.decontam_store import flagged_docs
+
     detected = field in ("language", "script") and con.execute(
         "SELECT count(*) FROM doc_language l JOIN documents d ON d.doc_id = l.doc_id WHERE d.corpus = ?",
         [corpus]).fetchall()[0][0] > 0
     value = f"coalesce(l.{field}, '(not detected)')" if detected else "coalesce(d.meta ->> ?, '(none)')"
+    flagged, flagged_args, _, _ = flagged_docs(con, corpus, content_version(con, corpus))
     return _rows(con.execute(f"""
         SELECT {value} AS value, count(*) AS documents, sum(d.n_chars) AS chars,
                sum(t.n_tokens) AS tokens, sum(t.n_tokens) FILTER (x.keep IS DISTINCT FROM false) AS tokens_kept,
-               count(*) FILTER (x.keep IS DISTINCT FROM false) AS kept, count(*) FILTER (x.keep = false) AS removed
+               count(*) FILTER (x.keep IS DISTINCT FROM false) AS kept, count(*) FILTER (x.keep = false) AS removed,
+               count(*) FILTER (x.keep IS DISTINCT FROM false AND c.doc_id IS NOT NULL) AS contaminated,
+               sum(t.n_tokens) FILTER (x.keep IS DISTINCT FROM false AND c.doc_id IS NULL) AS tokens_for_training
         FROM documents d LEFT JOIN dedup_decisions x
           ON x.corpus = d.corpus AND x.doc_id = d.doc_id AND x.config_hash = ?
         LEFT JOIN doc_tokens t ON t.doc_id = d.doc_id AND t.tokenizer = ?
         LEFT JOIN doc_language l ON l.doc_id = d.doc_id
+        LEFT JOIN {flagged} c ON c.doc_id = d.doc_id
         WHERE d.corpus = ? GROUP BY ALL ORDER BY documents DESC, value LIMIT ?""",
                              ([] if detected else ["$." + json.dumps(field)])
-                             + [dedup_config or "", tokenizer or "", corpus, limit]))
+                             + [dedup_config or "", tokenizer or "", *flagged_args, corpus, limit]))
 
 
 def length_histogram(con: duckdb.DuckDBPyConnection, corpus: str, field: str | None, tokenizer: str | None,

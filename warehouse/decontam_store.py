@@ -126,3 +126,17 @@ def flagged_documents(con: duckdb.DuckDBPyConnection, corpus: str, set_hashes: l
         FROM contamination_hits h JOIN documents d ON d.doc_id = h.doc_id
         WHERE h.corpus = ? AND h.n = ? AND h.rule = ? AND h.corpus_version = ? AND h.set_hash IN (SELECT unnest(?))
         GROUP BY ALL ORDER BY h.doc_id, ngrams DESC""", [corpus, n, rule, version, list(set_hashes)]).fetchdf()
+
+
+def flagged_docs(con: duckdb.DuckDBPyConnection, corpus: str, version: str) -> tuple[str, list, bool, int]:
+    """(subquery of the doc_ids flagged at this corpus version, its parameters, decontaminated?,
+    registered sets): the documents export leaves out. Decontaminated means every registered set
+    was scanned at this version; otherwise the subquery is empty (nothing is known to be flagged)."""
+    regs = [r[0] for r in con.execute("SELECT set_hash FROM evalset_registry").fetchall()]
+    scanned = {r[0] for r in con.execute("""SELECT DISTINCT set_hash FROM contamination_scans
+                                            WHERE corpus = ? AND corpus_version = ?""", [corpus, version]).fetchall()}
+    done = bool(regs) and set(regs) <= scanned
+    sql = """(SELECT DISTINCT doc_id FROM contamination_hits WHERE corpus = ? AND corpus_version = ?
+              AND set_hash IN (SELECT unnest(?)))"""
+    return sql, [corpus, version, regs if done else []], done, len(regs)
+

@@ -8,6 +8,7 @@ import duckdb
 from warehouse.corpora import content_version
 from warehouse.curation_store import latest_dedup_config
 from warehouse.db import one
+from warehouse.decontam_store import flagged_docs
 from warehouse.token_store import current_tokenizer
 
 
@@ -21,18 +22,13 @@ def curated_tokens(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
     """documents, documents_counted, tokens (all), tokens_deduplicated, unique_tokens (kept by
     dedup and not flagged against a registered eval set), the tokenizer, the runs, by source."""
     tokenizer, dedup_cfg = current_tokenizer(con, corpus), latest_dedup_config(con, corpus)
-    version = content_version(con, corpus)
-    regs = [r[0] for r in con.execute("SELECT set_hash FROM evalset_registry").fetchall()]
-    scanned = {r[0] for r in con.execute("""SELECT DISTINCT set_hash FROM contamination_scans
-                                            WHERE corpus = ? AND corpus_version = ?""", [corpus, version]).fetchall()}
-    decontaminated = bool(regs) and set(regs) <= scanned
-    base = """
+    flagged, flagged_args, decontaminated, registered = flagged_docs(con, corpus, content_version(con, corpus))
+    base = f"""
         FROM documents d LEFT JOIN doc_tokens t ON t.doc_id = d.doc_id AND t.tokenizer = ?
         LEFT JOIN dedup_decisions x ON x.corpus = d.corpus AND x.doc_id = d.doc_id AND x.config_hash = ?
-        LEFT JOIN (SELECT DISTINCT doc_id FROM contamination_hits WHERE corpus = ? AND corpus_version = ?
-                   AND set_hash IN (SELECT unnest(?))) c ON c.doc_id = d.doc_id
+        LEFT JOIN {flagged} c ON c.doc_id = d.doc_id
         WHERE d.corpus = ?"""
-    args = [tokenizer or "", dedup_cfg or "", corpus, version, regs if decontaminated else [], corpus]
+    args = [tokenizer or "", dedup_cfg or "", *flagged_args, corpus]
     row = one(con, f"""SELECT count(*), count(t.n_tokens), coalesce(sum(t.n_tokens), 0),
                               coalesce(sum(t.n_tokens) FILTER (x.keep IS DISTINCT FROM false), 0),
                               coalesce(sum(t.n_tokens) FILTER (x.keep IS DISTINCT FROM false AND c.doc_id IS NULL), 0),
@@ -46,7 +42,7 @@ def curated_tokens(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
     return {"corpus": corpus, "tokenizer": tokenizer, "documents": int(row[0]), "documents_counted": int(row[1]),
             "tokens": int(row[2]), "tokens_deduplicated": int(row[3]), "unique_tokens": int(row[4]),
             "documents_decontaminated_out": int(row[5]), "deduplicated": dedup_cfg is not None,
-            "decontaminated": decontaminated, "registered_eval_sets": len(regs),
+            "decontaminated": decontaminated, "registered_eval_sets": registered,
             "runs": {"tokens": _last_run(con, "tokens", corpus), "dedup": _last_run(con, "dedup", corpus),
                      "decontaminate": _last_run(con, "decontaminate", corpus) if decontaminated else None},
             "by_source": by_source if len(by_source) > 1 or (by_source and len(sources) > 1) else {}}

@@ -44,6 +44,22 @@ def test_corpus_tokens_are_the_kept_clean_documents_stored_counts(curated):
     assert d["runs"]["tokens"] and d["runs"]["dedup"] and d["runs"]["decontaminate"]
 
 
+def test_stats_say_what_decontamination_left_out_overall_and_per_source(curated, taomi_cli):
+    """`stats` and `stats --by` give the tokens left for training (kept by dedup, not flagged: the
+    plan's count, what export writes) and the flagged documents, per value too; before, they
+    stopped at dedup and a user could not see the 'unique tokens' a plan used."""
+    with session(curated, read_only=True) as con:
+        d = corpus_tokens(con, "c")
+    r = taomi_cli("--db", curated, "stats", "c", "--json")
+    tokens = json.loads(r.out)["tokens"]
+    assert tokens["tokens_for_training"] == d["unique_tokens"] < tokens["tokens_kept"]
+    assert tokens["documents_decontaminated_out"] == d["documents_decontaminated_out"] > 0 and tokens["decontaminated"]
+    field = next(f for f in json.loads(r.out)["metadata_fields"])
+    rows = json.loads(taomi_cli("--db", curated, "stats", "c", "--by", field, "--json").out)
+    assert sum(x["contaminated"] for x in rows) == d["documents_decontaminated_out"]
+    assert sum(x["tokens_for_training"] or 0 for x in rows) == d["unique_tokens"]
+
+
 def test_a_corpus_plan_equals_the_plan_with_its_count_typed_in(curated):
     with session(curated, read_only=True) as con:
         via_corpus = answer(PlanRequest(flops=1e20, corpus="c"), con)
