@@ -122,9 +122,10 @@ def corpus_tokens(con, corpus: str) -> dict:
     """The unique tokens of a curated corpus: its stored token counts (the tokenizer it was last
     counted with), documents dedup kept, less those decontamination flagged against the
     registered eval sets; the runs they come from, and the tokens per source."""
+    from flows.decontam_task import N_GRAM, RULE
     from warehouse.plan_store import curated_tokens
 
-    data = curated_tokens(con, corpus)
+    data = curated_tokens(con, corpus, N_GRAM, RULE)
     if data["documents"] == 0:
         raise LookupError(f"corpus '{corpus}' has no documents (see `taomi corpora`)")
     if data["tokenizer"] is None:

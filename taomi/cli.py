@@ -239,14 +239,17 @@ def stats(corpus: str,
 
                 if not shares(con, corpus, by):
                     fail(f"corpus '{corpus}' has no detected {by} yet: run `taomi languages {corpus}` first")
-            rows = stats_by(con, corpus, by, dedup_cfg, limit, tokenizer)
+            from flows.decontam_task import N_GRAM, RULE
+
+            rows = stats_by(con, corpus, by, dedup_cfg, limit, tokenizer, rule=(N_GRAM, RULE))
         else:
             out = {**corpus_stats(con, corpus), "metadata_fields": fields,
                    "tokens": token_totals(con, corpus, tokenizer, dedup_cfg) if tokenizer else None}
             if tokenizer:  # what export writes and plans count: kept by dedup, not flagged
+                from flows.decontam_task import N_GRAM, RULE
                 from warehouse.plan_store import curated_tokens
 
-                cur = curated_tokens(con, corpus)
+                cur = curated_tokens(con, corpus, N_GRAM, RULE)
                 out["tokens"].update(tokens_for_training=cur["unique_tokens"],
                                      documents_decontaminated_out=cur["documents_decontaminated_out"],
                                      decontaminated=cur["decontaminated"])

@@ -64,12 +64,13 @@ def corpus_stats(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
 
 
 def stats_by(con: duckdb.DuckDBPyConnection, corpus: str, field: str, dedup_config: str | None,
-             limit: int = 50, tokenizer: str | None = None) -> list[dict]:
+             limit: int = 50, tokenizer: str | None = None, *, rule: tuple[int, str]) -> list[dict]:
     """Per value of one metadata field (`source`, `url`, `dump`, a Parquet column...), or of the
     detected `language` / `script` (`taomi languages`; they win over a metadata field of that name
     once detected): documents, characters, tokens, how many the latest dedup kept and removed
     (kept = all when dedup has not run), and how many of the kept ones decontamination flagged
-    (`contaminated`, with the tokens left for training: what export writes and plans count).
+    (`contaminated`, under the contamination `rule` (n, rule), with the tokens left for training:
+    what export writes and plans count).
     The most frequent `limit` values; documents without the field count under '(none)'."""
     from warehouse.decontam_store import flagged_docs
 
@@ -77,7 +78,7 @@ def stats_by(con: duckdb.DuckDBPyConnection, corpus: str, field: str, dedup_conf
         "SELECT count(*) FROM doc_language l JOIN documents d ON d.doc_id = l.doc_id WHERE d.corpus = ?",
         [corpus]).fetchall()[0][0] > 0
     value = f"coalesce(l.{field}, '(not detected)')" if detected else "coalesce(d.meta ->> ?, '(none)')"
-    flagged, flagged_args, _, _ = flagged_docs(con, corpus, content_version(con, corpus))
+    flagged, flagged_args, _, _ = flagged_docs(con, corpus, content_version(con, corpus), *rule)
     return _rows(con.execute(f"""
         SELECT {value} AS value, count(*) AS documents, sum(d.n_chars) AS chars,
                sum(t.n_tokens) AS tokens, sum(t.n_tokens) FILTER (x.keep IS DISTINCT FROM false) AS tokens_kept,

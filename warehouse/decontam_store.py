@@ -128,15 +128,14 @@ def flagged_documents(con: duckdb.DuckDBPyConnection, corpus: str, set_hashes: l
         GROUP BY ALL ORDER BY h.doc_id, ngrams DESC""", [corpus, n, rule, version, list(set_hashes)]).fetchdf()
 
 
-def flagged_docs(con: duckdb.DuckDBPyConnection, corpus: str, version: str) -> tuple[str, list, bool, int]:
-    """(subquery of the doc_ids flagged at this corpus version, its parameters, decontaminated?,
-    registered sets): the documents export leaves out. Decontaminated means every registered set
-    was scanned at this version; otherwise the subquery is empty (nothing is known to be flagged)."""
+def flagged_docs(con: duckdb.DuckDBPyConnection, corpus: str, version: str, n: int, rule: str
+                 ) -> tuple[str, list, bool, int]:
+    """(subquery of the doc_ids flagged at this corpus version under this n-gram rule, its
+    parameters, decontaminated?, registered sets): the documents export leaves out. Decontaminated
+    means every registered set was scanned at this version under this rule; otherwise the subquery is
+    empty (nothing is known to be flagged; hits of an older rule do not count)."""
     regs = [r[0] for r in con.execute("SELECT set_hash FROM evalset_registry").fetchall()]
-    scanned = {r[0] for r in con.execute("""SELECT DISTINCT set_hash FROM contamination_scans
-                                            WHERE corpus = ? AND corpus_version = ?""", [corpus, version]).fetchall()}
-    done = bool(regs) and set(regs) <= scanned
-    sql = """(SELECT DISTINCT doc_id FROM contamination_hits WHERE corpus = ? AND corpus_version = ?
-              AND set_hash IN (SELECT unnest(?)))"""
-    return sql, [corpus, version, regs if done else []], done, len(regs)
-
+    done = bool(regs) and set(regs) <= scanned(con, corpus, regs, n, rule, version)
+    sql = """(SELECT DISTINCT doc_id FROM contamination_hits WHERE corpus = ? AND n = ? AND rule = ?
+              AND corpus_version = ? AND set_hash IN (SELECT unnest(?)))"""
+    return sql, [corpus, n, rule, version, regs if done else []], done, len(regs)

@@ -18,11 +18,13 @@ def _last_run(con: duckdb.DuckDBPyConnection, stage: str, corpus: str) -> str | 
     return row[0] if row else None
 
 
-def curated_tokens(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
+def curated_tokens(con: duckdb.DuckDBPyConnection, corpus: str, n: int, rule: str) -> dict:
     """documents, documents_counted, tokens (all), tokens_deduplicated, unique_tokens (kept by
-    dedup and not flagged against a registered eval set), the tokenizer, the runs, by source."""
+    dedup and not flagged against a registered eval set under the contamination rule `n`, `rule`),
+    the tokenizer, the runs, by source."""
     tokenizer, dedup_cfg = current_tokenizer(con, corpus), latest_dedup_config(con, corpus)
-    flagged, flagged_args, decontaminated, registered = flagged_docs(con, corpus, content_version(con, corpus))
+    flagged, flagged_args, decontaminated, registered = flagged_docs(con, corpus, content_version(con, corpus), n,
+                                                                      rule)
     base = f"""
         FROM documents d LEFT JOIN doc_tokens t ON t.doc_id = d.doc_id AND t.tokenizer = ?
         LEFT JOIN dedup_decisions x ON x.corpus = d.corpus AND x.doc_id = d.doc_id AND x.config_hash = ?

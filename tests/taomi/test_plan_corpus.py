@@ -99,3 +99,28 @@ def test_http_plan_with_corpus(curated, serve):
     assert r.status_code == 404
     r = httpx.post(f"{base}/plan", json={"flops": 1e20, "corpus": ""}, timeout=60)
     assert r.status_code == 422
+
+
+def test_hits_of_an_older_contamination_rule_do_not_count(curated, tmp_path):
+    """A database scanned under an older rule (before the per-script runs) keeps those hits beside
+    the new ones; plan and stats count only the current rule's, as export does."""
+    import shutil
+
+    from flows.decontam_task import N_GRAM, RULE
+    from warehouse.plan_store import curated_tokens
+
+    db = tmp_path / "copy.duckdb"
+    shutil.copy(curated, db)
+    with session(str(db)) as con:
+        before = curated_tokens(con, "c", N_GRAM, RULE)
+        flagged = {r[0] for r in con.execute("SELECT DISTINCT doc_id FROM contamination_hits").fetchall()}
+        clean = con.execute("SELECT min(doc_id) FROM documents WHERE corpus = 'c' AND doc_id NOT IN "
+                            "(SELECT unnest(?))", [list(flagged)]).fetchall()[0][0]
+        con.execute("""INSERT INTO contamination_hits SELECT corpus, set_hash, n, 'v3-older-rule', corpus_version, ?,
+                       item_id, item_pos, doc_pos FROM contamination_hits LIMIT 1""", [clean])
+        con.execute("""INSERT INTO contamination_scans SELECT corpus, set_hash, n, 'v3-older-rule', corpus_version,
+                       n_docs, docs_flagged, seconds, finished_at FROM contamination_scans""")
+        after = curated_tokens(con, "c", N_GRAM, RULE)
+        older = curated_tokens(con, "c", N_GRAM, "v3-older-rule")
+    assert after == before
+    assert older["documents_decontaminated_out"] == 1
