@@ -37,7 +37,6 @@ Beside the rule: plain n-grams of each --n (any n units in a row), and whitespac
 from __future__ import annotations
 
 import argparse
-import gettext
 import random
 import sys
 import time
@@ -50,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import multilingual_bench as mb
+from realtext import catalogue
 
 from evalsets.contamination import RUN_BY_SCRIPT, ngram_overlap
 
@@ -97,11 +97,7 @@ def grams(text: str, k: int) -> set[tuple[str, ...]]:
 def catalogue_messages(lang: str, min_chars: int = 40) -> list[str]:
     out = []
     for f in sorted((Path("/usr/share/locale") / lang / "LC_MESSAGES").glob("*.mo")):
-        try:
-            with f.open("rb") as fh:
-                cat = gettext.GNUTranslations(fh)._catalog
-        except (OSError, ValueError, LookupError):  # a catalogue gettext cannot parse
-            continue
+        cat = catalogue(f)
         out += [" ".join(v.split()) for k, v in cat.items() if k and isinstance(v, str) and len(v) >= min_chars]
     return out
 

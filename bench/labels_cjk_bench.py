@@ -17,7 +17,6 @@ seeded uniform flips.
 from __future__ import annotations
 
 import argparse
-import gettext
 import random
 import sys
 import time
@@ -25,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from realtext import catalogue
 
 SKIP = ("iso_", "glib", "gtk", "gstreamer", "gdk", "gsettings", "at-spi")  # code lists and toolkit strings
 
@@ -37,11 +39,7 @@ def catalogue_corpus(lang: str, classes: int = 10, per_class: int = 300, min_cha
     for f in sorted(folder.glob("*.mo")):
         if f.stem.startswith(SKIP):
             continue
-        try:
-            with f.open("rb") as fh:
-                cat = gettext.GNUTranslations(fh)._catalog
-        except (OSError, ValueError, LookupError):  # a catalogue gettext cannot parse
-            continue
+        cat = catalogue(f)
         msgs = []
         for k, v in cat.items():
             if not k or not isinstance(v, str):

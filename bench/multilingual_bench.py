@@ -26,7 +26,6 @@ for Japanese, Kiwi for Korean, PyThaiNLP for Thai, spaCy for the others; bench/d
 from __future__ import annotations
 
 import argparse
-import gettext
 import gzip
 import json
 import random
@@ -41,6 +40,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from realtext import catalogue
 
 MAN = Path("/usr/share/man")
 LANGS = ("zh_CN", "zh_TW", "ja", "ko", "th", "en", "de", "ru")
@@ -78,12 +80,7 @@ def man_paragraphs(lang: str, min_chars: int = 60, max_chars: int = 600) -> list
 def thai_messages(min_chars: int = 40) -> list[str]:
     msgs = []
     for f in sorted(Path("/usr/share/locale/th/LC_MESSAGES").glob("*.mo")):
-        try:
-            with f.open("rb") as fh:
-                catalog = gettext.GNUTranslations(fh)
-        except (OSError, UnicodeDecodeError):
-            continue
-        for v in catalog._catalog.values():  # msgid -> msgstr: the translated (Thai) strings
+        for v in catalogue(f).values():  # msgid -> msgstr: the translated (Thai) strings
             if isinstance(v, str) and len(v) >= min_chars and re.search("[\u0e01-\u0e5b]{10}", v):
                 msgs.append(" ".join(v.split()))
     msgs = list(dict.fromkeys(msgs))
@@ -106,11 +103,7 @@ def zh_twins(min_chars: int = 30) -> list[tuple[str, str]]:
         g = Path("/usr/share/locale/zh_CN/LC_MESSAGES") / f.name
         if not g.exists():
             continue
-        try:
-            with f.open("rb") as a, g.open("rb") as b:
-                tw, cn = gettext.GNUTranslations(a)._catalog, gettext.GNUTranslations(b)._catalog
-        except (OSError, UnicodeDecodeError):
-            continue
+        tw, cn = catalogue(f), catalogue(g)
         for k, v in tw.items():
             if isinstance(k, str) and isinstance(v, str) and isinstance(cn.get(k), str) and len(v) >= min_chars \
                     and cn[k] != v:

@@ -20,13 +20,15 @@ per-page ratios (a translation may follow an older page: the median is robust to
 from __future__ import annotations
 
 import argparse
-import gettext
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from realtext import catalogue
 
 from curation.languages import UNIT_SCRIPTS, dominant_script
 from evalsets.contamination import N_GRAM, text_units
@@ -34,12 +36,7 @@ from evalsets.contamination import N_GRAM, text_units
 
 def pairs(locale: Path):
     for f in sorted((locale / "LC_MESSAGES").glob("*.mo")):
-        try:
-            with f.open("rb") as fh:
-                cat = gettext.GNUTranslations(fh)._catalog
-        except (OSError, ValueError, LookupError):  # a catalogue gettext cannot parse
-            continue
-        for k, v in cat.items():
+        for k, v in catalogue(f).items():
             if isinstance(k, str) and k and isinstance(v, str) and v:
                 yield k, v
 

@@ -92,3 +92,17 @@ def flip_labels(rows: list[dict], rate: float, seed: int) -> tuple[list[str], se
     given = [rng.choice([c for c in classes if c != r["label"]]) if i in flipped else r["label"]
              for i, r in enumerate(rows)]
     return given, flipped
+
+
+def catalogue(path: Path) -> dict:
+    """msgid -> msgstr of a compiled gettext catalogue (Debian's /usr/share/locale/*/LC_MESSAGES/*.mo):
+    real translated text; {} for one Python's gettext cannot parse (bad magic, not UTF-8, an odd
+    plural header)."""
+    import gettext
+
+    try:
+        with Path(path).open("rb") as fh:
+            return gettext.GNUTranslations(fh)._catalog
+    except (OSError, ValueError, LookupError):
+        return {}
+
