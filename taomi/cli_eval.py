@@ -23,7 +23,7 @@ def evalset_add(name: str, path: Path = typer.Argument(..., help="Eval set (JSON
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Register an eval set (or a new version of it) and build its 13-gram index once."""
     from evalsets.sets import EvalInputError
-    from flows.decontam_task import register
+    from flows.decontam_task import RUN_BY_SCRIPT, register
 
     try:
         r = register(state.db, name, path, fmt)
@@ -33,8 +33,9 @@ def evalset_add(name: str, path: Path = typer.Argument(..., help="Eval set (JSON
         print_json(r)
         return
     console.print(f"eval set '{r['name']}' {r['status']} ({r['format']}, {r['items']} items, hash {r['set_hash']}): "
-                  f"{r['checkable']} checkable, {r['too_short']} too short (under 13 units; 21-75 in scripts without "
-                  f"spaces), {r['low_information']} with no "
+                  f"{r['checkable']} checkable, {r['too_short']} too short (under 13 units; "
+                  f"{min(RUN_BY_SCRIPT.values())}-{max(RUN_BY_SCRIPT.values())} in scripts without spaces), "
+                  f"{r['low_information']} with no "
                   "informative 13-gram")
 
 
