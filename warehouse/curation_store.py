@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from warehouse.db import one, session, transaction
-from warehouse.sql import wanted_docs
+from warehouse.sql import bounded_runs, wanted_docs
 
 
 def latest_dedup_config(con: duckdb.DuckDBPyConnection, corpus: str) -> str | None:
@@ -151,11 +151,19 @@ def texts_by_doc_id(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray, view: t
                                FROM want_docs w JOIN documents d ON d.doc_id = w.doc_id ORDER BY w.pos""").fetchdf()
 
 
-def texts_in_batches(db, doc_ids: np.ndarray, batch: int):
-    """(doc ids, texts) of `doc_ids` in batches, each read in its own short session (the work
+# At most this many characters of text per batch of `texts_in_batches` (up to 4 bytes each as a
+# Python str): a batch of 5,000 documents that held a 100 MB one took token counting to 1.7 GB.
+TEXT_BATCH_CHARS = 32 << 20
+
+
+def texts_in_batches(db, doc_ids: np.ndarray, batch: int, max_chars: int = TEXT_BATCH_CHARS):
+    """(doc ids, texts) of `doc_ids` in batches of at most `batch` documents and `max_chars`
+    characters (a longer document comes alone), each read in its own short session (the work
     between batches never holds the database)."""
-    for lo in range(0, len(doc_ids), batch):
-        part = doc_ids[lo:lo + batch]
+    with session(db) as con:
+        sizes = texts_sizes(con, doc_ids, chars=True)
+    for lo, hi in bounded_runs(sizes, batch, max_chars):
+        part = doc_ids[lo:hi]
         with session(db) as con:
             yield part, texts_by_doc_id(con, part)["text"].tolist()
 

@@ -1,5 +1,5 @@
-"""Small helpers every store uses: read a one-row result fully, a transaction block, and numpy
-arrays as Arrow columns for `register`."""
+"""Small helpers every store uses: read a one-row result fully, a transaction block, numpy
+arrays as Arrow columns for `register`, and batches bounded by size."""
 
 from __future__ import annotations
 
@@ -80,3 +80,16 @@ def wanted_docs(con: duckdb.DuckDBPyConnection, doc_ids) -> Iterator[None]:
         yield
     finally:
         con.unregister("want_docs")
+
+
+def bounded_runs(sizes: np.ndarray, max_rows: int, max_size: int) -> Iterator[tuple[int, int]]:
+    """[lo, hi) runs of consecutive rows of at most `max_rows` rows and `max_size` in summed
+    `sizes`; a row larger than `max_size` is a run of its own. Real documents are long-tailed (a
+    batch of 5,000 can hold a 100 MB one), so a batch is bounded by what its rows hold."""
+    ends = np.cumsum(np.asarray(sizes, dtype=np.int64))
+    lo, n = 0, len(ends)
+    while lo < n:
+        before = int(ends[lo - 1]) if lo else 0
+        hi = max(lo + 1, min(lo + max_rows, int(np.searchsorted(ends, before + max_size, side="right"))))
+        yield lo, hi
+        lo = hi

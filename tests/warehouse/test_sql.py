@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from warehouse.sql import arrow, numpy, single
+from warehouse.sql import arrow, bounded_runs, numpy, single
 
 CASES = [np.array([True, False, True, True, False, False, False, False, True, True]),
          np.array(["exact duplicate", "kept: exact-group representative", "", "naïve ✓"], dtype=object),
@@ -40,3 +40,41 @@ def test_single_keeps_one_chunk_in_place_and_joins_several():
     assert got.buffers()[2].address == texts.buffers()[2].address  # no copy (combine_chunks copies)
     several = pa.chunked_array([texts, pa.array(["dddd"])])
     assert single(several).to_pylist() == ["a", "bb", "ccc", "dddd"] and single(texts) is texts
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bounded_runs_cover_every_row_once_within_both_bounds(seed):
+    rng = np.random.default_rng(seed)
+    sizes = np.concatenate([rng.lognormal(6, 2.5, 3000).astype(np.int64), [0, 0, 10**9], rng.integers(0, 9, 50)])
+    rng.shuffle(sizes)
+    max_rows, max_size = int(rng.integers(1, 600)), int(rng.integers(1, 50_000))
+    runs = list(bounded_runs(sizes, max_rows, max_size))
+    assert [lo for lo, _ in runs] == [0] + [hi for _, hi in runs[:-1]] and runs[-1][1] == len(sizes)
+    for lo, hi in runs:
+        assert 0 < hi - lo <= max_rows
+        assert sizes[lo:hi].sum() <= max_size or hi - lo == 1
+        if hi < len(sizes) and hi - lo < max_rows:  # cut only where the next row would not fit
+            assert sizes[lo:hi + 1].sum() > max_size
+    assert list(bounded_runs(np.zeros(0, dtype=np.int64), 5, 5)) == []
+
+
+def test_texts_are_read_in_batches_bounded_by_characters(tmp_path):
+    """Token counting and language detection read texts in batches of 5,000 documents: one that
+    held a 100 MB document took the token count to 1.7 GB. Batches are bounded by characters."""
+    import json
+
+    from warehouse.curation_store import texts_in_batches
+    from warehouse.db import session
+    from warehouse.ingest import IngestConfig, ingest_paths
+
+    lengths = [5, 3000, 40, 12_000, 7, 7, 9000, 1, 2, 3]
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": "é" * n}) + "\n" for i, n in enumerate(lengths)))
+    db = tmp_path / "w.duckdb"
+    with session(db) as con:
+        ingest_paths(con, [src], IngestConfig("c"))
+        ids = np.array([r[0] for r in con.execute("SELECT doc_id FROM documents ORDER BY doc_id").fetchall()])
+    got = list(texts_in_batches(db, ids, batch=4, max_chars=10_000))
+    assert [len(t) for _, texts in got for t in texts] == lengths and np.array_equal(
+        np.concatenate([part for part, _ in got]), ids)
+    assert [[len(t) for t in texts] for _, texts in got] == [[5, 3000, 40], [12_000], [7, 7, 9000, 1], [2, 3]]
