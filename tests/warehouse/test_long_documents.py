@@ -129,3 +129,80 @@ def test_a_100_mb_document_goes_in_under_the_default_memory_limit(tmp_path, reco
     # default budget: a quarter of RAM, at most 1 GB; plus ~5x the largest document while Python parses it
     assert rss_kb < (1024 + 600) * 1024, rss_kb
     record_fault("long_documents", largest_mb=round(len(huge.encode()) / 1e6), peak_rss_mb=rss_kb // 1024)
+
+
+def test_batches_are_bounded_by_bytes_and_keep_every_row_in_order():
+    """DuckDB holds a vector (up to 2,048 rows) per expression of a chunk query: 2,048 real ~17 KB
+    documents (33 MB of JSON lines) ran out of a 1 GB cap in the JSON parse alone. Batches are
+    therefore cut by the bytes of their strings, not only by rows."""
+    import numpy as np
+
+    from warehouse.readers import BATCH_BYTES, _batched
+
+    rng = np.random.default_rng(0)
+    sizes = np.concatenate([rng.lognormal(8, 2, 5000).astype(int), [3 * BATCH_BYTES, 10, BATCH_BYTES + 1]])
+    texts = ["x" * int(n) for n in sizes]
+    table = pa.table({"line_no": np.arange(1, len(texts) + 1), "raw": pa.array(texts, pa.large_string()),
+                      "id": [str(i) for i in range(len(texts))]})
+    out = _batched(table)
+    assert out.equals(table)  # every row, in order
+    batches = out.to_batches()
+    assert len(batches) > 1
+    for rb in batches:
+        strings = sum(len(v) for v in rb.column(1).to_pylist()) + sum(len(v) for v in rb.column(2).to_pylist())
+        assert rb.num_rows <= 2048 and (strings <= BATCH_BYTES or rb.num_rows == 1), (rb.num_rows, strings)
+    assert _batched(table.slice(0, 0)).num_rows == 0
+
+
+def test_a_chunk_of_long_real_shaped_documents_is_read_in_one_query(tmp_path, monkeypatch):
+    """2,000 documents of ~16 KB (32 MB of JSON lines) under a 1 GB cap: one chunk, one query, no
+    out-of-memory halving (each wasted a whole parse: 10.5 s -> 6.4 s on 12,000 real files)."""
+    import warehouse.ingest as ing
+    from warehouse.db import session
+
+    words = ["def", "return", "self", "value", "import", "class", "données", "数据", "None", "True"]
+    src = tmp_path / "docs.jsonl"
+    with open(src, "w") as fh:
+        for i in range(2000):
+            body = "\n    ".join(" ".join(words[(i + j + k) % len(words)] for k in range(12)) for j in range(220))
+            fh.write(json.dumps({"id": f"d{i}", "text": body, "metadata": {"source": f"s{i % 3}"}}) + "\n")
+    calls = []
+    real = ing._classified
+
+    def counted(con, objects, sql, *args, **kw):
+        calls.append(next(iter(objects.values())).num_rows)
+        return real(con, objects, sql, *args, **kw)
+
+    monkeypatch.setattr(ing, "_classified", counted)
+    with session(tmp_path / "w.duckdb") as con:
+        con.execute("SET memory_limit = '1GB'")
+        r = ing.ingest_file(con, src, ing.IngestConfig("c"), chunk_bytes=64 << 20)
+    assert r.rows_new == 2000 and calls == [2000], calls
+
+
+def test_rows_that_do_not_fit_the_final_transaction_go_through_the_stage(con, tmp_path, monkeypatch):
+    """A unit under FLUSH_BYTES is written once, from memory, in its final transaction; when DuckDB
+    runs out of memory there, the transaction rolls back and the rows go through the committed
+    stage instead: nothing lost, nothing doubled, no stage left behind."""
+    import warehouse.ingest as ing
+
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i % 90}", "text": f"text {i}", "label": "x"}) + "\n"
+                           for i in range(100)))
+    real, used = ing._insert_documents, []
+
+    def first_from_memory_fails(c, cfg, base, rows_sql):
+        used.append(rows_sql)
+        if "parsed_rows" in rows_sql:
+            c.execute("SELECT count(*) FROM documents").fetchall()  # something written before the failure
+            raise duckdb.OutOfMemoryException("Out of Memory Error: (simulated)")
+        return real(c, cfg, base, rows_sql)
+
+    monkeypatch.setattr(ing, "_insert_documents", first_from_memory_fails)
+    r = ing.ingest_file(con, src, ing.IngestConfig("c"))
+    assert "parsed_rows" in used[0] and ing.STAGE_PREFIX in used[1]
+    assert (r.rows_new, r.rows_quarantined) == (90, 10)  # ids d0-d9 repeat with another text
+    assert con.execute("SELECT count(*), count(DISTINCT ext_id) FROM documents").fetchall() == [(90, 90)]
+    assert con.execute("SELECT count(*) FROM quarantine").fetchall() == [(10,)]
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE starts_with(table_name, ?)",
+                       [ing.STAGE_PREFIX]).fetchall() == [(0,)]
