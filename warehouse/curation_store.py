@@ -164,8 +164,10 @@ def texts_in_batches(db, doc_ids: np.ndarray, batch: int, max_chars: int = TEXT_
         sizes = texts_sizes(con, doc_ids, chars=True)
     for lo, hi in bounded_runs(sizes, batch, max_chars):
         part = doc_ids[lo:hi]
-        with session(db) as con:
-            yield part, texts_by_doc_id(con, part)["text"].tolist()
+        with session(db) as con, wanted_docs(con, part):
+            texts = con.execute("""SELECT d.text FROM want_docs w JOIN documents d ON d.doc_id = w.doc_id
+                                   ORDER BY w.pos""").fetchnumpy()["text"].tolist()
+        yield part, texts
 
 
 def texts_sizes(con: duckdb.DuckDBPyConnection, doc_ids: np.ndarray, chars: bool = False) -> np.ndarray:
