@@ -6,7 +6,7 @@ transaction: each ~chunk of input is parsed by DuckDB (JSON functions, vectorise
 small files share a query); ids repeated within the unit or already stored are resolved, bad rows
 are quarantined with file, line, field and reason, and each file is recorded in `sources`. A unit
 whose parsed rows fit FLUSH_BYTES is written once, from memory, in that transaction; a larger one
-(or one DuckDB cannot write in its memory limit) is staged first in committed batches. A file
+(or one DuckDB cannot write in its memory limit) is staged first in batches. A file
 whose content hash is already recorded for the corpus is a no-op; a new version of a file adds
 only rows whose id is new. A kill before COMMIT leaves the database exactly as it was: a unit
 appears whole or not at all.
@@ -188,8 +188,9 @@ UNIT_BYTES = 64 << 20
 
 
 def drop_stale_stages(con) -> list[str]:
-    """Drop the text staging tables of ingests that were killed before their final commit (they
-    are Taomi's own scratch; the lock means no other ingest is running)."""
+    """Drop the text staging tables that ingests before the stage became a temp table left in
+    the database when they were killed (Taomi's own scratch; the lock means no other ingest is
+    running)."""
     names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND "
                                        "starts_with(table_name, ?)", [STAGE_PREFIX]).fetchall()]
     for name in names:
@@ -245,10 +246,12 @@ def _load_unit(con, members: list[tuple[Path, str, bool, str]], cfg: IngestConfi
     written (keyed by their line number in the unit).
 
     Past FLUSH_BYTES of parsed rows, they are written as they come (`_flush`): the good rows to
-    the committed table `stage`, every row's bookkeeping (no text) to the temp table `staging`,
-    each flush committing on its own: DuckDB holds the appends of an open transaction in memory
+    the temp table `stage`, every row's bookkeeping (no text) to the temp table `staging`, each
+    flush committing on its own: DuckDB holds the appends of an open transaction in memory
     (measured: a 1M-document file in one transaction peaked at 4.3 GB with a 512 MB memory limit;
-    batches committed as they come stay flat). A unit under FLUSH_BYTES is written once, straight
+    batches committed as they come stay flat). A temp table spills to DuckDB's temp directory
+    past the memory limit and is neither compressed nor logged: 361 MB of generated JSON lines
+    ingested in 12.0-13.3 s against 13.6-14.4 s with a stage in the database file. A unit under FLUSH_BYTES is written once, straight
     from memory, in the unit's final transaction (`_ingest_unit`); either way the documents
     appear all at once or not at all.
     """
@@ -361,7 +364,7 @@ def _write_stage(con, stage: str, rows: pa.Table) -> None:
     con.register("parsed_rows", rows)
     try:
         with transaction(con):
-            con.execute(f'CREATE TABLE IF NOT EXISTS "{stage}" (line_no BIGINT, eid VARCHAR, text VARCHAR, '
+            con.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (line_no BIGINT, eid VARCHAR, text VARCHAR, '
                         'chash VARCHAR, meta JSON, fno INTEGER, src_line BIGINT)')
             con.execute(f"""INSERT INTO "{stage}" SELECT line_no, eid, text, chash, meta, fno, src_line
                             FROM parsed_rows WHERE bad_reason IS NULL""").fetchall()
@@ -528,7 +531,7 @@ def _chunks_of(con, p: Path, fmt: str, gz: bool, f: Fields, progress: Progress |
 def _ingest_unit(con: duckdb.DuckDBPyConnection, members: list[tuple[Path, str, bool, str]], cfg: IngestConfig,
                  progress_factory: Callable[[Path], Progress | None] | None, chunk_bytes: int) -> list[FileResult]:
     """Ingest files (path, format, gzipped, content hash) in one final transaction: all of them
-    or none. Past FLUSH_BYTES, rows are staged in committed batches first (bounded memory); the
+    or none. Past FLUSH_BYTES, rows are staged in batches first (bounded memory); the
     documents appear in one INSERT ... SELECT at the end."""
     results = [FileResult(str(p), fmt, "ingested", h, p.stat().st_size) for p, fmt, _, h in members]
     con.execute(STAGING_DDL)
@@ -566,7 +569,7 @@ def _ingest_unit(con: duckdb.DuckDBPyConnection, members: list[tuple[Path, str, 
         _flush(con, stage, pending)
         with transaction(con):
             base = one(con, "SELECT coalesce(max(doc_id), 0) FROM documents")[0]
-            if one(con, "SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [stage]):
+            if one(con, "SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [stage]):
                 _insert_documents(con, cfg, base, f'"{stage}"')
             _resolve_ids(con, cfg, base)
             _finish_unit(con, cfg, base, results)

@@ -238,11 +238,11 @@ def test_missing_read_only_database_is_clear(tmp_path):
 
 @pytest.mark.parametrize("flush_bytes", [1 << 16, None])
 def test_texts_staged_in_committed_batches_publish_all_or_nothing(con, tmp_path, monkeypatch, flush_bytes):
-    """Issue 16: past FLUSH_BYTES the texts of a file are staged in a table that commits batch by
-    batch (an open transaction kept every append in memory: 4.3 GB at 1M documents); under it they
-    are written once from memory (issue 23: the stage's second write of every text cost ~1.5 s of
-    6.6 s). Either way a file appears whole or not at all, and a killed ingest's staging table is
-    dropped by the next ingest."""
+    """Issue 16: past FLUSH_BYTES the texts of a file are staged in a (temp) table that commits
+    batch by batch (an open transaction kept every append in memory: 4.3 GB at 1M documents);
+    under it they are written once from memory (issue 23: the stage's second write of every text
+    cost ~1.5 s of 6.6 s). Either way a file appears whole or not at all, and a staging table an
+    older version left in the database when it was killed is dropped by the next ingest."""
     import warehouse.ingest as ing
 
     path = tmp_path / "c.jsonl"
@@ -265,7 +265,7 @@ def test_texts_staged_in_committed_batches_publish_all_or_nothing(con, tmp_path,
     # staged (committed) before the final transaction, or written in it only
     assert staged["rows"] == (3000 if flush_bytes else 0) and staged["published"] == 3000
     assert one(con, "SELECT count(*) FROM documents")[0] == 0  # ... which rolled back: nothing published
-    # a SIGKILL skips the finally that drops the stage table: the next ingest drops what is left
+    # a stage table in the database file (before it became a temp table, a SIGKILL left it there)
     con.execute(f'CREATE TABLE "{ing.STAGE_PREFIX}deadbeef" (line_no BIGINT, eid VARCHAR, text VARCHAR, chash VARCHAR)')
     res = ingest_paths(con, [path], IngestConfig("c"))
     assert res[0].rows_new == 3000 and one(con, "SELECT count(DISTINCT ext_id) FROM documents")[0] == 3000
