@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from warehouse.db import one
+
+if TYPE_CHECKING:  # pandas costs ~0.18 s to import, and ingest, which imports this module, never uses it
+    import pandas as pd
 
 
 def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict]:

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse.sql import bounded_runs
+from warehouse.sql import arrow, bounded_runs, numpy, single
 from warehouse.streams import head_bytes, lf_lines, open_bytes, stream_error, strip_bom
 
 CHUNK_BYTES = 64 << 20  # the most text parsed in one DuckDB query
@@ -304,13 +304,13 @@ def mark_deep(table: pa.Table, columns: dict[str, tuple[str, int]], limit: int |
     `limit` brackets are scanned."""
     limit = limit or MAX_JSON_DEPTH
     bad: dict[int, tuple[str, int]] = {}
-    good = pc.is_null(table.column("bad_reason"))
+    good = _flags(pc.is_null(table.column("bad_reason")))
     for col, (name, wrap) in columns.items():
         if col not in table.column_names:
             continue
         values = table.column(col)
-        many = pc.and_(good, pc.greater(pc.fill_null(pc.count_substring_regex(values, r"[\[{]"), 0), limit + wrap))
-        for i in np.flatnonzero(np.asarray(many.to_numpy(zero_copy_only=False), dtype=bool)):
+        many = good & (_ints(pc.count_substring_regex(values, r"[\[{]")) > limit + wrap)
+        for i in np.flatnonzero(many):
             if int(i) not in bad and (d := json_depth(values[int(i)].as_py()) - wrap) > limit:
                 bad[int(i)] = (name, d)
     if not bad:
@@ -415,10 +415,10 @@ def _lines_table(first: int, block: bytes, max_line: int = MAX_LINE_BYTES) -> tu
     for i in np.flatnonzero(sizes > max_line):
         keep[i] = False
         bad.append(long_line_row(int(nos[i]), int(sizes[i]), max_line, block[offsets[i]:offsets[i] + RAW_KEEP_CHARS * 4]))
-    table = pa.table({"line_no": nos, "raw": arr})
+    table = pa.table({"line_no": arrow(nos), "raw": arr})  # (pa.array of numpy imports pandas: 0.18 s)
     try:
-        (table.filter(pa.array(keep)) if bad else table).column("raw").validate(full=True)
-        return _batched(table.filter(pa.array(keep)) if bad else table), bad
+        (table.filter(arrow(keep)) if bad else table).column("raw").validate(full=True)
+        return _batched(table.filter(arrow(keep)) if bad else table), bad
     except pa.ArrowInvalid:
         pass
     for i in range(len(ends)):
@@ -431,7 +431,7 @@ def _lines_table(first: int, block: bytes, max_line: int = MAX_LINE_BYTES) -> tu
             keep[i] = False
             bad.append((int(nos[i]), None, None, None, None, None, f"(byte {exc.start})", "invalid UTF-8",
                         line[:RAW_KEEP_CHARS].decode("utf-8", "replace").rstrip("\r\n")))
-    return _batched(pa.table({"line_no": nos, "raw": arr}).filter(pa.array(keep))), bad
+    return _batched(pa.table({"line_no": arrow(nos), "raw": arr}).filter(arrow(keep))), bad
 
 
 # A DuckDB vector is up to 2,048 rows, and every expression of a chunk query holds its own copy of
@@ -439,6 +439,28 @@ def _lines_table(first: int, block: bytes, max_line: int = MAX_LINE_BYTES) -> tu
 # limit in the JSON parse alone, while the same rows in batches of 256 took 0.14 s. A batch is
 # therefore at most BATCH_BYTES of strings (and 2,048 rows), so memory follows bytes, not rows.
 BATCH_BYTES = 1 << 20
+
+
+def _ints(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """An Arrow column of integers as int64 numpy, a null as 0, without pandas (which Arrow's
+    scalar and to_numpy conversions import: 0.18 s of every ingest)."""
+    col = single(col)
+    dtype = np.dtype(col.type.to_pandas_dtype())
+    values = np.frombuffer(col.buffers()[1], dtype=dtype, count=len(col), offset=col.offset * dtype.itemsize
+                           ).astype(np.int64)
+    if col.null_count:  # a null's slot holds no defined value
+        values[~_flags(pc.is_valid(col))] = 0
+    return values
+
+
+def _flags(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A boolean Arrow column without nulls as numpy bools (see `_ints`)."""
+    return numpy(pc.cast(col, pa.int8())).astype(bool)
+
+
+def _byte_lengths(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Bytes of each string of `col` (0 for a null)."""
+    return _ints(pc.binary_length(col))
 
 
 def _batched(table: pa.Table, rows: int = 2048, nbytes: int = BATCH_BYTES) -> pa.Table:
@@ -449,7 +471,7 @@ def _batched(table: pa.Table, rows: int = 2048, nbytes: int = BATCH_BYTES) -> pa
     for col in table.columns:
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_binary(col.type) \
                 or pa.types.is_large_binary(col.type):
-            sizes += np.asarray(pc.fill_null(pc.binary_length(col), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            sizes += _byte_lengths(col)
     batches = [b for lo, hi in bounded_runs(sizes, rows, nbytes) for b in table.slice(lo, hi - lo).to_batches()]
     return pa.Table.from_batches(batches, schema=table.schema)
 
@@ -774,7 +796,7 @@ def _table_chunks(con, schema: pa.Schema, batches, f: Fields, progress: Progress
     def chunk(rbs: list[pa.RecordBatch]) -> tuple[dict[str, pa.Table], str, int]:
         nonlocal line
         table = pa.Table.from_batches(rbs, schema=schema)
-        table = table.append_column("__taomi_line", pa.array(np.arange(line, line + table.num_rows, dtype=np.int64)))
+        table = table.append_column("__taomi_line", arrow(np.arange(line, line + table.num_rows, dtype=np.int64)))
         line += table.num_rows
         con.register("arrow_rows", table.slice(0, 0))
         cols = {c[0]: c[1] for c in con.execute("DESCRIBE SELECT * FROM arrow_rows").fetchall()}

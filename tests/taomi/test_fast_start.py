@@ -60,3 +60,31 @@ def test_dedup_imports_only_what_it_uses(tmp_path, kernel):
                        capture_output=True, text=True, check=False, cwd=ROOT, env=env, timeout=300)
     assert '"near_dropped"' in r.stdout, r.stderr[-2000:]
     assert json.loads(r.stderr.strip().splitlines()[-1]) == [], r.stderr[-2000:]
+
+
+def test_ingest_imports_no_pandas(tmp_path):
+    """`taomi ingest --tokenizer none` of clean JSON lines (with and without ids, several files in
+    one unit) and of a Parquet folder loads no pandas: Arrow's scalar, `pa.array` and `to_numpy`
+    conversions import it (0.18 s of each ingest), so the hot path stays on Arrow arrays."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    jl = tmp_path / "jl"
+    jl.mkdir()
+    (jl / "a.jsonl").write_text("".join(json.dumps({"id": f"a{i}", "text": f"text {i}", "src": "x"}) + "\n"
+                                        for i in range(50)))
+    (jl / "b.jsonl").write_text("".join(json.dumps({"text": f"other {i}", "metadata": {"url": "u"}}) + "\n"
+                                        for i in range(50)))
+    pqd = tmp_path / "pq"
+    pqd.mkdir()
+    for k in range(2):
+        pq.write_table(pa.table({"text": [f"row {k} {i}" for i in range(40)], "source": ["s"] * 40}),
+                       pqd / f"train-{k:05d}-of-00002.parquet")
+    probe = PROBE.replace(repr(HEAVY), repr(["pandas", "prefect", "matplotlib", "sklearn", "torch"]))
+    for name, folder in (("jl", jl), ("pq", pqd)):
+        args = ["--db", str(tmp_path / f"{name}.duckdb"), "ingest", "-c", "c", str(folder), "--tokenizer", "none",
+                "--json"]
+        r = subprocess.run([sys.executable, "-c", probe, json.dumps(args)], capture_output=True, text=True, check=False,
+                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+        assert '"rows_new": ' in r.stdout and '"rows_quarantined": 0' in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+        assert json.loads(r.stderr.strip().splitlines()[-1]) == [], r.stderr[-2000:]
