@@ -1,10 +1,13 @@
 """Ingest of real text in its real shape, beside DuckDB's own readers in the same run (issue 23).
 
     .venv/bin/python bench/ingest_real_bench.py [--docs 12000] [--shards 4] [--repeats 2]
+                                                [--tail-mb 150 --huge-mb 30]
 
 The corpus: files that ship inside this venv's site-packages (sources, READMEs, licences, docs;
 one document per file, lengths from 40 bytes to ~1 MB), written as datatrove writes them (JSON
-lines with a nested `metadata` object: source package, suffix) and as Parquet shards. Timed:
+lines with a nested `metadata` object: source package, suffix) and as Parquet shards; and a long-tailed corpus (`bench/stage_memory.py`'s: lognormal
+lengths cut from real text, plus one 10 MB and one `--huge-mb` MB document; `--tail-mb 0` leaves
+it out). Timed:
 
 - `taomi ingest --tokenizer none` with its defaults (memory limit: a quarter of RAM, at most 1 GB),
   then `taomi tokens` (the cl100k_base counts that `ingest` adds by default), timed apart;
@@ -79,6 +82,8 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=12_000)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--tail-mb", type=float, default=150, help="long-tailed corpus size (0: left out)")
+    ap.add_argument("--huge-mb", type=float, default=30, help="its largest document")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
@@ -88,6 +93,16 @@ def main() -> None:
         cases = [("JSON lines", str(jsonl), (f"read_json('{jsonl}', format = 'newline_delimited', "
                                             "maximum_object_size = 1073741824)")),
                  ("Parquet shards (a folder)", str(pdir), f"read_parquet('{pdir}/*.parquet')")]
+        if args.tail_mb:
+            sys.path.insert(0, str(ROOT / "bench"))
+            from stage_memory import tail_corpus
+
+            tail = t / "tail.jsonl"
+            docs = tail_corpus(tail, args.tail_mb, args.huge_mb, 0)[0]
+            print(f"long-tailed: {docs:,} documents, {tail.stat().st_size / 1e6:.1f} MB of JSON lines "
+                  f"(largest {args.huge_mb:g} MB)")
+            cases.append(("Long-tailed JSON lines", str(tail), (f"read_json('{tail}', format = 'newline_delimited', "
+                                                                "maximum_object_size = 1073741824)")))
         for name, target, source in cases:
             ours, theirs, rss, tok = [], [], [], []
             for rep in range(args.repeats):
