@@ -252,9 +252,9 @@ def _load_unit(con, members: list[tuple[Path, str, bool, str]], cfg: IngestConfi
     (measured: a 1M-document file in one transaction peaked at 4.3 GB with a 512 MB memory limit;
     batches committed as they come stay flat). A temp table spills to DuckDB's temp directory
     past the memory limit and is neither compressed nor logged: 361 MB of generated JSON lines
-    ingested in 12.0-13.3 s against 13.6-14.4 s with a stage in the database file. A unit under FLUSH_BYTES is written once, straight
-    from memory, in the unit's final transaction (`_ingest_unit`); either way the documents
-    appear all at once or not at all.
+    ingested in 12.0-13.3 s against 13.6-14.4 s with a stage in the database file. A unit under
+    FLUSH_BYTES is written once, straight from memory, in the unit's final transaction
+    (`_ingest_unit`); either way the documents appear all at once or not at all.
     """
     f = cfg.fields()
     pending = _Pending()
