@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse.sql import arrow, bounded_runs, numpy, single
+from warehouse.sql import arrow, bounded_runs, numpy
 from warehouse.streams import head_bytes, lf_lines, open_bytes, stream_error, strip_bom
 
 CHUNK_BYTES = 64 << 20  # the most text parsed in one DuckDB query
@@ -309,7 +309,7 @@ def mark_deep(table: pa.Table, columns: dict[str, tuple[str, int]], limit: int |
         if col not in table.column_names:
             continue
         values = table.column(col)
-        many = good & (_ints(pc.count_substring_regex(values, r"[\[{]")) > limit + wrap)
+        many = good & (numpy(pc.count_substring_regex(values, r"[\[{]"), null=0) > limit + wrap)
         for i in np.flatnonzero(many):
             if int(i) not in bad and (d := json_depth(values[int(i)].as_py()) - wrap) > limit:
                 bad[int(i)] = (name, d)
@@ -441,26 +441,10 @@ def _lines_table(first: int, block: bytes, max_line: int = MAX_LINE_BYTES) -> tu
 BATCH_BYTES = 1 << 20
 
 
-def _ints(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """An Arrow column of integers as int64 numpy, a null as 0, without pandas (which Arrow's
-    scalar and to_numpy conversions import: 0.18 s of every ingest)."""
-    col = single(col)
-    dtype = np.dtype(col.type.to_pandas_dtype())
-    values = np.frombuffer(col.buffers()[1], dtype=dtype, count=len(col), offset=col.offset * dtype.itemsize
-                           ).astype(np.int64)
-    if col.null_count:  # a null's slot holds no defined value
-        values[~_flags(pc.is_valid(col))] = 0
-    return values
-
-
 def _flags(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """A boolean Arrow column without nulls as numpy bools (see `_ints`)."""
+    """A boolean Arrow column without nulls as numpy bools, without pandas (which Arrow's
+    `to_numpy` imports: 0.18 s of every ingest)."""
     return numpy(pc.cast(col, pa.int8())).astype(bool)
-
-
-def _byte_lengths(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Bytes of each string of `col` (0 for a null)."""
-    return _ints(pc.binary_length(col))
 
 
 def _batched(table: pa.Table, rows: int = 2048, nbytes: int = BATCH_BYTES) -> pa.Table:
@@ -471,7 +455,7 @@ def _batched(table: pa.Table, rows: int = 2048, nbytes: int = BATCH_BYTES) -> pa
     for col in table.columns:
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_binary(col.type) \
                 or pa.types.is_large_binary(col.type):
-            sizes += _byte_lengths(col)
+            sizes += numpy(pc.binary_length(col), null=0)
     batches = [b for lo, hi in bounded_runs(sizes, rows, nbytes) for b in table.slice(lo, hi - lo).to_batches()]
     return pa.Table.from_batches(batches, schema=table.schema)
 

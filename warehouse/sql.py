@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 @contextmanager
@@ -60,14 +61,20 @@ def single(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
-def numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def numpy(column: pa.Array | pa.ChunkedArray, null: int | None = None) -> np.ndarray:
     """An Arrow column of numbers as numpy, zero-copy when it has one chunk and no nulls
-    (`to_numpy` imports pandas on its first call: 0.2 s)."""
+    (`to_numpy` imports pandas on its first call: 0.2 s). `null`: what a null of an integer
+    column becomes (read without pandas too); without it such a column goes through `to_numpy`."""
     column = single(column)
-    if column.null_count or not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+    integer = pa.types.is_integer(column.type)
+    if (column.null_count and (null is None or not integer)) or not (integer or pa.types.is_floating(column.type)):
         return column.to_numpy(zero_copy_only=False)
     dtype = np.dtype(column.type.to_pandas_dtype())
-    return np.frombuffer(column.buffers()[1], dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize)
+    values = np.frombuffer(column.buffers()[1], dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize)
+    if column.null_count:  # a null's slot holds no defined value
+        values = values.copy()
+        values[~numpy(pc.cast(pc.is_valid(column), pa.int8())).astype(bool)] = null
+    return values
 
 
 @contextmanager

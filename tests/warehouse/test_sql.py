@@ -78,3 +78,17 @@ def test_texts_are_read_in_batches_bounded_by_characters(tmp_path):
     assert [len(t) for _, texts in got for t in texts] == lengths and np.array_equal(
         np.concatenate([part for part, _ in got]), ids)
     assert [[len(t) for t in texts] for _, texts in got] == [[5, 3000, 40], [12_000], [7, 7, 9000, 1], [2, 3]]
+
+
+def test_numpy_reads_nulls_of_integers_as_the_value_given_without_pandas():
+    import subprocess
+    import sys
+
+    col = pa.chunked_array([pa.array([3, None, 7], pa.int32()), pa.array([None, 9], pa.int32())])
+    assert numpy(col, null=0).tolist() == [3, 0, 7, 0, 9] and numpy(col.chunk(0).slice(1), null=-1).tolist() == [-1, 7]
+    assert numpy(pa.array([1, 2], pa.int64()), null=0).tolist() == [1, 2]
+    probe = ("import sys, pyarrow as pa, pyarrow.compute as pc\nfrom warehouse.sql import numpy, arrow\nimport numpy as np\n"
+             "numpy(pc.binary_length(pa.Table.from_arrays([arrow(np.array(['ab', 'c'], dtype=object))], names=['t'])"
+             ".column(0)), null=0)\nprint('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
