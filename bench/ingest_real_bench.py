@@ -1,13 +1,14 @@
 """Ingest of real text in its real shape, beside DuckDB's own readers in the same run (issue 23).
 
     .venv/bin/python bench/ingest_real_bench.py [--docs 12000] [--shards 4] [--repeats 2]
-                                                [--tail-mb 150 --huge-mb 30]
+                                                [--tail-mb 150 --huge-mb 30] [--cjk-copies 10]
 
 The corpus: files that ship inside this venv's site-packages (sources, READMEs, licences, docs;
 one document per file, lengths from 40 bytes to ~1 MB), written as datatrove writes them (JSON
 lines with a nested `metadata` object: source package, suffix) and as Parquet shards; and a long-tailed corpus (`bench/stage_memory.py`'s: lognormal
 lengths cut from real text, plus one 10 MB and one `--huge-mb` MB document; `--tail-mb 0` leaves
-it out). Timed:
+it out); and real text with no spaces between words (Debian's zh_CN, zh_TW, ja, ko and th
+catalogues and manual pages, one document each, `--cjk-copies` times). Timed:
 
 - `taomi ingest --tokenizer none` with its defaults (memory limit: a quarter of RAM, at most 1 GB),
   then `taomi tokens` (the cl100k_base counts that `ingest` adds by default), timed apart;
@@ -60,6 +61,31 @@ def build(folder: Path, n: int, shards: int) -> tuple[Path, Path, int]:
     return jsonl, pdir, len(rows)
 
 
+def cjk_corpus(path: Path, copies: int) -> int:
+    """Real text with no spaces between words: every translated message of each Debian catalogue
+    for zh_CN, zh_TW, ja, ko and th as one document (a few KB to ~1 MB), and each zh/ja/ko manual
+    page as one, written `copies` times over (as mirrored data is; fresh ids)."""
+    import gzip
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from realtext import catalogue
+
+    docs = []
+    for lang in ("zh_CN", "zh_TW", "ja", "ko", "th"):
+        for mo in sorted(Path(f"/usr/share/locale/{lang}/LC_MESSAGES").glob("*.mo")):
+            text = "\n".join(v for v in catalogue(mo).values() if isinstance(v, str) and v.strip())
+            if text:
+                docs.append({"text": text, "metadata": {"lang": lang, "source": mo.name}})
+        for page in sorted(Path(f"/usr/share/man/{lang}").rglob("*.gz")) if Path(f"/usr/share/man/{lang}").is_dir() else []:
+            docs.append({"text": gzip.decompress(page.read_bytes()).decode("utf-8", "replace"),
+                         "metadata": {"lang": lang, "source": page.name}})
+    with path.open("w", encoding="utf-8") as fh:
+        for c in range(copies):
+            for i, d in enumerate(docs):
+                fh.write(json.dumps({"id": f"{c}-{i}", **d}, ensure_ascii=False) + "\n")
+    return copies * len(docs)
+
+
 def taomi(db: Path, *args: str) -> tuple[float, int]:
     """(seconds, peak RSS MB) of one `taomi` command in a fresh process."""
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); r = subprocess.run(sys.argv[1:], "
@@ -87,6 +113,7 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--tail-mb", type=float, default=150, help="long-tailed corpus size (0: left out)")
+    ap.add_argument("--cjk-copies", type=int, default=10, help="copies of the CJK/Thai corpus (0: left out)")
     ap.add_argument("--huge-mb", type=float, default=30, help="its largest document")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,6 +124,12 @@ def main() -> None:
         cases = [("JSON lines", str(jsonl), (f"read_json('{jsonl}', format = 'newline_delimited', "
                                             "maximum_object_size = 1073741824)")),
                  ("Parquet shards (a folder)", str(pdir), f"read_parquet('{pdir}/*.parquet')")]
+        if args.cjk_copies:
+            cjk = t / "cjk.jsonl"
+            n_cjk = cjk_corpus(cjk, args.cjk_copies)
+            print(f"CJK/Thai: {n_cjk:,} documents, {cjk.stat().st_size / 1e6:.1f} MB of JSON lines")
+            cases.append(("CJK/Thai JSON lines", str(cjk), (f"read_json('{cjk}', format = 'newline_delimited', "
+                                                            "maximum_object_size = 1073741824)")))
         if args.tail_mb:
             sys.path.insert(0, str(ROOT / "bench"))
             from stage_memory import tail_corpus
