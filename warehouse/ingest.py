@@ -73,17 +73,28 @@ __all__ = [
 # The fold's regex leaves a lone space alone (replacing ' ' by ' ' changes nothing): every run it
 # matches starts with a tab, newline, form feed or return, or is two or more characters. Same
 # output, far fewer matches: 1.6-2.1x faster on real package text.
+# The trim: DuckDB's trim() walks every character of the text (0.37 s of 1.1 s on 194 MB of real
+# package text), though it only strips the ends. So the ASCII whitespace at the ends is cut before
+# the fold by two regexes anchored at an end (RE2 reads only the end), and trim() runs only on a
+# text that still starts or ends with one of the space separators it strips (`SPACE_SEPARATORS`,
+# found by trying every code point). The lambda binds the folded text once: DuckDB does not share
+# an expression repeated inside a CASE branch, and evaluated the fold three times. The same key,
+# 1.2-1.3x faster (12,000 real package files, 194 MB).
 COMBINING = "[\\x{0300}-\\x{036F}\\x{1100}-\\x{11FF}\\x{3099}\\x{309A}]"
+SPACE_SEPARATORS = "[\\x{20}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{202F}\\x{205F}\\x{3000}]"
 # (DuckDB's nfc_normalize stops at a NUL character: a text holding one is not NFC-composed, else
 # 'é\0abc' and 'é\0xyz' got one key)
 _LOWER_NFC = ("lower(CASE WHEN strlen({col}) <> length({col}) AND regexp_matches({col}, '" + COMBINING + "') "
               "AND NOT contains({col}, chr(0)) THEN nfc_normalize({col}) ELSE {col} END)")
+_FOLDED = ("regexp_replace(regexp_replace(regexp_replace(N_, '^[ \\t\\n\\f\\r]+', ''), '[ \\t\\n\\f\\r]+$', ''), "
+           "'[\\t\\n\\f\\r][ \\t\\n\\f\\r]*| [ \\t\\n\\f\\r]+', ' ', 'g')")
 _CONTENT_HASH_SQL = """md5(CASE
     WHEN contains({col}, '  ') OR contains({col}, chr(9)) OR contains({col}, chr(10))
          OR contains({col}, chr(12)) OR contains({col}, chr(13))
          OR starts_with({col}, ' ') OR ends_with({col}, ' ')
-    THEN trim(regexp_replace(N_, '[\\t\\n\\f\\r][ \\t\\n\\f\\r]*| [ \\t\\n\\f\\r]+', ' ', 'g')) ELSE N_ END)""".replace(
-    "N_", _LOWER_NFC)
+    THEN list_transform([F_], lambda f: CASE WHEN regexp_matches(f, '^S_') OR regexp_matches(f, 'S_$') THEN trim(f)
+                                              ELSE f END)[1]
+    ELSE N_ END)""".replace("F_", _FOLDED).replace("S_", SPACE_SEPARATORS).replace("N_", _LOWER_NFC)
 
 
 def content_hash_sql(col: str) -> str:

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from warehouse.ingest import content_hash, content_hash_sql
 
-_PIECES = [" ", "  ", "\t", "\n", "\r\n", "\x0c", "\x0b", "\u00a0", "\u3000", "\u2028", "\u205f", "a", "B", "é",
-           "e\u0301", "\u1100\u1161", "\u304b\u3099", "ß", "数据", "🙂", "x" * 9, "\x00", "\\", "'"]
+_PIECES = [" ", "  ", "\t", "\n", "\r\n", "\x0c", "\x0b", "\u00a0", "\u3000", "\u2028", "\u205f", "\u1680", "\u2000",
+           "\u200a", "\u202f", "\u0085", "\ufeff", "a", "B", "é", "e\u0301", "\u1100\u1161", "\u304b\u3099", "ß", "数据", "🙂", "x" * 9, "\x00", "\\", "'"]
 
 
 def _sql_keys(texts: list[str]) -> list[str]:
