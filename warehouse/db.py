@@ -85,8 +85,7 @@ def check_db_file(target: Path) -> None:
     if target.exists():
         if not target.is_file():
             raise WarehouseError(f"{target}: not a regular file (a device or a pipe?); give --db a database file")
-        with open(target, "rb") as fh:
-            head = fh.read(12)
+        head = _head(target)
         if not head:
             raise WarehouseError(f"{target}: an empty file, not a Taomi database; Taomi creates its own database "
                                  "file and writes into no other: give --db a new path (or delete the empty file)")
@@ -121,6 +120,24 @@ def _remember(target: Path) -> None:
             return
         st = os.fstat(fd)
         _KNOWN.setdefault((st.st_dev, st.st_ino), fd)  # never closed (see above), even if already held
+
+
+def _head(target: Path, size: int = 12) -> bytes:
+    """The first bytes of the file, read without closing a descriptor of a file this process may
+    hold open in DuckDB: closing one drops the process's POSIX lock on it, DuckDB's included, and
+    another process could then open the database read-write beside this one. A second `connect`
+    in a process (a thread's session while another's is open) did exactly that, until the header
+    was read through the descriptor kept for a known file."""
+    with _KNOWN_LOCK:
+        try:
+            st = target.stat()
+        except OSError:
+            st = None
+        fd = _KNOWN.get((st.st_dev, st.st_ino)) if st is not None else None
+        if fd is not None:
+            return os.pread(fd, size, 0)
+    with open(target, "rb") as fh:  # not opened by this process's DuckDB: it has not been connected to
+        return fh.read(size)
 
 
 def _open(target: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
