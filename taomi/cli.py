@@ -97,7 +97,7 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
            quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
-    from warehouse.db import session
+    from warehouse.db import bulk_session
     from warehouse.ingest import IngestConfig, InputError, PartialIngest, ingest_paths
     from warehouse.readers import check_input, expand_inputs
 
@@ -117,7 +117,7 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
             from curation.tokens import Tokenizer
 
             Tokenizer(tokenizer)
-        with session(state.db) as con, make_progress(console, quiet=quiet or as_json) as progress:
+        with bulk_session(state.db) as con, make_progress(console, quiet=quiet or as_json) as progress:
             factory = _file_bars(progress, files)
 
             results = ingest_paths(con, files, cfg, factory, duckdb_mb)

@@ -1,0 +1,127 @@
+"""`bulk_session`: what `taomi ingest` writes through. The file is attached with 4,096-row groups
+so that an insert of long documents is written as it goes rather than logged and checkpointed at
+COMMIT; it keeps every guarantee of `session`, and never costs this process its lock on the file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import duckdb
+import pytest
+
+from warehouse.db import BULK_ROW_GROUP_SIZE, WarehouseBusy, WarehouseError, bulk_session, connect, session
+from warehouse.ingest import IngestConfig, ingest_paths
+
+OPEN = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close(); print('opened')\nexcept duckdb.Error as e:\n    print('refused', e)"
+
+
+def another_process_opens(db) -> bool:
+    out = subprocess.run([sys.executable, "-c", OPEN, str(db)], capture_output=True, text=True, timeout=60).stdout
+    assert out.startswith(("opened", "refused")), out
+    return out.startswith("opened")
+
+
+def corpus(path, n: int) -> None:
+    path.write_text("".join(json.dumps({"id": f"d{i}", "text": f"document {i}\nwith a second line " * 3}) + "\n"
+                            for i in range(n)))
+
+
+def row_groups(db) -> int:
+    with session(db, read_only=True) as con:
+        return con.execute("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('documents')").fetchall()[0][0]
+
+
+def test_an_ingest_through_it_writes_small_row_groups_and_keeps_every_row(tmp_path):
+    src = tmp_path / "c.jsonl"
+    corpus(src, BULK_ROW_GROUP_SIZE + 1000)
+    for kind, opener in (("bulk", bulk_session), ("plain", session)):
+        db = tmp_path / f"{kind}.duckdb"
+        with opener(db) as con:
+            ingest_paths(con, [src], IngestConfig("c"))
+        with session(db, read_only=True) as con:
+            assert con.execute("SELECT count(*), count(DISTINCT ext_id) FROM documents").fetchall() == [(5096, 5096)]
+        # the plain session writes one 122,880-row group; bulk mode is not silently lost
+        assert row_groups(db) == (2 if kind == "bulk" else 1)
+
+
+def test_it_checks_creates_and_migrates_like_a_session(tmp_path):
+    foreign = tmp_path / "theirs.duckdb"
+    duckdb.connect(str(foreign)).execute("CREATE TABLE mine (x INT)").close()
+    before = foreign.read_bytes()
+    with pytest.raises(WarehouseError, match="Taomi did not create"):
+        with bulk_session(foreign):
+            pass
+    assert foreign.read_bytes() == before
+    db = tmp_path / "new" / "t.duckdb"
+    with bulk_session(db) as con:
+        assert con.execute("SELECT count(*) FROM documents").fetchall() == [(0,)]
+        # spills (the temp stage of a large unit) go beside the database, as for any session
+        assert con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] == str(db) + ".tmp"
+
+
+def test_while_it_is_open_this_process_waits_and_keeps_its_lock(tmp_path):
+    db = tmp_path / "t.duckdb"
+    connect(db).close()
+    errors = []
+    with bulk_session(db) as con:
+        con.execute("INSERT INTO documents (doc_id, corpus, ext_id, text, content_hash, n_chars, source_path, "
+                    "source_line) VALUES (1, 'c', 'a', 'x', 'h', 1, 'p', 1)")
+
+        def other():
+            try:
+                connect(db, wait_s=0.3).close()
+            except WarehouseBusy as exc:
+                errors.append(str(exc))
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert errors and "held by this process's ingest" in errors[0]
+        # A refused second open in this process would have dropped its POSIX lock on the file, and
+        # another process could then have opened it read-write beside the bulk session.
+        assert not another_process_opens(db)
+    with session(db, read_only=True) as con:  # released on exit, for this process and others
+        assert con.execute("SELECT ext_id FROM documents").fetchall() == [("a",)]
+    assert another_process_opens(db)
+
+
+def test_it_shares_a_database_this_process_already_has_open(tmp_path):
+    db = tmp_path / "t.duckdb"
+    held = connect(db)
+    try:
+        src = tmp_path / "c.jsonl"
+        corpus(src, 10)
+        with bulk_session(db) as con:
+            ingest_paths(con, [src], IngestConfig("c"))
+        assert held.execute("SELECT count(*) FROM documents").fetchall() == [(10,)]
+        assert not another_process_opens(db)  # the lock held all along
+    finally:
+        held.close()
+
+
+def test_it_waits_for_another_process_then_names_it(tmp_path):
+    db = tmp_path / "t.duckdb"
+    connect(db).close()
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(float(sys.argv[2]))"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(db), "60"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WarehouseBusy, match=f"PID {holder.pid}"):
+            with bulk_session(db, wait_s=0.5):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(db), "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        with bulk_session(db, wait_s=30) as con:  # free after a second: it waited, then opened
+            assert con.execute("SELECT count(*) FROM documents").fetchall() == [(0,)]
+        assert time.monotonic() - t0 < 30
+    finally:
+        holder.wait()
