@@ -144,3 +144,23 @@ def bench_module():
             sys.path.remove(str(bench))
 
     return load
+
+
+_OPEN = ("import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close(); print('opened')\n"
+         "except duckdb.Error as e:\n    print('refused', e)")
+
+
+@pytest.fixture(scope="session")
+def another_process_opens():
+    """Whether another process can open a database file read-write now: False while this process
+    holds DuckDB's lock on it."""
+    import subprocess
+    import sys
+
+    def opens(db) -> bool:
+        out = subprocess.run([sys.executable, "-c", _OPEN, str(db)], check=False, capture_output=True, text=True,
+                             timeout=60).stdout
+        assert out.startswith(("opened", "refused")), out
+        return out.startswith("opened")
+
+    return opens

@@ -23,7 +23,7 @@ KILLS_PER_STAGE = int(os.environ.get("TAOMI_KILLS_PER_STAGE", "3"))
 STAGE = """
 import sys, time
 stage, db, data, out = sys.argv[1:5]
-from warehouse.db import session
+from warehouse.db import bulk_session
 from warehouse.ingest import IngestConfig, ingest_paths
 from flows.dedup_task import dedup_corpus
 from flows.curriculum_task import build_curriculum, export_shards
@@ -32,7 +32,7 @@ from curation.curriculum import CurriculumConfig
 
 def run():
     if stage == "ingest":
-        with session(db) as con:
+        with bulk_session(db) as con:  # as `taomi ingest` writes
             ingest_paths(con, [data + "/corpus.jsonl", data + "/labels.jsonl"], IngestConfig("c"))
     elif stage == "dedup":
         dedup_corpus(db, "c", DedupConfig(batch_docs=250))

@@ -16,14 +16,6 @@ import pytest
 from warehouse.db import BULK_ROW_GROUP_SIZE, WarehouseBusy, WarehouseError, bulk_session, connect, session
 from warehouse.ingest import IngestConfig, ingest_paths
 
-OPEN = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close(); print('opened')\nexcept duckdb.Error as e:\n    print('refused', e)"
-
-
-def another_process_opens(db) -> bool:
-    out = subprocess.run([sys.executable, "-c", OPEN, str(db)], capture_output=True, text=True, timeout=60).stdout
-    assert out.startswith(("opened", "refused")), out
-    return out.startswith("opened")
-
 
 def corpus(path, n: int) -> None:
     path.write_text("".join(json.dumps({"id": f"d{i}", "text": f"document {i}\nwith a second line " * 3}) + "\n"
@@ -52,9 +44,8 @@ def test_it_checks_creates_and_migrates_like_a_session(tmp_path):
     foreign = tmp_path / "theirs.duckdb"
     duckdb.connect(str(foreign)).execute("CREATE TABLE mine (x INT)").close()
     before = foreign.read_bytes()
-    with pytest.raises(WarehouseError, match="Taomi did not create"):
-        with bulk_session(foreign):
-            pass
+    with pytest.raises(WarehouseError, match="Taomi did not create"), bulk_session(foreign):
+        pass
     assert foreign.read_bytes() == before
     db = tmp_path / "new" / "t.duckdb"
     with bulk_session(db) as con:
@@ -63,7 +54,7 @@ def test_it_checks_creates_and_migrates_like_a_session(tmp_path):
         assert con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0] == str(db) + ".tmp"
 
 
-def test_while_it_is_open_this_process_waits_and_keeps_its_lock(tmp_path):
+def test_while_it_is_open_this_process_waits_and_keeps_its_lock(tmp_path, another_process_opens):
     db = tmp_path / "t.duckdb"
     connect(db).close()
     errors = []
@@ -89,7 +80,7 @@ def test_while_it_is_open_this_process_waits_and_keeps_its_lock(tmp_path):
     assert another_process_opens(db)
 
 
-def test_it_shares_a_database_this_process_already_has_open(tmp_path):
+def test_it_shares_a_database_this_process_already_has_open(tmp_path, another_process_opens):
     db = tmp_path / "t.duckdb"
     held = connect(db)
     try:
@@ -110,9 +101,8 @@ def test_it_waits_for_another_process_then_names_it(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", hold, str(db), "60"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(WarehouseBusy, match=f"PID {holder.pid}"):
-            with bulk_session(db, wait_s=0.5):
-                pass
+        with pytest.raises(WarehouseBusy, match=f"PID {holder.pid}"), bulk_session(db, wait_s=0.5):
+            pass
     finally:
         holder.kill()
         holder.wait()
@@ -125,3 +115,52 @@ def test_it_waits_for_another_process_then_names_it(tmp_path):
         assert time.monotonic() - t0 < 30
     finally:
         holder.wait()
+
+
+def test_a_kill_while_row_groups_are_written_leaves_nothing_and_the_rerun_equals_a_clean_run(tmp_path):
+    """SIGKILL of `taomi ingest` at seeded points of a unit big enough for row groups to be written
+    before COMMIT (blocks no checkpoint refers to yet): the database is as before, and the re-run
+    stores exactly what a clean run stores."""
+    import os
+    import random
+    import signal
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    src = tmp_path / "c.jsonl"
+    rows = [{"id": f"d{i}", "text": f"document {i} " + "long real-ish text " * (20 + i % 200)} for i in range(20_000)]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "PYTHONPATH": str(root)}
+
+    def cmd(db):
+        return [sys.executable, "-m", "taomi", "--db", str(db), "ingest", "-c", "c", str(src), "--tokenizer", "none",
+                "--quiet"]
+
+    def run(db):
+        t = time.perf_counter()
+        subprocess.run(cmd(db), check=True, cwd=root, env=env, capture_output=True, timeout=300)
+        return time.perf_counter() - t
+
+    def stored(db):
+        with session(db, read_only=True) as con:
+            return con.execute("SELECT doc_id, ext_id, content_hash, n_chars FROM documents ORDER BY ALL").fetchall()
+
+    clean_s = run(tmp_path / "clean.duckdb")
+    want = stored(tmp_path / "clean.duckdb")
+    assert len(want) == 20_000
+    rnd = random.Random(7)
+    landed = 0
+    for k in range(3):
+        db = tmp_path / f"k{k}.duckdb"
+        proc = subprocess.Popen(cmd(db), cwd=root, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.4, 0.95) * clean_s)
+        landed += proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if db.exists():
+            with session(db, read_only=True) as con:  # all of the unit, or nothing of it
+                assert con.execute("SELECT count(*) FROM documents").fetchall()[0][0] in (0, 20_000)
+        run(db)
+        assert stored(db) == want
+    assert landed, "no kill landed while the ingest was running"

@@ -58,16 +58,7 @@ def test_threads_opening_a_file_not_yet_known_wait_for_each_others_look(tmp_path
     assert errors == []
 
 
-OPEN = "import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1]).close(); print('opened')\nexcept duckdb.Error as e:\n    print('refused', e)"
-
-
-def _another_process_opens(db: Path) -> bool:
-    out = subprocess.run([sys.executable, "-c", OPEN, str(db)], capture_output=True, text=True, timeout=60).stdout
-    assert out.startswith(("opened", "refused")), out
-    return out.startswith("opened")
-
-
-def test_a_second_connection_in_a_process_keeps_its_lock_on_the_file(tmp_path):
+def test_a_second_connection_in_a_process_keeps_its_lock_on_the_file(tmp_path, another_process_opens):
     """Checking the header of the file closed a descriptor of it, which drops every POSIX lock of
     the process on the file, DuckDB's included: while one thread's session was open, a second
     `connect` let another process open the database read-write beside it."""
@@ -77,9 +68,9 @@ def test_a_second_connection_in_a_process_keeps_its_lock_on_the_file(tmp_path):
     first = connect(db)
     try:
         other = connect(db)
-        assert not _another_process_opens(db)
+        assert not another_process_opens(db)
         other.close()
-        assert not _another_process_opens(db)
+        assert not another_process_opens(db)
     finally:
         first.close()
-    assert _another_process_opens(db)
+    assert another_process_opens(db)
