@@ -128,16 +128,42 @@ def _head(target: Path, size: int = 12) -> bytes:
     another process could then open the database read-write beside this one. A second `connect`
     in a process (a thread's session while another's is open) did exactly that, until the header
     was read through the descriptor kept for a known file."""
-    with _KNOWN_LOCK:
-        try:
-            st = target.stat()
-        except OSError:
-            st = None
-        fd = _KNOWN.get((st.st_dev, st.st_ino)) if st is not None else None
-        if fd is not None:
-            return os.pread(fd, size, 0)
-    with open(target, "rb") as fh:  # not opened by this process's DuckDB: it has not been connected to
+    try:
+        st = target.stat()
+    except OSError:
+        st = None
+    if st is not None:
+        with _KNOWN_LOCK:
+            fd = _KNOWN.get((st.st_dev, st.st_ino))
+            if fd is not None:
+                return os.pread(fd, size, 0)
+        # past _KNOWN_MAX files: DuckDB's own descriptor, if this process has the file open
+        head = _read_held(st, size)
+        if head is not None:
+            return head
+    with open(target, "rb") as fh:  # no descriptor of it is open in this process: no lock to drop
         return fh.read(size)
+
+
+def _read_held(st: os.stat_result, size: int) -> bytes | None:
+    """The first bytes of the file (st_dev, st_ino), read through a descriptor this process already
+    holds on it (found in /proc/self/fd); None if it holds none (or on a system without /proc)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for name in names:
+        try:
+            fd = int(name)
+            if os.stat(f"/proc/self/fd/{name}").st_ino != st.st_ino:
+                continue
+            head = os.pread(fd, size, 0)
+            got = os.fstat(fd)  # still that file (another thread may have closed and reused the number)
+        except (OSError, ValueError):
+            continue
+        if (got.st_dev, got.st_ino) == (st.st_dev, st.st_ino):
+            return head
+    return None
 
 
 def _open(target: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:

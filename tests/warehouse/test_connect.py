@@ -58,12 +58,19 @@ def test_threads_opening_a_file_not_yet_known_wait_for_each_others_look(tmp_path
     assert errors == []
 
 
-def test_a_second_connection_in_a_process_keeps_its_lock_on_the_file(tmp_path, another_process_opens):
+@pytest.mark.parametrize("known", ["known", "past the known files"])
+def test_a_second_connection_in_a_process_keeps_its_lock_on_the_file(tmp_path, another_process_opens, known,
+                                                                     monkeypatch):
     """Checking the header of the file closed a descriptor of it, which drops every POSIX lock of
     the process on the file, DuckDB's included: while one thread's session was open, a second
-    `connect` let another process open the database read-write beside it."""
+    `connect` let another process open the database read-write beside it. Also once the process
+    has connected to more files than it keeps descriptors for (the whole test suite does)."""
+    import warehouse.db as wdb
     from warehouse.db import connect
 
+    if known != "known":
+        monkeypatch.setattr(wdb, "_KNOWN", {})
+        monkeypatch.setattr(wdb, "_KNOWN_MAX", 0)
     db = tmp_path / "t.duckdb"
     first = connect(db)
     try:
