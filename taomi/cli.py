@@ -127,11 +127,18 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
     except PartialIngest as exc:
         results, partial = exc.results, exc
     tokens = None
-    if tokenizer != "none" and any(r.rows_new for r in results):
+    if tokenizer != "none" and results:  # also counts what an interrupted earlier run left uncounted
         from flows.tokens_task import count_tokens
 
-        with make_progress(console, quiet=quiet or as_json, units="count") as progress:
-            tokens = count_tokens(state.db, corpus, tokenizer, StageBars(progress))
+        try:
+            with make_progress(console, quiet=quiet or as_json, units="count") as progress:
+                tokens = count_tokens(state.db, corpus, tokenizer, StageBars(progress))
+        except Exception as exc:  # the documents are stored (committed): say so, not only what failed
+            known = known_error(exc)
+            if known is None:
+                raise
+            fail(f"{sum(r.rows_new for r in results):,} new documents are stored in '{corpus}'; counting their tokens "
+                 f"failed: {known[0]}. `taomi tokens {corpus}` counts them", known[1])
     kept = sum(r.rows_new for r in results)
     quarantined = sum(r.rows_quarantined for r in results)
     report = {"corpus": corpus, "rows_new": kept, "rows_quarantined": quarantined,
