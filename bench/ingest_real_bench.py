@@ -104,11 +104,11 @@ def taomi(db: Path, *args: str) -> tuple[float, int]:
 IN_PROCESS = """
 import sys, time
 from dedup.config import Resources
-from warehouse.db import session
+from warehouse.db import bulk_session
 from warehouse.ingest import IngestConfig, ingest_paths
 from warehouse.readers import expand_inputs
 t = time.perf_counter()
-with session(sys.argv[1]) as con:
+with bulk_session(sys.argv[1]) as con:
     ingest_paths(con, expand_inputs([sys.argv[2]]), IngestConfig("real"), None, Resources.default(1, None).duckdb_mb)
 print(time.perf_counter() - t)
 """
