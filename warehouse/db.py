@@ -166,6 +166,17 @@ def _read_held(st: os.stat_result, size: int) -> bytes | None:
     return None
 
 
+def _wait_or_raise(target: Path, exc: duckdb.Error, wait_s: float, deadline: float) -> None:
+    """After DuckDB refused to open the file: return when another process holds its lock and the
+    wait has time left (the caller backs off and retries); else raise the error to show."""
+    if not (isinstance(exc, duckdb.IOException) and _is_lock_error(exc)):
+        raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
+    if time.monotonic() >= deadline:
+        pid, who = _holder(exc)
+        raise WarehouseBusy(f"{target}: busy, held by {who} for more than {wait_s:.0f} s; "
+                            "retry when it finishes (or raise TAOMI_LOCK_WAIT_S)", pid) from exc
+
+
 def _open(target: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
     """duckdb.connect, retried with jittered backoff while another process holds the lock."""
     deadline = time.monotonic() + wait_s
@@ -175,12 +186,7 @@ def _open(target: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnec
             with _CONNECT:
                 return duckdb.connect(str(target), read_only=read_only)
         except duckdb.IOException as exc:
-            if not _is_lock_error(exc):
-                raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
-            if time.monotonic() >= deadline:
-                pid, who = _holder(exc)
-                raise WarehouseBusy(f"{target}: busy, held by {who} for more than {wait_s:.0f} s; "
-                                    "retry when it finishes (or raise TAOMI_LOCK_WAIT_S)", pid) from exc
+            _wait_or_raise(target, exc, wait_s, deadline)
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
         except duckdb.Error as exc:
@@ -432,12 +438,7 @@ def _attach(target: Path, wait_s: float) -> duckdb.DuckDBPyConnection | None:
             con.close()
             if "Unique file handle conflict" in str(exc):
                 return None
-            if not (isinstance(exc, duckdb.IOException) and _is_lock_error(exc)):
-                raise WarehouseError(f"{target}: cannot open the database ({str(exc).splitlines()[0]})") from exc
-            if time.monotonic() >= deadline:
-                pid, who = _holder(exc)
-                raise WarehouseBusy(f"{target}: busy, held by {who} for more than {wait_s:.0f} s; "
-                                    "retry when it finishes (or raise TAOMI_LOCK_WAIT_S)", pid) from exc
+            _wait_or_raise(target, exc, wait_s, deadline)
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
 
