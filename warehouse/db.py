@@ -183,8 +183,10 @@ def _open(target: Path, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnec
     delay = 0.05
     while True:
         try:
-            with _CONNECT:
-                return duckdb.connect(str(target), read_only=read_only)
+            with _CONNECT:  # checked under the lock the bulk attach takes: never refused by it (see _BULK)
+                if not _BULK.get(_bulk_key(target)):
+                    return duckdb.connect(str(target), read_only=read_only)
+            _wait_for_bulk(target, max(0.0, deadline - time.monotonic()))
         except duckdb.IOException as exc:
             _wait_or_raise(target, exc, wait_s, deadline)
             time.sleep(delay * (1 + random.random()))
@@ -399,7 +401,10 @@ BULK_ALIAS = "taomi"
 # process may be opened on it: DuckDB refuses it ("Unique file handle conflict"), and the refused
 # open closes a descriptor of the file, which drops this process's POSIX lock on it (measured:
 # another process could then open the file read-write). `connect` waits for the bulk session
-# instead, as it waits for another process's lock.
+# instead, as it waits for another process's lock. A file is registered here before its attach,
+# and `_open` looks here under the same lock (_CONNECT) as the attach: either the other open comes
+# first (then the attach is refused, which keeps the lock, and the bulk session shares it), or it
+# sees the registration and waits.
 _BULK: dict[str, int] = {}
 _BULK_LOCK = threading.Lock()
 
@@ -428,8 +433,9 @@ def _attach(target: Path, wait_s: float) -> duckdb.DuckDBPyConnection | None:
     while True:
         con = duckdb.connect()
         try:
-            con.execute(f"ATTACH '{str(target).replace(chr(39), chr(39) * 2)}' AS {BULK_ALIAS} "
-                        f"(ROW_GROUP_SIZE {BULK_ROW_GROUP_SIZE})")
+            with _CONNECT:
+                con.execute(f"ATTACH '{str(target).replace(chr(39), chr(39) * 2)}' AS {BULK_ALIAS} "
+                            f"(ROW_GROUP_SIZE {BULK_ROW_GROUP_SIZE})")
             con.execute(f"USE {BULK_ALIAS}")
             # an in-memory database spills to ./.tmp; a file's own default is beside the file
             con.execute(f"SET temp_directory = '{(str(target) + '.tmp').replace(chr(39), chr(39) * 2)}'")
@@ -456,8 +462,7 @@ def bulk_session(path: str | os.PathLike | None = None, *,
     with _BULK_LOCK:
         _BULK[key] = _BULK.get(key, 0) + 1
     try:
-        with _CONNECT:
-            con = _attach(target, wait_s)
+        con = _attach(target, wait_s)
         if con is None:
             with _BULK_LOCK:
                 _BULK[key] -= 1

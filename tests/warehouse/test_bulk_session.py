@@ -72,6 +72,12 @@ def test_while_it_is_open_this_process_waits_and_keeps_its_lock(tmp_path, anothe
         t.start()
         t.join()
         assert errors and "held by this process's ingest" in errors[0]
+        # also an open that looked before the bulk session registered: DuckDB's open itself is
+        # checked under the lock the attach takes
+        import warehouse.db as wdb
+
+        with pytest.raises(WarehouseBusy, match="held by this process's ingest"):
+            wdb._open(db, False, 0.3)
         # A refused second open in this process would have dropped its POSIX lock on the file, and
         # another process could then have opened it read-write beside the bulk session.
         assert not another_process_opens(db)
