@@ -459,28 +459,30 @@ def bulk_session(path: str | os.PathLike | None = None, *,
     wait_s = LOCK_WAIT_S if wait_s is None else wait_s
     connect(target, wait_s=wait_s).close()  # checks, creates, probes and migrates, as a session does
     key = _bulk_key(target)
-    with _BULK_LOCK:
-        _BULK[key] = _BULK.get(key, 0) + 1
+    _bulk_count(key, 1)
     try:
         con = _attach(target, wait_s)
-        if con is None:
-            with _BULK_LOCK:
-                _BULK[key] -= 1
-                if not _BULK[key]:
-                    del _BULK[key]
-            key = None
-            con = connect(target, wait_s=wait_s)
-        try:
-            _fit_threads(con)
+    except BaseException:
+        _bulk_count(key, -1)
+        raise
+    if con is None:  # this process has the file open: share its database, as `session` does
+        _bulk_count(key, -1)
+        with session(target, wait_s=wait_s) as con:
             yield con
-        finally:
-            con.close()
+        return
+    try:
+        _fit_threads(con)
+        yield con
     finally:
-        if key is not None:
-            with _BULK_LOCK:
-                _BULK[key] -= 1
-                if not _BULK[key]:
-                    del _BULK[key]
+        con.close()
+        _bulk_count(key, -1)
+
+
+def _bulk_count(key: str, step: int) -> None:
+    with _BULK_LOCK:
+        _BULK[key] = _BULK.get(key, 0) + step
+        if not _BULK[key]:
+            del _BULK[key]
 
 
 def set_memory_limit(con: duckdb.DuckDBPyConnection, limit_mb: int) -> None:
