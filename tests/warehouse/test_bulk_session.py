@@ -40,6 +40,34 @@ def test_an_ingest_through_it_writes_small_row_groups_and_keeps_every_row(tmp_pa
         assert row_groups(db) == (2 if kind == "bulk" else 1)
 
 
+def test_shards_go_to_the_file_not_the_log(tmp_path, monkeypatch):
+    """Every unit of a folder of shards writes its text as row groups, not into the write-ahead log
+    (which the next commit would then compress all over again): the units are spread evenly, so
+    none is left short of a row group, and the insert keeps its order, so DuckDB merges each
+    thread's partial row group instead of logging it."""
+    import warehouse.ingest as ing
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    rows = BULK_ROW_GROUP_SIZE * 3 // 4
+    for k in range(4):
+        (folder / f"train-{k:05d}-of-00004.jsonl").write_text("".join(
+            json.dumps({"id": f"{k}-{i}", "text": f"shard {k} document {i} " + "words " * 40}) + "\n"
+            for i in range(rows)))
+    size = (folder / "train-00000-of-00004.jsonl").stat().st_size
+    monkeypatch.setattr(ing, "UNIT_BYTES", int(3.5 * size))  # a unit holds at most three shards
+    db = tmp_path / "t.duckdb"
+    with bulk_session(db) as con:
+        ingest_paths(con, [folder], IngestConfig("c"))
+        assert con.execute("SELECT count(*), count(DISTINCT source_path) FROM documents").fetchall() == [(4 * rows, 4)]
+        wal = db.with_name(db.name + ".wal")
+        logged = wal.stat().st_size if wal.exists() else 0
+        assert logged < size / 4, f"{logged:,} bytes logged of {4 * size:,}"
+    with session(db, read_only=True) as con:
+        assert con.execute("SELECT source_path, count(*) FROM documents GROUP BY 1 ORDER BY 1").fetchall() == [
+            (str(p), rows) for p in sorted(folder.iterdir())]
+
+
 def test_it_checks_creates_and_migrates_like_a_session(tmp_path):
     foreign = tmp_path / "theirs.duckdb"
     duckdb.connect(str(foreign)).execute("CREATE TABLE mine (x INT)").close()

@@ -108,10 +108,12 @@ def test_units_are_bounded_and_keep_the_order(tmp_path):
     members = [(f, "jsonl", False, str(i)) for i, f in enumerate(files)]
     size = files[0].stat().st_size
     got = ing.units(members, max_files=4, max_bytes=10 * size)
-    assert [len(u) for u in got] == [4, 4, 1] and [m for u in got for m in u] == members
+    assert [len(u) for u in got] == [3, 3, 3] and [m for u in got for m in u] == members  # spread evenly
     got = ing.units(members, max_files=100, max_bytes=int(2.5 * size))
     assert [len(u) for u in got] == [2, 2, 2, 2, 1]
     assert [len(u) for u in ing.units(members, max_files=100, max_bytes=1)] == [1] * 9  # big files alone
+    assert [len(u) for u in ing.units(members[:4], max_files=100, max_bytes=int(3.5 * size))] == [2, 2]
+    assert [len(u) for u in ing.units(members, max_files=100, max_bytes=100 * size)] == [9]
 
 
 def test_a_unit_is_all_or_nothing_and_the_units_before_it_stay(con, tmp_path, monkeypatch):
