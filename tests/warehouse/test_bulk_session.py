@@ -68,6 +68,26 @@ def test_shards_go_to_the_file_not_the_log(tmp_path, monkeypatch):
             (str(p), rows) for p in sorted(folder.iterdir())]
 
 
+def test_documents_are_inserted_in_order(tmp_path):
+    """From memory or from the stage, the documents go in through DuckDB's batch insert, which keeps
+    the rows' order: a parallel insert without it leaves partial row groups that the next
+    checkpoint merges again (0.75 s on a 70 MB Parquet folder)."""
+    import pyarrow as pa
+
+    import warehouse.ingest as ing
+
+    db = tmp_path / "t.duckdb"
+    with bulk_session(db) as con:
+        con.register("parsed_rows", pa.table({"line_no": [1], "eid": ["a"], "text": ["x"], "chash": ["h"],
+                                              "meta": pa.array([None], pa.string()), "fno": pa.array([0], pa.int32()),
+                                              "src_line": [1], "bad_reason": pa.array([None], pa.string())}))
+        con.execute('CREATE TEMP TABLE "stage" AS SELECT * EXCLUDE (bad_reason) FROM parsed_rows')
+        for rows in ("(SELECT * FROM parsed_rows WHERE bad_reason IS NULL)", '"stage"'):
+            plan = "".join(r[1] for r in con.execute("EXPLAIN " + ing.documents_insert_sql(rows), [0, "c", ["p"]])
+                           .fetchall())
+            assert "Batch Insert" in plan, plan
+
+
 def test_it_checks_creates_and_migrates_like_a_session(tmp_path):
     foreign = tmp_path / "theirs.duckdb"
     duckdb.connect(str(foreign)).execute("CREATE TABLE mine (x INT)").close()

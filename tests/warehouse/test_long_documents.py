@@ -191,12 +191,12 @@ def test_rows_that_do_not_fit_the_final_transaction_go_through_the_stage(con, tm
                            for i in range(100)))
     real, used = ing._insert_documents, []
 
-    def first_from_memory_fails(c, cfg, base, rows_sql):
+    def first_from_memory_fails(c, cfg, base, rows_sql, paths):
         used.append(rows_sql)
         if "parsed_rows" in rows_sql:
             c.execute("SELECT count(*) FROM documents").fetchall()  # something written before the failure
             raise duckdb.OutOfMemoryException("Out of Memory Error: (simulated)")
-        return real(c, cfg, base, rows_sql)
+        return real(c, cfg, base, rows_sql, paths)
 
     monkeypatch.setattr(ing, "_insert_documents", first_from_memory_fails)
     r = ing.ingest_file(con, src, ing.IngestConfig("c"))
