@@ -663,6 +663,16 @@ class PartialIngest(RuntimeError):
         self.results, self.failed = results, failed
 
 
+def use_system_allocator() -> None:
+    """Arrow allocates through the C library's malloc from here on, in this process, not through
+    pyarrow's default (mimalloc). Under mimalloc, pyarrow's read of the same four 17.5 MB Parquet
+    shards took 0.6 to 2.1 s from one run to the next, and the ingest of them 2.9 to 5.1 s; under
+    malloc 0.5-0.6 s and 3.1-3.4 s, with the same peak memory, and JSON lines as fast as before
+    (bench/RESULTS.md). Buffers made before the call are freed to their own pool."""
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[str | os.PathLike], cfg: IngestConfig,
                  progress_factory: Callable[[Path], Progress | None] | None = None,
                  duckdb_memory_mb: int | None = 512) -> list[FileResult]:
@@ -676,6 +686,7 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[str | os.PathLike],
     parsed rows add at most FLUSH_BYTES."""
     if duckdb_memory_mb:
         set_memory_limit(con, duckdb_memory_mb)
+    use_system_allocator()
     drop_stale_stages(con)
     fields = cfg.fields()
     probed = [check_input(p, fields) for p in expand_inputs(paths)]
