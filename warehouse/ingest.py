@@ -637,7 +637,7 @@ def units(members: list[tuple[Path, str, bool, str]], max_files: int | None = No
     of input (UNIT_FILES, UNIT_BYTES; a file at least that large is a unit of its own); order is
     kept. The files are spread evenly over as few units as the bounds allow: four shards of
     17.5 MB made units of three and one, and the lone shard's 3,000 rows, short of one row group,
-    went to DuckDB's write-ahead log and then through a checkpoint (48.5 MB, ~0.4 s); two units of
+    went to DuckDB's write-ahead log and then through a checkpoint (48.5 MB, 0.3-0.7 s); two units of
     two fill a row group each, and are written straight to the file."""
     max_files = max_files or UNIT_FILES
     max_bytes = max_bytes or UNIT_BYTES
@@ -647,7 +647,7 @@ def units(members: list[tuple[Path, str, bool, str]], max_files: int | None = No
     out: list[list] = []
     size = 0
     for m, n in zip(members, sizes):
-        if not out or len(out[-1]) >= files_each or size + n > max_bytes or size >= bytes_each:
+        if not out or len(out[-1]) >= files_each or size + n > max_bytes or 0 < bytes_each <= size:
             out.append([])
             size = 0
         out[-1].append(m)

@@ -43,8 +43,7 @@ def test_an_ingest_through_it_writes_small_row_groups_and_keeps_every_row(tmp_pa
 def test_shards_go_to_the_file_not_the_log(tmp_path, monkeypatch):
     """Every unit of a folder of shards writes its text as row groups, not into the write-ahead log
     (which the next commit would then compress all over again): the units are spread evenly, so
-    none is left short of a row group, and the insert keeps its order, so DuckDB merges each
-    thread's partial row group instead of logging it."""
+    none is left short of a row group (three shards and one logged the last one whole)."""
     import warehouse.ingest as ing
 
     folder = tmp_path / "shards"

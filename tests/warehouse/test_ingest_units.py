@@ -114,6 +114,11 @@ def test_units_are_bounded_and_keep_the_order(tmp_path):
     assert [len(u) for u in ing.units(members, max_files=100, max_bytes=1)] == [1] * 9  # big files alone
     assert [len(u) for u in ing.units(members[:4], max_files=100, max_bytes=int(3.5 * size))] == [2, 2]
     assert [len(u) for u in ing.units(members, max_files=100, max_bytes=100 * size)] == [9]
+    empty = []
+    for i in range(5):
+        (tmp_path / f"e{i}.jsonl").write_text("")
+        empty.append((tmp_path / f"e{i}.jsonl", "jsonl", False, f"e{i}"))
+    assert [len(u) for u in ing.units(empty)] == [5]  # empty files share one unit too
 
 
 def test_a_unit_is_all_or_nothing_and_the_units_before_it_stay(con, tmp_path, monkeypatch):
