@@ -174,9 +174,16 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
               "shard_tokens": shard_tokens, "documents": len(rows),
               "curriculum_config_hash": str(rows["config_hash"].iloc[0]) if len(rows) else None,
               "decontamination": decontam}
-    sizes = _shard_sizes(db, corpus, rows["doc_id"].to_numpy(), shard_bytes, shard_tokens)
-    if shard_tokens:
-        header["tokenizer"] = sizes[1]
+    # the stored token counts travel with the documents: an `n_tokens` column, totals per shard
+    # and in the manifest (what a trainer's budget is in), under the corpus's current tokenizer
+    with session(db) as con:
+        tokenizer = token_store.current_tokenizer(con, corpus)
+        counts = token_store.doc_token_counts(con, rows["doc_id"].to_numpy(), tokenizer) if tokenizer else None
+    if counts is not None:
+        rows["n_tokens"] = pd.arrays.IntegerArray(counts, mask=counts < 0)
+        header.update({"tokenizer": tokenizer, "tokens": int(counts[counts >= 0].sum()),
+                       "documents_without_tokens": int((counts < 0).sum())})
+    sizes = _shard_sizes(corpus, rows["doc_id"].to_numpy(), counts, shard_bytes, shard_tokens, db)
     key = stable_hash(header, rows["doc_id"].to_numpy().tobytes().hex())
     config = {"format": fmt, "shard_size": shard_size, "shard_bytes": shard_bytes, "shard_tokens": shard_tokens,
               "order": order, "outdir": str(out.path), "keep_contaminated": keep_contaminated}
@@ -187,7 +194,7 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
         return _export_result(out, "unchanged", manifest)
     with logged_run(db, "export", key, config, corpus, counts_in=len(rows)) as run:
         with session(db) as con:
-            bounds = shard_bounds(sizes[0], shard_size, shard_bytes or shard_tokens)
+            bounds = shard_bounds(sizes, shard_size, shard_bytes or shard_tokens)
             text = store.texts_sizes(con, rows["doc_id"].to_numpy())  # shards are written in batches of bytes
             batches = [shard_bounds(text[lo:hi], hi - lo, export_store.ROW_GROUP_BYTES) for lo, hi in bounds]
             manifest = export_store.write_shards(con, rows, out, fmt, bounds, {**header, "content_key": key},
@@ -197,19 +204,18 @@ def export_shards(db, corpus: str, outdir: str | Path, fmt: str = "parquet", sha
     return result
 
 
-def _shard_sizes(db, corpus: str, doc_ids, shard_bytes: int | None, shard_tokens: int | None):
-    """(size per document in export order, tokenizer): text bytes for --shard-bytes, stored token
-    counts (the corpus's current tokenizer) for --shard-tokens, zeros otherwise."""
-    if not (shard_bytes or shard_tokens):
-        return np.zeros(len(doc_ids), dtype=np.int64), None
-    with session(db) as con:
-        if shard_bytes:
-            return store.texts_sizes(con, doc_ids), None
-        key = token_store.current_tokenizer(con, corpus)
-        counts = token_store.doc_token_counts(con, doc_ids, key) if key else None
+def _shard_sizes(corpus: str, doc_ids, counts: np.ndarray | None, shard_bytes: int | None,
+                 shard_tokens: int | None, db) -> np.ndarray:
+    """Size per document in export order: text bytes for --shard-bytes, the stored token counts
+    (`counts`, -1 where none) for --shard-tokens, zeros otherwise."""
+    if shard_bytes:
+        with session(db) as con:
+            return store.texts_sizes(con, doc_ids)
+    if not shard_tokens:
+        return np.zeros(len(doc_ids), dtype=np.int64)
     if counts is None or (counts < 0).any():
         raise ValueError(f"--shard-tokens needs every exported document's token count; run `taomi tokens {corpus}`")
-    return counts, key
+    return counts
 
 
 def _unscored_random_rows(db, corpus: str, cfg: CurriculumConfig) -> pd.DataFrame:

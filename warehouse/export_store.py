@@ -63,7 +63,9 @@ def _range(col: pd.Series) -> list[float] | None:
     return [float(col.min()), float(col.max())]
 
 
-FIXED = ("id", "text", "position", "difficulty", "pacing_step")
+# `n_tokens`: each document's stored token count under the corpus's tokenizer (named in the
+# manifest), a column when the corpus has counts; a metadata field of that name is `meta_n_tokens`
+FIXED = ("id", "text", "position", "difficulty", "pacing_step", "n_tokens")
 # a metadata field is one column of every shard, typed by what it holds across the whole export
 _META_TYPES = {frozenset({"UBIGINT"}): "Int64", frozenset({"BIGINT"}): "Int64", frozenset({"UBIGINT", "BIGINT"}): "Int64",
                frozenset({"BOOLEAN"}): "boolean", frozenset({"VARCHAR"}): "string"}
@@ -118,10 +120,11 @@ ROW_GROUP_BYTES = 64 << 20  # Parquet row groups of ~64 MB of text: readers stre
 _ARROW = {"Int64": pa.int64(), "float64": pa.float64(), "boolean": pa.bool_()}
 
 
-def _schema(columns: dict[str, str]) -> pa.Schema:
+def _schema(columns: dict[str, str], tokens: bool = False) -> pa.Schema:
     """One Parquet schema for every batch of every shard, whatever a batch happens to hold."""
     fields = [pa.field("id", pa.string()), pa.field("text", pa.string()), pa.field("position", pa.int64()),
               pa.field("difficulty", pa.float64()), pa.field("pacing_step", pa.int64())]
+    fields += [pa.field("n_tokens", pa.int64())] if tokens else []
     fields += [pa.field(k if k not in FIXED else f"meta_{k}", _ARROW.get(kind, pa.string()))
                for k, kind in columns.items()]
     return pa.schema(fields)
@@ -172,6 +175,8 @@ def _frame(con: duckdb.DuckDBPyConnection, part: pd.DataFrame, columns: dict[str
                                JOIN documents d ON d.doc_id = w.doc_id ORDER BY w.pos""").to_arrow_table()
     frame = pd.DataFrame({"position": part["position"].to_numpy(), "difficulty": part["difficulty"].to_numpy(),
                           "pacing_step": part["pacing_step"].to_numpy()})
+    if "n_tokens" in schema.names:
+        frame["n_tokens"] = part["n_tokens"].array  # (nullable: no count stored)
     if columns:
         frame = pd.concat([frame, _meta_frame(docs["meta"].to_pylist(), columns)], axis=1)
     rest = pa.Table.from_pandas(frame, schema=pa.schema([f for f in schema if f.name not in ("id", "text")]),
@@ -180,12 +185,17 @@ def _frame(con: duckdb.DuckDBPyConnection, part: pd.DataFrame, columns: dict[str
                 .add_column(0, schema.field("id"), docs["ext_id"].cast(pa.string())))
 
 
+def _tokens(counts: pd.Series) -> int | None:
+    """The shard's tokens; None when a document in it has no stored count."""
+    return None if counts.isna().any() else int(counts.sum())
+
+
 def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: OutputDir, fmt: str,
                  bounds: list[tuple[int, int]], header: dict, progress=None,
                  batches: list[list[tuple[int, int]]] | None = None) -> dict:
-    """Write `rows` (doc_id, position, pacing_step, difficulty) as shards (the half-open row
-    ranges `bounds`) plus a manifest; every metadata field of the documents is a column (see
-    `meta_columns`). Each shard is written batch by batch (`batches`: per shard, row ranges
+    """Write `rows` (doc_id, position, pacing_step, difficulty, and n_tokens when the corpus has
+    token counts: nullable Int64) as shards (the half-open row ranges `bounds`) plus a manifest;
+    every metadata field of the documents is a column (see `meta_columns`). Each shard is written batch by batch (`batches`: per shard, row ranges
     within it, of ~ROW_GROUP_BYTES of text each; one Parquet row group per batch), so a shard of
     any size is never held whole (a 318 MB corpus in one shard peaked at 6.3 GB)."""
     old = current_manifest(out)
@@ -193,7 +203,8 @@ def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: Output
     tag = uuid.uuid4().hex[:8]
     stage = out.staging()
     shards = []
-    schema = _schema(columns)
+    tokens = "n_tokens" in rows.columns
+    schema = _schema(columns, tokens)
     # no dictionary and no min/max statistics for the text column: both copy every value (a
     # 130 MB text cost +670 MB to write) and neither helps a column of distinct documents
     others = [n for n in schema.names if n != "text"]
@@ -220,7 +231,8 @@ def write_shards(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, out: Output
             shards.append({"file": name, "rows": len(part), "bytes": path.stat().st_size, "sha256": sha256(path),
                            "difficulty": _range(part["difficulty"]),
                            "pacing_steps": [int(part["pacing_step"].min()), int(part["pacing_step"].max())],
-                           "positions": [int(part["position"].min()), int(part["position"].max())]})
+                           "positions": [int(part["position"].min()), int(part["position"].max())],
+                           **({"tokens": _tokens(part["n_tokens"])} if tokens else {})})
         manifest = {**header, "writer": "taomi", "metadata_columns": {
             (k if k not in FIXED else f"meta_{k}"): v for k, v in columns.items()}, "shards": shards}
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")

@@ -134,3 +134,59 @@ def test_long_texts_are_written_piece_by_piece_as_the_same_json_lines(tmp_path, 
     assert len(seen) > 40 and 0 in seen  # the 100-character text ends on a piece boundary
     rows = [json.loads(line) for line in pieces.decode().split("\n") if line]
     assert sorted(r["text"] for r in rows) == sorted(d["text"] for d in docs)
+
+
+def test_token_counts_reach_the_export(tmp_path, taomi_cli, monkeypatch):
+    """Stages hand on what they learn: each exported document carries its stored token count
+    (`n_tokens`, the corpus's tokenizer named in the manifest), each shard and the manifest their
+    totals, equal to what `stats` says is left for training. A document counted under no
+    tokenizer has a null count and leaves its shard's total unknown, not short; a metadata field
+    named n_tokens is kept as `meta_n_tokens`; a corpus never counted has no such column."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    from datasets import load_dataset
+
+    from curation.tokens import Tokenizer
+
+    texts = ["数据清洗是训练语言模型的第一步。" * 30, "The quick brown fox jumps over the lazy dog. " * 40,
+             "ภาษาไทยไม่มีช่องว่างระหว่างคำ " * 20, "短い日本語の文です。", "x", "한국어 문장입니다. " * 15]
+    first = tmp_path / "a.jsonl"
+    first.write_text("".join(json.dumps({"id": f"a{i}", "text": t, "n_tokens": "mine", "source": "web"},
+                                        ensure_ascii=False) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+    db = tmp_path / "w.duckdb"
+    assert taomi_cli("--db", db, "ingest", "-c", "c", first, "--quiet").code == 0
+    r = taomi_cli("--db", db, "export", "c", tmp_path / "o", "--order", "random", "--shard-size", "4", "--quiet",
+                  "--json")
+    assert r.code == 0, r.output
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    tok = Tokenizer("cl100k_base")
+    ds = load_dataset("parquet", data_dir=str(tmp_path / "o"), split="train")
+    assert ds["n_tokens"] == [int(n) for n in tok.count(ds["text"])] and ds["meta_n_tokens"] == ["mine"] * 6
+    assert manifest["tokenizer"] == "cl100k_base" and manifest["documents_without_tokens"] == 0
+    assert [s["tokens"] for s in manifest["shards"]] == [sum(ds["n_tokens"][:4]), sum(ds["n_tokens"][4:])]
+    stats = json.loads(taomi_cli("--db", db, "stats", "c", "--json").out)
+    assert manifest["tokens"] == sum(ds["n_tokens"]) == stats["tokens"]["tokens_for_training"]
+
+    # two documents more, not counted: their counts are null, their shard's total unknown
+    second = tmp_path / "b.jsonl"
+    second.write_text('{"id": "b0", "text": "late one"}\n{"id": "b1", "text": "late two"}\n', encoding="utf-8")
+    assert taomi_cli("--db", db, "ingest", "-c", "c", second, "--tokenizer", "none", "--quiet").code == 0
+    r = taomi_cli("--db", db, "export", "c", tmp_path / "p", "--order", "random", "--format", "jsonl",
+                  "--shard-size", "4", "--quiet", "--json")
+    assert r.code == 0, r.output
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    rows = [json.loads(line) for s in manifest["shards"]
+            for line in (tmp_path / "p" / s["file"]).read_text(encoding="utf-8").splitlines()]
+    late = {r["id"] for r in rows if r["n_tokens"] is None}
+    assert late == {"b0", "b1"} and manifest["documents_without_tokens"] == 2
+    assert manifest["tokens"] == sum(r["n_tokens"] for r in rows if r["n_tokens"] is not None)
+    for k, s in enumerate(manifest["shards"]):
+        part = rows[4 * k:4 * k + 4]
+        assert s["tokens"] == (None if any(r["n_tokens"] is None for r in part) else sum(r["n_tokens"] for r in part))
+
+    # a corpus never counted: no column, no tokenizer
+    assert taomi_cli("--db", db, "ingest", "-c", "d", second, "--tokenizer", "none", "--quiet").code == 0
+    assert taomi_cli("--db", db, "export", "d", tmp_path / "q", "--order", "random", "--quiet").code == 0
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert "tokenizer" not in manifest and "tokens" not in manifest["shards"][0]
+    assert "n_tokens" not in pq.read_schema(tmp_path / "q" / manifest["shards"][0]["file"]).names
