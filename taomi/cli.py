@@ -219,7 +219,7 @@ def migrate(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @app.command()
 def stats(corpus: str,
-          by: str | None = typer.Option(None, "--by", help="A metadata field (source, url, dump, a Parquet column...), "
+          by: str | None = typer.Option(None, "--by", help="A metadata field (source, url, dump, a Parquet column, a nested one as meta.KEY...), "
                                                           "or language / script (`taomi languages`): documents, "
                                                           "characters, tokens, kept and removed per value."),
           limit: int = typer.Option(50, "--limit", min=1, help="With --by: the most frequent values shown."),
@@ -228,7 +228,7 @@ def stats(corpus: str,
           force: bool = typer.Option(False, "--force", help="With --plot: overwrite a file Taomi did not write."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Statistics of one corpus: documents, lengths, exact duplicates, labels, quarantine, metadata fields."""
-    from warehouse.corpora import corpus_exists, corpus_stats, meta_fields, stats_by
+    from warehouse.corpora import corpus_exists, corpus_stats, meta_fields, meta_path, stats_by
     from warehouse.curation_store import latest_dedup_config
     from warehouse.token_store import current_tokenizer, token_totals
 
@@ -238,10 +238,11 @@ def stats(corpus: str,
         fields = meta_fields(con, corpus)
         tokenizer, dedup_cfg = current_tokenizer(con, corpus), latest_dedup_config(con, corpus)
         if by is not None:
-            if by not in fields and by not in ("language", "script"):
+            nested = by not in fields and meta_path(con, corpus, by, fields) is not None
+            if by not in fields and not nested and by not in ("language", "script"):
                 fail(f"no metadata field '{by}' in corpus '{corpus}' (fields: {', '.join(fields) or 'none'}; "
-                     "or language, script after `taomi languages`)")
-            if by not in fields:
+                     "a nested one as FIELD.KEY; or language, script after `taomi languages`)")
+            if by not in fields and not nested:
                 from warehouse.language_store import shares
 
                 if not shares(con, corpus, by):
@@ -263,11 +264,14 @@ def stats(corpus: str,
         if plot is not None:
             from flows.stats_plot import length_plot
 
-            drawn = length_plot(con, corpus, plot, by if by in fields else None, force)
+            drawn = length_plot(con, corpus, plot, by if by is not None and meta_path(con, corpus, by, fields) else None,
+                                force)
             if by is None:
                 out["plot"] = drawn
             else:
-                print(f"plot: {drawn['plot']} (lengths in {drawn['unit']})", file=sys.stderr)
+                print(f"plot: {drawn['plot']} (lengths in {drawn['unit']}"
+                      + (f", by {drawn['field']}: {len(drawn['values'])} curves)" if drawn["field"] else ")"),
+                      file=sys.stderr)
     if by is not None:
         emit(rows, as_json, title=f"corpus '{corpus}' by {by}", console=console)
         return

@@ -94,7 +94,7 @@ def stats_by(con: duckdb.DuckDBPyConnection, corpus: str, field: str, dedup_conf
         LEFT JOIN doc_language l ON l.doc_id = d.doc_id
         LEFT JOIN {flagged} c ON c.doc_id = d.doc_id
         WHERE d.corpus = ? GROUP BY ALL ORDER BY documents DESC, value LIMIT ?""",
-                             ([] if detected else ["$." + json.dumps(field)])
+                             ([] if detected else [meta_path(con, corpus, field) or "$." + json.dumps(field)])
                              + [dedup_config or "", tokenizer or "", *flagged_args, corpus, limit]))
 
 
@@ -106,7 +106,7 @@ def length_histogram(con: duckdb.DuckDBPyConnection, corpus: str, field: str | N
     name, the rest are '(other)'; no field: one value, '(all)'. Columns: value, bin, documents."""
     length = "t.n_tokens" if tokenizer else "d.n_chars"
     value = "coalesce(d.meta ->> ?, '(none)')" if field else "'(all)'"
-    params = (["$." + json.dumps(field)] if field else []) + [tokenizer or "", corpus]
+    params = ([meta_path(con, corpus, field) or "$." + json.dumps(field)] if field else []) + [tokenizer or "", corpus]
     return con.execute(f"""
         WITH v AS (SELECT {value} AS value, {length} AS n FROM documents d
                    LEFT JOIN doc_tokens t ON t.doc_id = d.doc_id AND t.tokenizer = ?
@@ -123,6 +123,25 @@ def meta_fields(con: duckdb.DuckDBPyConnection, corpus: str, sample: int = 10_00
                               SELECT meta FROM documents WHERE corpus = ? AND meta IS NOT NULL LIMIT ?)
                           ORDER BY 1""", [corpus, sample]).fetchall()
     return [r[0] for r in rows]
+
+
+def meta_path(con: duckdb.DuckDBPyConnection, corpus: str, field: str, fields: list[str] | None = None) -> str | None:
+    """The JSON path of a metadata field: a top-level field by its name (`source`), else a dotted
+    path into a nested object that some document of the corpus has (`meta.pile_set_name`, as The
+    Pile and RedPajama nest theirs; a top-level name may hold dots itself). None: neither."""
+    fields = meta_fields(con, corpus) if fields is None else fields
+    if field in fields:
+        return "$." + json.dumps(field)
+    parts = field.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        head, rest = ".".join(parts[:k]), parts[k:]
+        if head in fields and all(rest):
+            path = "$." + ".".join(json.dumps(p) for p in [head, *rest])
+            if con.execute("""SELECT count(*) FROM (SELECT 1 FROM documents WHERE corpus = ? AND meta IS NOT NULL
+                                                     AND json_exists(meta, ?) LIMIT 1)""",
+                           [corpus, path]).fetchall()[0][0]:
+                return path
+    return None
 
 
 def quarantine_rows(con: duckdb.DuckDBPyConnection, corpus: str, limit: int = 50) -> list[dict]:

@@ -194,3 +194,32 @@ def test_parquet_columns_and_a_struct_metadata_column_and_csv_columns_are_kept(t
     con.close()
     assert json.loads(metas["d3"]) == {"source": "hub", "n": 3, "lang": "de"}
     assert json.loads(metas["x1"]) == {"origin": "forum"} and metas["x2"] is None
+
+
+def test_a_nested_metadata_field_is_a_slice_by_its_dotted_path(tmp_path, taomi_cli):
+    """The Pile and RedPajama nest their source (`"meta": {"pile_set_name": "Pile-CC"}`): `stats
+    --by meta.pile_set_name` slices by it, and so does the plot. A top-level field whose name holds
+    a dot wins over a nested path of the same spelling; a dotted path no document has is the same
+    one-line error as an unknown field."""
+    sets = ["Pile-CC", "Github", "ArXiv"]
+    lines = [{"text": r["text"], "meta": {"pile_set_name": sets[i % 3], "n": {"deep": i % 2}}}
+             for i, r in enumerate(ROWS)]
+    lines[0]["meta.pile_set_name"] = "top"  # one document with a literal dotted name
+    (tmp_path / "pile.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    db = tmp_path / "w.duckdb"
+    assert taomi_cli("--db", db, "ingest", "-c", "p", tmp_path / "pile.jsonl", "--quiet").code == 0
+    by = json.loads(taomi_cli("--db", db, "stats", "p", "--by", "meta.n.deep", "--json").out)
+    assert {r["value"]: r["documents"] for r in by} == {"0": 30, "1": 30}
+    by = json.loads(taomi_cli("--db", db, "stats", "p", "--by", "meta.pile_set_name", "--json").out)
+    assert {r["value"]: r["documents"] for r in by} == {"top": 1, "(none)": 59}  # the literal name wins
+    (tmp_path / "pile.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines[1:]), encoding="utf-8")
+    assert taomi_cli("--db", db, "ingest", "-c", "q", tmp_path / "pile.jsonl", "--quiet").code == 0
+    r = taomi_cli("--db", db, "stats", "q", "--by", "meta.pile_set_name", "--plot", tmp_path / "l.png", "--json")
+    assert r.code == 0, r.output
+    by = json.loads(r.out)
+    assert {x["value"]: x["documents"] for x in by} == {s: 20 - (s == "Pile-CC") for s in sets}
+    assert sum(x["chars"] for x in by) == sum(len(x["text"]) for x in lines[1:])
+    assert "by meta.pile_set_name: 3 curves" in r.err and (tmp_path / "l.png").stat().st_size > 1000
+    for bad in ("meta.nope", "meta.", "nope.pile_set_name"):
+        r = taomi_cli("--db", db, "stats", "q", "--by", bad)
+        assert r.code == 2 and "no metadata field" in r.err and "FIELD.KEY" in r.err, r.output
