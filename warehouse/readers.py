@@ -717,9 +717,15 @@ def _columnar_sql(source: str, cols: dict[str, str], f: Fields, line_no: str) ->
     elif META in cols:
         others.append(META)
         meta = f"to_json(struct_pack({', '.join(f'{_quote(c)} := {_quote(c)}' for c in others)}))"
+    text, kind = f'CAST("{f.text}" AS VARCHAR)', lit(cols[f.text])
+    if cols[f.text] == "BLOB":
+        # Parquet written without the UTF8 annotation (Impala, Hive, some Spark jobs) holds text
+        # as bytes: decoded when they are UTF-8, else the row is quarantined saying so
+        text = f'try(decode("{f.text}"))'
+        kind = f"CASE WHEN {text} IS NULL THEN 'bytes that are not UTF-8' ELSE 'VARCHAR' END"
     return f"""
-        SELECT {line_no} AS line_no, CAST("{f.text}" AS VARCHAR) AS text,
-               CASE WHEN "{f.text}" IS NULL THEN 'NULL' ELSE {lit(cols[f.text])} END AS text_type,
+        SELECT {line_no} AS line_no, {text} AS text,
+               CASE WHEN "{f.text}" IS NULL THEN 'NULL' ELSE {kind} END AS text_type,
                {col(f.id)} AS ext_id, {col(f.label)} AS label, {col(f.annotator)} AS annotator,
                NULL::VARCHAR AS bad_field, NULL::VARCHAR AS bad_reason,
                left(CAST("{f.text}" AS VARCHAR), {RAW_KEEP_CHARS}) AS raw,

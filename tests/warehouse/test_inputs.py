@@ -223,3 +223,34 @@ def test_a_nested_metadata_field_is_a_slice_by_its_dotted_path(tmp_path, taomi_c
     for bad in ("meta.nope", "meta.", "nope.pile_set_name"):
         r = taomi_cli("--db", db, "stats", "q", "--by", bad)
         assert r.code == 2 and "no metadata field" in r.err and "FIELD.KEY" in r.err, r.output
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "arrow"])
+def test_text_stored_as_bytes_is_decoded_and_bad_bytes_are_quarantined(tmp_path, taomi_cli, fmt):
+    """Parquet written without the UTF8 annotation (Impala, Hive, some Spark jobs), and Arrow
+    with a binary column, hold text as bytes: UTF-8 bytes are the text (every row was quarantined
+    as 'BLOB'), other bytes are quarantined saying so, and the good rows go in with the key their
+    text has as a string."""
+    from warehouse.ingest import content_hash
+
+    texts = [b"plain bytes", "数据清洗 ภาษาไทย".encode(), b"\xff\xfe latin-1?", None, b" \n "]
+    table = pa.table({"text": pa.array(texts, pa.binary()), "id": [f"b{i}" for i in range(5)]})
+    path = tmp_path / f"b.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    else:
+        with pa.ipc.new_stream(path, table.schema) as w:
+            w.write_table(table)
+    db = tmp_path / "w.duckdb"
+    r = taomi_cli("--db", db, "ingest", "-c", "c", path, "--tokenizer", "none", "--json")
+    assert r.code == 0, r.output
+    assert docs(db) == [("b0", "plain bytes"), ("b1", "数据清洗 ภาษาไทย")]
+    from warehouse.db import connect
+
+    con = connect(db, read_only=True)
+    keys = dict(con.execute("SELECT ext_id, content_hash FROM documents").fetchall())
+    bad = con.execute("SELECT line, reason FROM quarantine ORDER BY line").fetchall()
+    con.close()
+    assert keys == {"b0": content_hash("plain bytes"), "b1": content_hash("数据清洗 ภาษาไทย")}
+    assert bad == [(3, "text is bytes that are not UTF-8, expected a string"), (4, "text is null, expected a string"),
+                   (5, "empty text")]
