@@ -101,6 +101,10 @@ UNIT_SCRIPTS = ("\u0e00-\u0eff"           # Thai, Lao
                 "\uf900-\ufaff"           # CJK compatibility ideographs
                 "\U00020000-\U0003134f")  # CJK extensions B-G, compatibility supplement
 _UNIT = re.compile(f"[{UNIT_SCRIPTS}]")
+# One word of the text-units layer as an RE2 pattern (DuckDB's regexp functions): a character of a
+# script written without spaces, or a run of other characters between whitespace: the words of
+# `split_units(text).split()` (Python splits on \v, \x1c-\x1f and \x85 too, RE2's \s does not).
+WORD_RE2 = f"[{UNIT_SCRIPTS}]|[^\\s\\x{{0B}}\\x{{1C}}-\\x{{1F}}\\x{{85}}\\p{{Z}}{UNIT_SCRIPTS}]+"
 
 
 def is_unit(ch: str) -> bool:

@@ -251,7 +251,9 @@ def stats(corpus: str,
 
             rows = stats_by(con, corpus, by, dedup_cfg, limit, tokenizer, rule=(N_GRAM, RULE))
         else:
-            out = {**corpus_stats(con, corpus), "metadata_fields": fields,
+            from dedup.shingle import WORD_RE2
+
+            out = {**corpus_stats(con, corpus, WORD_RE2), "metadata_fields": fields,
                    "tokens": token_totals(con, corpus, tokenizer, dedup_cfg) if tokenizer else None}
             if tokenizer:  # what export writes and plans count: kept by dedup, not flagged
                 from flows.decontam_task import N_GRAM, RULE

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from warehouse.db import one
+from warehouse.readers import lit
 
 if TYPE_CHECKING:  # pandas costs ~0.18 s to import, and ingest, which imports this module, never uses it
     import pandas as pd
@@ -31,14 +32,26 @@ def corpus_exists(con: duckdb.DuckDBPyConnection, corpus: str) -> bool:
     return one(con, "SELECT 1 FROM documents WHERE corpus = ? LIMIT 1", [corpus]) is not None
 
 
-def corpus_stats(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
-    """Counts, length distribution, exact-duplicate count, labels and quarantine reasons."""
+WORDS_SAMPLE = 5_000  # documents whose words are counted for `mean_words` (a seeded sample past it)
+
+
+def corpus_stats(con: duckdb.DuckDBPyConnection, corpus: str, word_re2: str) -> dict:
+    """Counts, length distribution, exact-duplicate count, labels and quarantine reasons.
+
+    `mean_words`: words per document as the text-units layer counts them (`word_re2`, one match
+    per word: dedup.shingle.WORD_RE2, where a character of Chinese, Japanese, Korean or Thai is a
+    word; splitting on ' ' made a Chinese document one or two "words" and an indented source file
+    thousands), over every document, or over a seeded sample of WORDS_SAMPLE of them when there
+    are more (`mean_words_documents` says how many): each match is a value DuckDB builds."""
     row = one(con, """
         SELECT count(*), coalesce(sum(n_chars), 0), count(DISTINCT content_hash),
-               min(n_chars), quantile_cont(n_chars, 0.5), max(n_chars),
-               coalesce(avg(len(string_split(text, ' '))), 0)
+               min(n_chars), quantile_cont(n_chars, 0.5), max(n_chars)
         FROM documents WHERE corpus = ?""", [corpus])
-    docs, chars, distinct, cmin, cmed, cmax, words = row
+    docs, chars, distinct, cmin, cmed, cmax = row
+    words, sampled = one(con, f"""
+        SELECT coalesce(avg(len(regexp_extract_all(text, {lit(word_re2)}))), 0), count(*)
+        FROM (SELECT text FROM documents WHERE corpus = ?)
+        USING SAMPLE reservoir({WORDS_SAMPLE} ROWS) REPEATABLE (7)""", [corpus])
     labels = con.execute("""
         SELECT label, count(*) FROM annotations WHERE corpus = ? AND annotator IS NULL
         GROUP BY label ORDER BY 2 DESC, 1""", [corpus]).fetchall()
@@ -56,6 +69,7 @@ def corpus_stats(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
         "documents": int(docs),
         "chars": int(chars),
         "mean_words": round(float(words), 1),
+        "mean_words_documents": int(sampled),
         "chars_min": cmin, "chars_median": cmed, "chars_max": cmax,
         "distinct_content_hashes": int(distinct),
         "exact_duplicate_docs": int(docs) - int(distinct),
