@@ -44,6 +44,22 @@ def test_metrics():
     assert token_f1("the cat sat", "cat sat down") == pytest.approx(0.8)
 
 
+@pytest.mark.parametrize(("pred", "target", "em", "f1"), [
+    ("北京是中国的首都。", "北京", 0.0, 2 * (2 / 8) * 1 / (2 / 8 + 1)),  # characters are the tokens (MLQA's zh)
+    ("北京。", "北京", 1.0, 1.0),  # CJK punctuation is punctuation
+    ("「東京」です", "東京", 0.0, 2 * (2 / 4) / (2 / 4 + 1)),
+    ("서울특별시", "서울", 0.0, 2 * (2 / 5) / (2 / 5 + 1)),  # KorQuAD scores Korean by character
+    ("กรุงเทพมหานคร", "กรุงเทพ", 0.0, 2 * (7 / 13) / (7 / 13 + 1)),
+    ("don’t stop", "dont stop", 1.0, 1.0),  # a curly apostrophe is punctuation too
+    ("Paris, France", "paris", 0.0, 2 * 0.5 / 1.5),  # space-delimited text: unchanged
+])
+def test_metrics_in_every_script(pred, target, em, f1):
+    """On whitespace tokens a Chinese, Japanese, Korean or Thai answer was one token, so F1 was
+    exact match; and '。' or '」' were not punctuation, so exact match failed on them."""
+    assert exact_match(pred, target) == em
+    assert token_f1(pred, target) == pytest.approx(f1)
+
+
 def test_planted_contamination_found_clean_not():
     train = ["the quick brown fox jumps over the lazy dog while the farmer watches from the old red barn at dawn",
              "completely unrelated text about baking bread with flour water salt and yeast in a hot oven"]
