@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from evalsets.tracing import (
+    FEATURES,
     N_FEATURES,
     SUPPORT_THRESHOLD,
     VIEW,
@@ -25,7 +26,8 @@ from warehouse.db import session
 def ensure_index(db, corpus: str, progress=None) -> tuple[str, np.ndarray, bool]:
     """(corpus version, idf, built now?) of the corpus's tracing index, built when missing."""
     with session(db) as con:
-        version, total = content_version(con, corpus), document_count(con, corpus)
+        # the features' definition is part of the version: an index built on others is rebuilt
+        version, total = f"{content_version(con, corpus)}:{FEATURES}", document_count(con, corpus)
         have = store.index_version(con, corpus)
         if have is not None and have[0] == version:
             return version, have[2], False

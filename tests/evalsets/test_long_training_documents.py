@@ -86,3 +86,39 @@ def test_pieces_are_not_cut_inside_a_word_the_joins_make(monkeypatch):
     got = c.scan_documents(keys, np.array([1]), [text], 13)
     monkeypatch.undo()
     assert sorted(zip(*[x.tolist() for x in whole])) == sorted(zip(*[x.tolist() for x in got]))
+
+
+def test_a_chinese_failure_is_traced_to_the_document_that_shares_its_characters(tmp_path):
+    """Tracing features are the text-units layer's words: a Chinese item shares character uni-
+    and bigrams with the training document it came from even where its clauses are cut
+    differently (a `\\w+` word was the whole clause: similarity 0). An index stored under the old
+    features is built again, not queried with the new ones."""
+    import json
+
+    from flows.trace_task import trace_failures
+    from warehouse.db import connect, session
+    from warehouse.ingest import IngestConfig, ingest_paths
+
+    docs = {"source": "数据清洗是训练语言模型的第一步，去重和过滤决定了模型能学到什么。",
+            "other": "今天天气很好，我们去公园散步，然后在湖边吃午饭。",
+            "thai": "ภาษาไทยไม่มีช่องว่างระหว่างคำ การตัดคำจึงยาก",
+            "english": "the quick brown fox jumps over the lazy dog"}
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in docs.items()),
+                   encoding="utf-8")
+    db = tmp_path / "w.duckdb"
+    con = connect(db)
+    ingest_paths(con, [src], IngestConfig("c"))
+    ids = dict(con.execute("SELECT ext_id, doc_id FROM documents").fetchall())
+    con.close()
+    items = ["模型的第一步是数据清洗", "ไม่มีช่องว่าง", "lazy dog jumps"]
+    traced, info = trace_failures(db, "c", items, k=2)
+    assert info["index_built_now"]
+    assert [t["nearest"][0]["doc_id"] if t["nearest"] else None for t in traced] == [
+        ids["source"], ids["thai"], ids["english"]], traced
+    assert traced[0]["nearest"][0]["similarity"] > 0.3
+    with session(db) as con:  # an index under the old features' version: rebuilt
+        con.execute("UPDATE trace_index SET corpus_version = split_part(corpus_version, ':', 1)")
+        con.execute("UPDATE trace_postings SET corpus_version = split_part(corpus_version, ':', 1)")
+    _, info = trace_failures(db, "c", items[:1], k=1)
+    assert info["index_built_now"]
