@@ -144,6 +144,32 @@ def expand_inputs(paths: list[str | os.PathLike]) -> list[Path]:
     return [f for f in out if not (f.resolve() in seen or seen.add(f.resolve()))]
 
 
+# Held-out split names as `datasets` reads them from a Hub dataset's file layout (its
+# data_files keywords: a folder named so, or a file name starting with or holding the keyword
+# between separators: `data/test-00000-of-00001.parquet`, `validation/data-00000-of-00001.arrow`)
+HELD_OUT = {"validation": ("validation", "valid", "dev", "val"), "test": ("test", "testing", "eval", "evaluation")}
+_SEP = "[-._ 0-9]"
+_HELD_OUT_NAME = {split: re.compile(f"(?:^|{_SEP})(?:{'|'.join(words)})(?:{_SEP}|$)", re.IGNORECASE)
+                  for split, words in HELD_OUT.items()}
+
+
+def held_out_splits(paths: list[str | os.PathLike], files: list[Path]) -> dict[str, list[str]]:
+    """Files that a folder or glob among `paths` brought in and whose layout names a held-out
+    split ({'test': [file, ...], 'validation': [...]}): ingested with the rest, they would train
+    on the data a model is tested on. A file named on its own is taken as meant."""
+    named = {Path(p).resolve() for p in paths if Path(p).is_file()}
+    out: dict[str, list[str]] = {}
+    for f in files:
+        if f.resolve() in named:
+            continue
+        parts = [x.lower() for x in f.parts[:-1]] + [f.name.split(".", 1)[0]]
+        for split, pattern in _HELD_OUT_NAME.items():
+            if any(x in HELD_OUT[split] for x in parts[:-1]) or pattern.search(parts[-1]):
+                out.setdefault(split, []).append(str(f))
+                break
+    return out
+
+
 def check_input(path: str | os.PathLike, fields: Fields | None = None) -> tuple[Path, str, bool]:
     """Validate a path before anything is written: exists, readable, known and parseable format,
     and (given `fields`) the text field present where the format says so up front."""

@@ -254,3 +254,29 @@ def test_text_stored_as_bytes_is_decoded_and_bad_bytes_are_quarantined(tmp_path,
     assert keys == {"b0": content_hash("plain bytes"), "b1": content_hash("数据清洗 ภาษาไทย")}
     assert bad == [(3, "text is bytes that are not UTF-8, expected a string"), (4, "text is null, expected a string"),
                    (5, "empty text")]
+
+
+def test_held_out_splits_brought_in_by_a_folder_are_named(tmp_path, taomi_cli):
+    """A Hub dataset folder holds its test and validation splits beside train (`data/test-*`, a
+    `save_to_disk` DatasetDict's `test/`): ingesting the folder puts them into the training
+    corpus. They still go in (the user may want them), but the command says which, before any
+    work, on stderr, and the report lists them; a glob of the train files, or a test file named on
+    its own, gets no note."""
+    root = tmp_path / "hub"
+    (root / "data").mkdir(parents=True)
+    (root / "valid").mkdir()
+    pq.write_table(pa.Table.from_pylist(ROWS[:40]), root / "data" / "train-00000-of-00001.parquet")
+    pq.write_table(pa.Table.from_pylist(ROWS[40:50]), root / "data" / "test-00000-of-00001.parquet")
+    (root / "valid" / "part.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[50:]))
+    (root / "data" / "latest-00000.jsonl").write_text(json.dumps({"text": "not a split"}) + "\n")
+    db = tmp_path / "w.duckdb"
+    r = taomi_cli("--db", db, "ingest", "-c", "c", root, "--tokenizer", "none", "--json")
+    assert r.code == 0, r.output
+    report = json.loads(r.out)
+    assert report["rows_new"] == 61
+    assert {k: [Path(x).name for x in v] for k, v in report["held_out_splits"].items()} == {
+        "test": ["test-00000-of-00001.parquet"], "validation": ["part.jsonl"]}
+    assert "1 file(s) of the test split" in r.err and "1 file(s) of the validation split" in r.err
+    for args in ([str(root / "data" / "train-*")], [str(root / "data" / "test-00000-of-00001.parquet")]):
+        r = taomi_cli("--db", tmp_path / "x.duckdb", "ingest", "-c", "d", *args, "--tokenizer", "none", "--json")
+        assert r.code == 0 and "held_out_splits" not in json.loads(r.out) and "split" not in r.err, r.output
