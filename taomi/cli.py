@@ -243,12 +243,12 @@ def stats(corpus: str,
             fail(f"no corpus named '{corpus}' (see `taomi corpora`)")
         fields = meta_fields(con, corpus)
         tokenizer, dedup_cfg = current_tokenizer(con, corpus), latest_dedup_config(con, corpus)
+        field = meta_path(con, corpus, by, fields) if by is not None else None  # top-level, or nested by its dots
         if by is not None:
-            nested = by not in fields and meta_path(con, corpus, by, fields) is not None
-            if by not in fields and not nested and by not in ("language", "script"):
+            if field is None and by not in ("language", "script"):
                 fail(f"no metadata field '{by}' in corpus '{corpus}' (fields: {', '.join(fields) or 'none'}; "
                      "a nested one as FIELD.KEY; or language, script after `taomi languages`)")
-            if by not in fields and not nested:
+            if field is None:
                 from warehouse.language_store import shares
 
                 if not shares(con, corpus, by):
@@ -272,8 +272,7 @@ def stats(corpus: str,
         if plot is not None:
             from flows.stats_plot import length_plot
 
-            drawn = length_plot(con, corpus, plot, by if by is not None and meta_path(con, corpus, by, fields) else None,
-                                force)
+            drawn = length_plot(con, corpus, plot, by if field is not None else None, force)
             if by is None:
                 out["plot"] = drawn
             else:
