@@ -1,4 +1,4 @@
-"""exact: documents whose normalised content hash is equal; one survivor per group by policy."""
+"""exact: documents whose content hash (md5 of the text's bytes) is equal; one survivor per group by policy."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ share no 13 words in a row and must stay clean.
 
 Writes into OUTDIR:
 - `corpus.jsonl`: English-like documents (topic vocabulary + Zipfian common words, sentences,
-  punctuation, accents, CJK, emoji), planted exact duplicates (some differing only in case and
-  whitespace) and near-duplicates with controlled edit rates, a labelled subset whose given
+  punctuation, accents, CJK, emoji), planted byte-identical copies, reformatted copies (differing
+  only in case or whitespace: near duplicates at Jaccard 1.0) and near-duplicates with controlled edit rates, a labelled subset whose given
   `label` carries planted noise, and a few deliberately broken lines;
 - `labels.jsonl`: one row per (item, annotator, label), annotators of planted accuracy;
 - `truth.json`: the planted ground truth (duplicate groups, edit rates, true labels, noisy items,
@@ -229,15 +229,19 @@ def _generate(out: Path, cfg: DemoConfig) -> dict:
     base: list[tuple[str, int, list[str], str]] = []  # id, topic, words, text
     records: list[dict] = []
     exact_groups: dict[str, list[str]] = {}
+    reformatted: list[dict] = []
     near: list[dict] = []
     for i in range(cfg.docs):
         doc_id = f"doc-{i:07d}"
         r = rng.random()
         if base and r < cfg.exact_dup_rate:
             src_id, topic, words, text = base[int(rng.integers(len(base)))]
-            if rng.random() < 0.3:  # same after normalisation: case and whitespace differ
-                text = text.upper() if rng.random() < 0.5 else text.replace(" ", "  ", 3)
-            exact_groups.setdefault(src_id, [src_id]).append(doc_id)
+            if rng.random() < 0.3:  # same after normalisation: case or whitespace differ (near, J = 1)
+                how = "upper" if rng.random() < 0.5 else "spaces"
+                text = text.upper() if how == "upper" else text.replace(" ", "  ", 3)
+                reformatted.append({"id": doc_id, "source": src_id, "how": how})
+            else:  # byte-identical
+                exact_groups.setdefault(src_id, [src_id]).append(doc_id)
         elif base and r < cfg.exact_dup_rate + cfg.near_dup_rate:
             src_id, topic, words, _ = base[int(rng.integers(len(base)))]
             rate = float(EDIT_RATES[int(rng.integers(len(EDIT_RATES)))])
@@ -293,6 +297,7 @@ def _generate(out: Path, cfg: DemoConfig) -> dict:
     truth = {
         "config": cfg.__dict__,
         "exact_groups": list(exact_groups.values()),
+        "reformatted": reformatted,
         "near_duplicates": near,
         "true_labels": true_labels,
         "noisy_labels": noisy,
@@ -307,6 +312,7 @@ def _generate(out: Path, cfg: DemoConfig) -> dict:
     return {
         "corpus": str(corpus_path), "labels": str(labels_path), "truth": str(out / "truth.json"),
         "docs": len(records), "exact_duplicates": sum(len(g) - 1 for g in exact_groups.values()),
+        "reformatted_duplicates": len(reformatted),
         "near_duplicates": len(near), "labelled": len(true_labels), "noisy_labels": len(noisy),
         "annotation_rows": len(ann_rows), "broken_lines": len(broken_lines),
         "scaling_synthetic": obs["path"], "scaling_points": obs["points"],

@@ -62,12 +62,38 @@ __all__ = [
     "PartialIngest",
     "content_hash",
     "content_hash_sql",
+    "folded_key",
+    "folded_key_sql",
     "ingest_file",
     "ingest_paths",
 ]
 
-# The exact-duplicate key: md5 hex of the text lower-cased, ASCII whitespace runs folded to one
-# space and trimmed, NFC-composed when it holds combining marks (U+0300-036F, Hangul jamo,
+# The exact-duplicate key: md5 hex of the text's UTF-8 bytes, as DuckDB's `md5(text)` and NeMo
+# Curator's ExactDuplicates compute it: "exact" is byte-identical. A copy that differs only in
+# case, whitespace, Unicode normal form or punctuation is a near duplicate: MinHash's defaults
+# (NFKC, casefold, punctuation fold, text units) give it Jaccard 1.0 with its original, so dedup
+# still removes it, with reason `near` and its cluster.
+# Until schema 19 the stored key was the folded key below. Its fold cost 2.6 CPU-s of 5.9 on a
+# 70 MB Parquet folder and kept ingest at 1.6-2.5x DuckDB's md5 CTAS (bench/RESULTS.md);
+# migration 19 rewrote the stored keys.
+
+
+def content_hash_sql(col: str) -> str:
+    """SQL for the exact-duplicate key of column `col` (what ingest stores)."""
+    return f"md5({col})"
+
+
+def content_hash(text: str) -> str:
+    """The same key in Python (tests, and callers hashing a text that is not stored)."""
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+# The folded key: is a second row with a stored id the same document? A later line (or file) with
+# the same id whose text differs only in case, ASCII whitespace runs, the ends' spaces or NFC is
+# an annotation of the stored document, not a conflict. Computed only for rows whose id is stored
+# and whose exact key differs, so it costs ingest nothing on the common path.
+# It is the md5 hex of the text lower-cased, ASCII whitespace runs folded to one space and trimmed,
+# NFC-composed when it holds combining marks (U+0300-036F, Hangul jamo,
 # kana voicing marks). The CASE fast paths skip the regex and NFC where they cannot change the
 # text: ~2.5x less time than applying both to every row (375 MB corpus, bench/ingest_bench.py).
 # The fold's regex leaves a lone space alone (replacing ' ' by ' ' changes nothing): every run it
@@ -88,7 +114,7 @@ _LOWER_NFC = ("lower(CASE WHEN strlen({col}) <> length({col}) AND regexp_matches
               "AND NOT contains({col}, chr(0)) THEN nfc_normalize({col}) ELSE {col} END)")
 _FOLDED = ("regexp_replace(regexp_replace(regexp_replace(N_, '^[ \\t\\n\\f\\r]+', ''), '[ \\t\\n\\f\\r]+$', ''), "
            "'[\\t\\n\\f\\r][ \\t\\n\\f\\r]*| [ \\t\\n\\f\\r]+', ' ', 'g')")
-_CONTENT_HASH_SQL = """md5(CASE
+_FOLDED_KEY_SQL = """md5(CASE
     WHEN contains({col}, '  ') OR contains({col}, chr(9)) OR contains({col}, chr(10))
          OR contains({col}, chr(12)) OR contains({col}, chr(13))
          OR starts_with({col}, ' ') OR ends_with({col}, ' ')
@@ -97,13 +123,13 @@ _CONTENT_HASH_SQL = """md5(CASE
     ELSE N_ END)""".replace("F_", _FOLDED).replace("S_", SPACE_SEPARATORS).replace("N_", _LOWER_NFC)
 
 
-def content_hash_sql(col: str) -> str:
-    """SQL for the exact-duplicate key of column `col`."""
-    return _CONTENT_HASH_SQL.replace("{col}", col)
+def folded_key_sql(col: str) -> str:
+    """SQL for the folded key of column `col` (same id, same document?)."""
+    return _FOLDED_KEY_SQL.replace("{col}", col)
 
 
-def content_hash(text: str) -> str:
-    """The same key in Python (tests, and callers hashing a text that is not stored)."""
+def folded_key(text: str) -> str:
+    """The folded key in Python (its reference in tests)."""
     import re
     import unicodedata
 
@@ -442,9 +468,10 @@ class IngestMemoryError(InputError):
 def _resolve_ids(con, cfg: IngestConfig, base: int) -> None:
     """Keep one document per id: its first line in the unit, unless the id was already stored.
 
-    A later line with the same id and the same (normalised) text is an annotation row; with a
-    different text it is quarantined with its own text, naming the line (and, from another file
-    of the unit, the file) it conflicts with.
+    A later line with the same id and the same text up to case, whitespace and NFC (the folded
+    key, computed only where the exact keys differ) is an annotation row; with a different text it
+    is quarantined with its own text, naming the line (and, from another file of the unit, the
+    file) it conflicts with.
     """
     corpus = cfg.corpus
     repeated = one(con, """SELECT count(*) FROM (SELECT eid FROM staging WHERE bad_reason IS NULL
@@ -458,10 +485,14 @@ def _resolve_ids(con, cfg: IngestConfig, base: int) -> None:
                 raw = (SELECT left(t.text, {RAW_KEEP_CHARS}) FROM documents t WHERE t.doc_id = {int(base)} + staging.line_no)
             FROM (SELECT r.*, u.path AS first_path FROM (
                       SELECT eid, arg_min(chash, line_no) AS first_hash, arg_min(fno, line_no) AS first_fno,
-                             arg_min(src_line, line_no) AS first_src
+                             arg_min(src_line, line_no) AS first_src, min(line_no) AS first_line
                       FROM staging WHERE bad_reason IS NULL GROUP BY eid HAVING count(*) > 1) r
                   JOIN unit_files u ON u.fno = r.first_fno) d
-            WHERE staging.eid = d.eid AND staging.bad_reason IS NULL AND staging.chash <> d.first_hash""").fetchall()
+            WHERE staging.eid = d.eid AND staging.bad_reason IS NULL AND staging.chash <> d.first_hash
+              AND (SELECT {folded_key_sql('t.text')} FROM documents t WHERE t.doc_id = {int(base)} + staging.line_no)
+                  IS DISTINCT FROM
+                  (SELECT {folded_key_sql('t.text')} FROM documents t WHERE t.doc_id = {int(base)} + d.first_line)
+            """).fetchall()
         con.execute("""
             DELETE FROM documents WHERE doc_id > ? AND corpus = ? AND doc_id - ? NOT IN (
                 SELECT min(line_no) FROM staging WHERE bad_reason IS NULL GROUP BY eid)""",
@@ -479,7 +510,8 @@ def _resolve_ids(con, cfg: IngestConfig, base: int) -> None:
             FROM (SELECT st.line_no, o.source_path, o.source_line, left(n.text, {RAW_KEEP_CHARS}) AS raw_text
                   FROM staging st JOIN documents o ON o.corpus = ? AND o.doc_id <= ? AND o.ext_id = st.eid
                   LEFT JOIN documents n ON n.doc_id = ? + st.line_no
-                  WHERE st.bad_reason IS NULL AND o.content_hash <> st.chash) s
+                  WHERE st.bad_reason IS NULL AND o.content_hash <> st.chash
+                        AND {folded_key_sql('o.text')} IS DISTINCT FROM {folded_key_sql('n.text')}) s
             WHERE staging.line_no = s.line_no""", [corpus, base, base]).fetchall()
         con.execute("""
             DELETE FROM documents WHERE doc_id > ? AND corpus = ? AND ext_id IN (

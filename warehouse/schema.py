@@ -313,6 +313,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 PRIMARY KEY (corpus, sig_key, fingerprint))""",
         ],
     ),
+    (
+        19,
+        ("the exact-duplicate key is md5 of the text as stored (byte-identical copies); it folded case, "
+         "whitespace and NFC before, which dedup's MinHash folding already covers (a folded copy is a "
+         "near duplicate at Jaccard 1.0). Stored keys are rewritten, so a re-ingest of unchanged files "
+         "changes nothing; dedup, contamination and tracing results are recomputed once"),
+        ["UPDATE documents SET content_hash = md5(text) WHERE content_hash <> md5(text)"],
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -62,7 +62,7 @@ def test_pair_precision_and_recall_against_planted_truth(planted):
     groups: dict[str, set[str]] = {}
     for g in truth["exact_groups"]:
         groups.setdefault(g[0], set()).update(g)
-    for nd in truth["near_duplicates"]:
+    for nd in truth["near_duplicates"] + truth["reformatted"]:
         groups.setdefault(nd["source"], {nd["source"]}).add(nd["id"])
     true_pairs = set()
     for members in groups.values():
@@ -98,10 +98,15 @@ def test_exactly_one_survivor_and_no_unmatched_removal(planted):
             assert matched is not None and decisions.get(matched, (True,))[0], f"{doc} matched a dropped doc"
             assert ref_jaccard(texts[doc], texts[matched]) >= 0.8 - 1e-9
     truth = planted["truth"]
+    groups: dict[str, set[str]] = {}
     for g in truth["exact_groups"]:
-        survivors = [d for d in g if decisions.get(d, (True,))[0]]
-        assert len(survivors) == 1, g
-    random_docs = set(texts) - {d for g in truth["exact_groups"] for d in g} - {
+        groups.setdefault(g[0], set()).update(g)
+    for r in truth["reformatted"]:  # re-cased or re-spaced: not byte-identical, a near duplicate at J = 1
+        groups.setdefault(r["source"], {r["source"]}).add(r["id"])
+    for members in groups.values():
+        survivors = [d for d in members if decisions.get(d, (True,))[0]]
+        assert len(survivors) == 1, members
+    random_docs = set(texts) - {d for g in groups.values() for d in g} - {
         n["id"] for n in truth["near_duplicates"]} - {n["source"] for n in truth["near_duplicates"]}
     assert not [d for d in random_docs if not decisions.get(d, (True,))[0]]
 
@@ -136,6 +141,33 @@ def test_query_finds_stored_near_duplicate(planted):
                                  DedupConfig()) == []
     with pytest.raises(ValueError, match="empty"):
         query_near_duplicates(planted["db"], "c", "  ", DedupConfig())
+
+
+def test_a_copy_that_differs_in_case_spacing_or_normal_form_is_a_near_duplicate_at_one(tmp_path):
+    """The exact key is md5 of the bytes (as NeMo Curator's); a re-cased, re-spaced or decomposed
+    copy is left to MinHash, whose folding (NFKC, casefold, whitespace) gives it Jaccard 1.0."""
+    base = "The café serves twelve kinds of bread and soup every morning before the market opens"
+    rows = [{"id": "src", "text": base}, {"id": "bytes", "text": base},
+            {"id": "upper", "text": base.upper()},
+            {"id": "spaces", "text": "  " + base.replace(" ", "\n\t ", 4) + "\r\n"},
+            {"id": "nfd", "text": base.replace("é", "e\u0301")},
+            {"id": "zh", "text": "数据清洗是训练语言模型之前最重要的一步，重复的文档会浪费算力"},
+            {"id": "zh-wide", "text": "数据清洗是训练语言模型之前最重要的一步，重复的文档会浪费算力".replace("，", ",  ")}]
+    f = tmp_path / "copies.jsonl"
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    db = str(tmp_path / "k.duckdb")
+    con = connect(db)
+    ingest_paths(con, [f], IngestConfig("k"))
+    con.close()
+    r = dedup_corpus(db, "k", DedupConfig())
+    assert (r["exact_dropped"], r["near_dropped"], r["docs_out"]) == (1, 4, 2)
+    con = connect(db)
+    got = dict(con.execute("""SELECT d.ext_id, x.reason || ' ' || m.ext_id || ' ' || round(x.similarity, 3)
+                              FROM dedup_decisions x JOIN documents d ON d.doc_id = x.doc_id
+                              JOIN documents m ON m.doc_id = x.matched_doc WHERE NOT x.keep""").fetchall())
+    con.close()
+    assert got == {"bytes": "exact duplicate src 1.0", "upper": "near duplicate src 1.0", "spaces": "near duplicate src 1.0",
+                   "nfd": "near duplicate src 1.0", "zh-wide": "near duplicate zh 1.0"}
 
 
 def test_bad_and_tiny_corpora(tmp_path):

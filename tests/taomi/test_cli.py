@@ -25,7 +25,7 @@ def test_ingest_stats_corpora_json(db, sample):
     s = json.loads(invoke("--db", db, "stats", "demo", "--json").stdout)
     assert s["documents"] == sample["docs"]
     truth = sample["truth_data"]
-    assert s["exact_duplicate_docs"] == sum(len(g) - 1 for g in truth["exact_groups"])
+    assert s["exact_duplicate_docs"] == sum(len(g) - 1 for g in truth["exact_groups"])  # byte-identical only
     assert s["annotations"]["rows"] == sample["annotation_rows"]
     c = json.loads(invoke("--db", db, "corpora", "--json").stdout)
     assert [row["corpus"] for row in c] == ["demo"]

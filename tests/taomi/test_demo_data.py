@@ -29,8 +29,11 @@ def test_planted_truth_matches_files(sample):
         docs[rec["id"]] = rec
     assert len(docs) == sample["docs"]
     for group in truth["exact_groups"]:
-        norm = {" ".join(docs[d]["text"].lower().split()) for d in group}
-        assert len(norm) == 1
+        assert len({docs[d]["text"] for d in group}) == 1  # byte-identical
+    assert truth["reformatted"]
+    for r in truth["reformatted"]:
+        a, b = docs[r["id"]]["text"], docs[r["source"]]["text"]
+        assert a != b and " ".join(a.lower().split()) == " ".join(b.lower().split())
     for near in truth["near_duplicates"]:
         assert docs[near["id"]]["text"] != docs[near["source"]]["text"]
     assert set(truth["noisy_labels"]) <= set(truth["true_labels"])

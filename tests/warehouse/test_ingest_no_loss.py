@@ -46,6 +46,20 @@ def test_same_id_same_text_in_another_file_is_the_same_document(con, tmp_path):
     assert (count(con, "documents"), count(con, "annotations"), count(con, "quarantine")) == (1, 2, 0)
 
 
+def test_same_id_with_the_text_recased_or_respaced_in_a_later_call_is_the_same_document(con, tmp_path):
+    """The stored key is md5 of the bytes; whether a row with a stored id is that document still
+    folds case, whitespace and NFC, so a second annotator's export is not a conflict."""
+    a = jsonl(tmp_path / "a.jsonl", [{"id": 1, "text": "Same  text, café", "annotator": "x", "label": "p"},
+                                     {"id": 2, "text": "other", "annotator": "x", "label": "p"}])
+    ingest_paths(con, [a], IngestConfig("c"))
+    b = jsonl(tmp_path / "b.jsonl", [{"id": 1, "text": "same text,\ncafe\u0301 ", "annotator": "y", "label": "q"},
+                                     {"id": 2, "text": "another", "annotator": "y", "label": "q"}])
+    r = ingest_paths(con, [b], IngestConfig("c"))[0]
+    assert (r.rows_new, r.rows_existing, r.rows_quarantined, r.annotations_new) == (0, 1, 1, 1)
+    assert one(con, "SELECT text FROM documents WHERE ext_id = '1'")[0] == "Same  text, café"  # the first kept
+    assert one(con, "SELECT reason FROM quarantine")[0] == f"id already stored from {a} line 2 with a different text"
+
+
 def test_wrong_text_field_is_refused_before_writing_and_the_retry_works(con, tmp_path):
     f = jsonl(tmp_path / "d.jsonl", [{"id": i, "body": f"text {i}"} for i in range(5)])
     with pytest.raises(InputError, match=r"d.jsonl: no field 'text' in the first 5 JSON objects "
