@@ -143,6 +143,17 @@ def test_query_finds_stored_near_duplicate(planted):
         query_near_duplicates(planted["db"], "c", "  ", DedupConfig())
 
 
+def _ingest_and_dedup(tmp_path: Path, corpus: str, rows: list[dict]) -> tuple[str, dict]:
+    """`rows` as a JSON lines file, ingested into a new warehouse as `corpus`, then deduplicated."""
+    f = tmp_path / f"{corpus}.jsonl"
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    db = str(tmp_path / f"{corpus}.duckdb")
+    con = connect(db)
+    ingest_paths(con, [f], IngestConfig(corpus))
+    con.close()
+    return db, dedup_corpus(db, corpus, DedupConfig())
+
+
 def test_a_copy_that_differs_in_case_spacing_or_normal_form_is_a_near_duplicate_at_one(tmp_path):
     """The exact key is md5 of the bytes (as NeMo Curator's); a re-cased, re-spaced or decomposed
     copy is left to MinHash, whose folding (NFKC, casefold, whitespace) gives it Jaccard 1.0."""
@@ -153,34 +164,23 @@ def test_a_copy_that_differs_in_case_spacing_or_normal_form_is_a_near_duplicate_
             {"id": "nfd", "text": base.replace("é", "e\u0301")},
             {"id": "zh", "text": "数据清洗是训练语言模型之前最重要的一步，重复的文档会浪费算力"},
             {"id": "zh-wide", "text": "数据清洗是训练语言模型之前最重要的一步，重复的文档会浪费算力".replace("，", ",  ")}]
-    f = tmp_path / "copies.jsonl"
-    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
-    db = str(tmp_path / "k.duckdb")
-    con = connect(db)
-    ingest_paths(con, [f], IngestConfig("k"))
-    con.close()
-    r = dedup_corpus(db, "k", DedupConfig())
+    db, r = _ingest_and_dedup(tmp_path, "k", rows)
     assert (r["exact_dropped"], r["near_dropped"], r["docs_out"]) == (1, 4, 2)
     con = connect(db)
     got = dict(con.execute("""SELECT d.ext_id, x.reason || ' ' || m.ext_id || ' ' || round(x.similarity, 3)
                               FROM dedup_decisions x JOIN documents d ON d.doc_id = x.doc_id
                               JOIN documents m ON m.doc_id = x.matched_doc WHERE NOT x.keep""").fetchall())
     con.close()
-    assert got == {"bytes": "exact duplicate src 1.0", "upper": "near duplicate src 1.0", "spaces": "near duplicate src 1.0",
-                   "nfd": "near duplicate src 1.0", "zh-wide": "near duplicate zh 1.0"}
+    assert got == {"bytes": "exact duplicate src 1.0", "upper": "near duplicate src 1.0",
+                   "spaces": "near duplicate src 1.0", "nfd": "near duplicate src 1.0",
+                   "zh-wide": "near duplicate zh 1.0"}
 
 
 def test_bad_and_tiny_corpora(tmp_path):
-    f = tmp_path / "odd.jsonl"
     rows = [{"id": "one", "text": "word"}, {"id": "short", "text": "only three words"},
             {"id": "short2", "text": "Only three words!"}, {"id": "cjk", "text": "机器学习是人工智能的一个分支"},
             {"id": "cjk2", "text": "机器学习是人工智能的一个分支"}, {"id": "emoji", "text": "🚀 🚀 🚀"}]
-    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
-    db = str(tmp_path / "o.duckdb")
-    con = connect(db)
-    ingest_paths(con, [f], IngestConfig("odd"))
-    con.close()
-    r = dedup_corpus(db, "odd", DedupConfig())
+    db, r = _ingest_and_dedup(tmp_path, "odd", rows)
     assert (r["exact_dropped"], r["near_dropped"], r["docs_out"]) == (1, 1, 4)  # "!" differs: near, J = 1
     g = tmp_path / "single.jsonl"
     g.write_text(json.dumps({"id": "x", "text": "just one document in this corpus"}) + "\n")
