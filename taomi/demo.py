@@ -85,8 +85,8 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
     t0 = time.perf_counter()
     data = generate(workdir / "data", DemoConfig(docs=docs, seed=seed))
     say("1. sample corpus", f": {data['docs']:,} documents with {data['exact_duplicates']} planted exact, "
-        f"{data['reformatted_duplicates']} re-cased or re-spaced and {data['near_duplicates']} near duplicates, {data['labelled']} labelled items, "
-        f"{data['broken_lines']} broken lines -> {workdir / 'data'}")
+        f"{data['reformatted_duplicates']} re-cased or re-spaced and {data['near_duplicates']} near duplicates, "
+        f"{data['labelled']} labelled items, {data['broken_lines']} broken lines -> {workdir / 'data'}")
     cfg_path = workdir / "pipeline.toml"
     home.write_text(cfg_path.name, DEMO_CONFIG.format(path=cfg_path, db=Path(db).resolve(), truth=data["truth"],
                                                       plot=workdir / "plots" / "curriculum.png", plots=workdir / "plots",
@@ -106,7 +106,8 @@ def run_demo(workdir: Path, db: str, docs: int = 5000, seed: int = 0, console: C
     say("3. dedup", f": corpus {dd['docs_in']:,} documents -> {dd['docs_out']:,} kept; removed "
         f"{dd['exact_dropped']:,} exact and {dd['near_dropped']:,} near duplicates (J >= 0.8, {dd['bands']}x{dd['rows']} "
         f"bands, {dd['candidate_pairs']:,} candidates, every one verified); the generator planted "
-        f"{data['exact_duplicates'] + data['reformatted_duplicates'] + data['near_duplicates']:,} copies, some edited below J = 0.8 on purpose")
+        f"{data['exact_duplicates'] + data['reformatted_duplicates'] + data['near_duplicates']:,} copies, some "
+        "edited below J = 0.8 on purpose")
     if console and dd["largest_clusters"]:
         emit(dd["largest_clusters"][:3], False, title="largest duplicate clusters", console=console)
     lab = cur["labels"]

@@ -11,11 +11,12 @@ share no 13 words in a row and must stay clean.
 Writes into OUTDIR:
 - `corpus.jsonl`: English-like documents (topic vocabulary + Zipfian common words, sentences,
   punctuation, accents, CJK, emoji), planted byte-identical copies, reformatted copies (differing
-  only in case or whitespace: near duplicates at Jaccard 1.0) and near-duplicates with controlled edit rates, a labelled subset whose given
-  `label` carries planted noise, and a few deliberately broken lines;
+  only in case or whitespace: near duplicates at Jaccard 1.0) and near-duplicates with controlled
+  edit rates, a labelled subset whose given `label` carries planted noise, and a few deliberately
+  broken lines;
 - `labels.jsonl`: one row per (item, annotator, label), annotators of planted accuracy;
-- `truth.json`: the planted ground truth (duplicate groups, edit rates, true labels, noisy items,
-  annotator accuracies, broken lines).
+- `truth.json`: the planted ground truth (byte-identical groups, reformatted copies, edit rates,
+  true labels, noisy items, annotator accuracies, broken lines).
 """
 
 from __future__ import annotations

@@ -501,7 +501,9 @@ def _resolve_ids(con, cfg: IngestConfig, base: int) -> None:
                    [corpus, base]):
         # An id stored earlier (another file, or an older version of this one): the same text is
         # the same document (its labels are still taken); a different text is quarantined, naming
-        # where the stored one came from. Never dropped silently.
+        # where the stored one came from. Never dropped silently. "The same" is the folded key,
+        # taken of the unit's kept row for the id (`k`): a later row of the id in this unit was
+        # folded-equal to it, and has left `documents` already.
         con.execute(f"""
             UPDATE staging SET bad_field = {lit(cfg.id_field)},
                 bad_reason = 'id already stored from ' || s.source_path || ' line ' || s.source_line
@@ -510,9 +512,12 @@ def _resolve_ids(con, cfg: IngestConfig, base: int) -> None:
             FROM (SELECT st.line_no, o.source_path, o.source_line, left(n.text, {RAW_KEEP_CHARS}) AS raw_text
                   FROM staging st JOIN documents o ON o.corpus = ? AND o.doc_id <= ? AND o.ext_id = st.eid
                   LEFT JOIN documents n ON n.doc_id = ? + st.line_no
+                  JOIN (SELECT eid, min(line_no) AS first_line FROM staging WHERE bad_reason IS NULL
+                        GROUP BY eid) f ON f.eid = st.eid
+                  LEFT JOIN documents k ON k.doc_id = ? + f.first_line
                   WHERE st.bad_reason IS NULL AND o.content_hash <> st.chash
-                        AND {folded_key_sql('o.text')} IS DISTINCT FROM {folded_key_sql('n.text')}) s
-            WHERE staging.line_no = s.line_no""", [corpus, base, base]).fetchall()
+                        AND {folded_key_sql('o.text')} IS DISTINCT FROM {folded_key_sql('k.text')}) s
+            WHERE staging.line_no = s.line_no""", [corpus, base, base, base]).fetchall()
         con.execute("""
             DELETE FROM documents WHERE doc_id > ? AND corpus = ? AND ext_id IN (
                 SELECT ext_id FROM documents WHERE corpus = ? AND doc_id <= ?)""",

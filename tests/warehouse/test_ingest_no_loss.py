@@ -58,6 +58,11 @@ def test_same_id_with_the_text_recased_or_respaced_in_a_later_call_is_the_same_d
     assert (r.rows_new, r.rows_existing, r.rows_quarantined, r.annotations_new) == (0, 1, 1, 1)
     assert one(con, "SELECT text FROM documents WHERE ext_id = '1'")[0] == "Same  text, café"  # the first kept
     assert one(con, "SELECT reason FROM quarantine")[0] == f"id already stored from {a} line 2 with a different text"
+    # the id twice more in one file, each re-spaced or re-cased: both are annotations of the stored one
+    c = jsonl(tmp_path / "c.jsonl", [{"id": 1, "text": "SAME TEXT, CAFÉ", "annotator": "z", "label": "p"},
+                                     {"id": 1, "text": "same\ttext, café", "annotator": "w", "label": "p"}])
+    r = ingest_paths(con, [c], IngestConfig("c"))[0]
+    assert (r.rows_new, r.rows_existing, r.rows_quarantined, r.annotations_new) == (0, 1, 0, 2)
 
 
 def test_wrong_text_field_is_refused_before_writing_and_the_retry_works(con, tmp_path):
