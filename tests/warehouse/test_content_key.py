@@ -2,9 +2,9 @@
 text's UTF-8 bytes, as `hashlib` computes it, NUL characters and all.
 
 The folded key (folded_key_sql: does a second row with a stored id hold the same document?) and
-its Python reference (folded_key) agree on random text built from the characters the definition treats
-apart: each ASCII whitespace, other whitespace and space separators (DuckDB's trim removes them
-at the ends of a folded text), combining marks, Hangul jamo, NUL. The random test found two
+its Python reference (folded_key) agree on random text built from the characters the definition
+treats apart: each ASCII whitespace, other whitespace and space separators (DuckDB's trim removes
+them at the ends of a folded text), combining marks, Hangul jamo, NUL. The random test found two
 faults, fixed: DuckDB's nfc_normalize stopped at a NUL, so 'é\\0abc' and 'é\\0xyz' shared a key,
 and the reference trimmed only U+0020."""
 
