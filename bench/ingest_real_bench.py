@@ -93,15 +93,20 @@ def cjk_corpus(path: Path, copies: int) -> int:
     return copies * len(docs)
 
 
-def taomi(db: Path, *args: str) -> tuple[float, int]:
-    """(seconds, peak RSS MB) of one `taomi` command in a fresh process."""
+def timed_command(*argv: str) -> tuple[float, int]:
+    """(seconds, peak RSS MB) of one command in a fresh process, timed by a probe process."""
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); r = subprocess.run(sys.argv[1:], "
              "capture_output=True); print(r.returncode, time.perf_counter() - t, "
              "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "taomi", "--db", str(db), *args],
-                         capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, cwd=ROOT,
+                         check=True).stdout.split()
     assert out[0] == "0", out
     return float(out[1]), int(out[2]) // 1024
+
+
+def taomi(db: Path, *args: str) -> tuple[float, int]:
+    """(seconds, peak RSS MB) of one `taomi` command in a fresh process."""
+    return timed_command(sys.executable, "-m", "taomi", "--db", str(db), *args)
 
 
 IN_PROCESS = """
@@ -155,12 +160,7 @@ con.close()
 def duckdb_process(db: Path, source: str) -> float:
     """DuckDB's md5 CTAS as a command, timed as `taomi` is: a fresh Python process that imports
     duckdb and runs the statement (what the CLI figure is fairly compared with)."""
-    probe = ("import subprocess, sys, time; t = time.perf_counter(); r = subprocess.run(sys.argv[1:]); "
-             "print(r.returncode, time.perf_counter() - t)")
-    out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-c", DUCKDB_PROCESS, str(db), source],
-                         capture_output=True, text=True, check=True).stdout.split()
-    assert out[0] == "0", out
-    return float(out[1])
+    return timed_command(sys.executable, "-c", DUCKDB_PROCESS, str(db), source)[0]
 
 
 def main() -> None:

@@ -55,12 +55,12 @@ def _artifact(key: str, title: str, lines: list[str], table: list[dict] | None =
 def ingest_t(db: str, corpus: str, paths: list[str], fields: dict, tokenizer: str = "cl100k_base") -> dict:
     from warehouse.db import session
     from warehouse.ingest import IngestConfig, ingest_paths
-    from warehouse.readers import expand_inputs, held_out_splits
+    from warehouse.readers import expand_inputs, held_out_note, held_out_splits
 
     held_out = held_out_splits(paths, expand_inputs(paths))
     for split, names in held_out.items():
-        get_run_logger().warning(f"{len(names)} file(s) of the {split} split by their names (e.g. {names[0]}) go "
-                                 f"into '{corpus}' with the rest; name the training files in `paths` to keep them out")
+        get_run_logger().warning(f"{held_out_note(corpus, split, names)}; name the training files in `paths` "
+                                 "to keep them out")
     with session(db) as con:
         res = [r.as_dict() for r in ingest_paths(con, paths, IngestConfig(corpus, **fields))]
     if tokenizer != "none":

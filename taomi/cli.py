@@ -99,7 +99,7 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
     """Ingest files into a corpus; bad rows go to quarantine, re-ingesting a file is a no-op."""
     from warehouse.db import bulk_session
     from warehouse.ingest import IngestConfig, InputError, PartialIngest, ingest_paths
-    from warehouse.readers import check_input, expand_inputs, held_out_splits
+    from warehouse.readers import check_input, expand_inputs, held_out_note, held_out_splits
 
     try:
         from curation.shards import parse_bytes
@@ -115,9 +115,8 @@ def ingest(paths: list[str] = typer.Argument(..., help="Files, folders (read rec
             check_input(f, cfg.fields())
         held_out = held_out_splits(paths, files)
         for split, names in held_out.items():  # said before the work, on stderr (stdout stays the report)
-            print(f"note: {len(names):,} file(s) of the {split} split by their names (e.g. {names[0]}) go into "
-                  f"'{corpus}' with the rest; to keep them out, name the training files (e.g. 'DIR/**/train*')",
-                  file=sys.stderr)
+            print(f"note: {held_out_note(corpus, split, names)}; to keep them out, name the training files "
+                  "(e.g. 'DIR/**/train*')", file=sys.stderr)
         if tokenizer != "none":
             from curation.tokens import Tokenizer
 

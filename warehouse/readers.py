@@ -170,6 +170,12 @@ def held_out_splits(paths: list[str | os.PathLike], files: list[Path]) -> dict[s
     return out
 
 
+def held_out_note(corpus: str, split: str, names: list[str]) -> str:
+    """What ingest says of the files of a held-out split it takes in (the CLI and `taomi run`)."""
+    return (f"{len(names):,} file(s) of the {split} split by their names (e.g. {names[0]}) go into '{corpus}' "
+            "with the rest")
+
+
 def check_input(path: str | os.PathLike, fields: Fields | None = None) -> tuple[Path, str, bool]:
     """Validate a path before anything is written: exists, readable, known and parseable format,
     and (given `fields`) the text field present where the format says so up front."""
